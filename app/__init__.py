@@ -1,0 +1,1 @@
+"""Jiahe (家和): county family health & welfare field-work API."""

@@ -1,0 +1,164 @@
+"""Command line: ``jiahe serve | migrate | seed-demo | users create | areas import``."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.config import ConfigError, get_settings
+from app.core.db import make_engine, make_sessionmaker
+from app.core.errors import AppError
+from app.core.logging import configure_logging
+from app.core.migrations import current_revision, head_revision, upgrade
+
+T = TypeVar("T")
+
+cli = typer.Typer(help="Jiahe 家和 service", no_args_is_help=True, add_completion=False)
+users_cli = typer.Typer(help="Manage users", no_args_is_help=True)
+areas_cli = typer.Typer(help="Manage areas", no_args_is_help=True)
+cli.add_typer(users_cli, name="users")
+cli.add_typer(areas_cli, name="areas")
+
+
+def _run_in_session(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """One transaction around ``work``, committed on success."""
+    settings = get_settings()
+
+    async def _main() -> T:
+        engine = make_engine(settings)
+        try:
+            async with make_sessionmaker(engine)() as session:
+                result = await work(session)
+                await session.commit()
+                return result
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(_main())
+
+
+def _fail(err: AppError) -> None:
+    typer.echo(f"error: {err.detail} ({err.code})", err=True)
+    for e in err.errors or []:
+        typer.echo(f"  {e.field}: {e.message}", err=True)
+    raise typer.Exit(1)
+
+
+@cli.command()
+def migrate() -> None:
+    """Upgrade the database schema to the latest migration."""
+    settings = get_settings()
+    upgrade(settings.database_url)
+    typer.echo(f"schema at {head_revision(settings.database_url)}")
+
+
+def _schema_current() -> bool:
+    settings = get_settings()
+
+    async def _check() -> bool:
+        engine = make_engine(settings)
+        try:
+            return await current_revision(engine) == head_revision(settings.database_url)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(_check())
+
+
+@cli.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes")] = 1,
+    do_migrate: Annotated[
+        bool, typer.Option("--migrate", help="Upgrade the schema first if it is behind")
+    ] = False,
+) -> None:
+    """Serve the API (refuses an outdated schema unless --migrate)."""
+    import uvicorn
+
+    try:
+        settings = get_settings()
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    configure_logging(settings.log_level)
+    if not _schema_current():
+        if not do_migrate:
+            typer.echo(
+                "error: database schema is not current; run `jiahe migrate` or pass --migrate",
+                err=True,
+            )
+            raise typer.Exit(3)
+        upgrade(settings.database_url)
+    uvicorn.run("app.main:app", host=host, port=port, workers=workers, log_config=None, access_log=False)
+
+
+@cli.command("seed-demo")
+def seed_demo() -> None:
+    """Create the demo county 430122 with users of every role (idempotent)."""
+    from app.services.demo import DEMO_USERS
+    from app.services.demo import seed_demo as run
+
+    created = _run_in_session(run)
+    typer.echo(f"demo ready ({created} new rows). Users (password):")
+    for username, password, role, _area, _name in DEMO_USERS:
+        typer.echo(f"  {username:<14} {password:<20} {role}")
+
+
+@users_cli.command("create")
+def users_create(
+    username: Annotated[str, typer.Option()],
+    role: Annotated[str, typer.Option()],
+    area: Annotated[str, typer.Option(help="12-digit area code")],
+    display_name: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    """Create a user; the password is read from standard input."""
+    from pydantic import ValidationError
+
+    from app.models.users import UserCreate
+    from app.services.users import create_user
+
+    password = sys.stdin.readline().rstrip("\n")
+    try:
+        data = UserCreate(
+            username=username,
+            password=password,
+            role=role,  # type: ignore[arg-type]
+            area_code=area,
+            display_name=display_name or username,
+        )
+    except ValidationError as exc:
+        for e in exc.errors():
+            typer.echo(f"error: {'.'.join(map(str, e['loc']))}: {e['msg']}", err=True)
+        raise typer.Exit(1) from None
+    try:
+        user = _run_in_session(lambda s: create_user(s, None, data))
+    except AppError as err:
+        _fail(err)
+        return
+    typer.echo(f"created user {user.username} ({user.id})")
+
+
+@areas_cli.command("import")
+def areas_import(file: Annotated[Path, typer.Argument(exists=True, dir_okay=False)]) -> None:
+    """Import areas from a CSV with header code,name (all rows or none)."""
+    from app.services.areas import import_areas
+
+    content = file.read_bytes()
+    try:
+        report = _run_in_session(lambda s: import_areas(s, content))
+    except AppError as err:
+        _fail(err)
+        return
+    typer.echo(f"imported: {report.created} created, {report.renamed} renamed, {report.unchanged} unchanged")
+
+
+def main() -> None:
+    cli()

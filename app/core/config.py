@@ -1,0 +1,172 @@
+"""Settings from environment variables (prefix ``JIAHE_``).
+
+In development, missing secrets (JWT signing key, field-encryption keys) are generated once and
+kept in ``.jiahe-dev-secrets.json`` in the working folder so that a restart does not log everybody
+out; a warning says so. With ``JIAHE_ENV=production`` the service refuses to start without them.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+log = logging.getLogger("jiahe.config")
+
+DEV_SECRETS_FILE = ".jiahe-dev-secrets.json"
+
+
+class ConfigError(RuntimeError):
+    """The configuration cannot run (raised at start-up, never during a request)."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="JIAHE_", extra="ignore")
+
+    env: Literal["development", "test", "production"] = "development"
+    database_url: str = "sqlite+aiosqlite:///./jiahe.db"
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    db_max_overflow: int = Field(default=10, ge=0, le=200)
+    db_echo: bool = False
+
+    # JSON object {kid: PEM private key (EC P-256)}; the active kid signs, every kid verifies.
+    jwt_private_keys: str | None = None
+    jwt_active_kid: str | None = None
+    # JSON object {kid: PEM public key}: retired keys that still verify until their tokens expire.
+    jwt_public_keys: str | None = None
+    jwt_issuer: str = "jiahe"
+    jwt_audience: str = "jiahe-api"
+    jwt_leeway_seconds: int = Field(default=10, ge=0, le=120)
+    access_token_minutes: int = Field(default=15, ge=1, le=15)
+    refresh_token_days: int = Field(default=30, ge=1, le=365)
+    refresh_reuse_grace_seconds: int = Field(default=60, ge=0, le=600)
+
+    # Field encryption for sensitive values: JSON object {key_id: base64 32-byte key}
+    field_keys: str | None = None
+    field_active_key_id: str | None = None
+    # Key for the keyed hash (blind index) of ID numbers, base64 32 bytes. Never rotated casually:
+    # every stored index depends on it.
+    blind_index_key: str | None = None
+
+    cors_origins: list[str] = Field(default_factory=list)
+    log_level: str = "INFO"
+    metrics_public: bool = True
+
+    # Failed-login throttling (per username and per client address, in a moving window)
+    login_window_seconds: int = 900
+    login_slow_after: int = 5
+    login_block_after: int = 10
+    login_slow_seconds: float = 1.0
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, v: object) -> object:
+        if isinstance(v, str) and not v.strip().startswith("["):
+            return [o.strip() for o in v.split(",") if o.strip()]
+        return v
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def signing_keys(self) -> tuple[str, dict[str, str], dict[str, str]]:
+        """(active kid, {kid: private PEM}, {kid: public PEM}) for every verifying key."""
+        assert self.jwt_private_keys is not None
+        assert self.jwt_active_kid is not None
+        private: dict[str, str] = json.loads(self.jwt_private_keys)
+        public: dict[str, str] = {}
+        for kid, pem in private.items():
+            key = serialization.load_pem_private_key(pem.encode(), password=None)
+            if not isinstance(key, ec.EllipticCurvePrivateKey):
+                raise ConfigError(f"JWT key {kid!r} is not an EC private key")
+            public[kid] = (
+                key.public_key()
+                .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+                .decode()
+            )
+        if self.jwt_public_keys:
+            for kid, pem in json.loads(self.jwt_public_keys).items():
+                public.setdefault(kid, pem)
+        if self.jwt_active_kid not in private:
+            raise ConfigError("JIAHE_JWT_ACTIVE_KID names no key in JIAHE_JWT_PRIVATE_KEYS")
+        return self.jwt_active_kid, private, public
+
+    def field_key_map(self) -> tuple[str, dict[str, bytes]]:
+        assert self.field_keys is not None
+        assert self.field_active_key_id is not None
+        keys = {k: base64.b64decode(v) for k, v in json.loads(self.field_keys).items()}
+        if any(len(k) != 32 for k in keys.values()):
+            raise ConfigError("JIAHE_FIELD_KEYS must hold base64 32-byte keys")
+        if self.field_active_key_id not in keys:
+            raise ConfigError("JIAHE_FIELD_ACTIVE_KEY_ID names no key in JIAHE_FIELD_KEYS")
+        return self.field_active_key_id, keys
+
+    def blind_key(self) -> bytes:
+        assert self.blind_index_key is not None
+        return base64.b64decode(self.blind_index_key)
+
+
+def new_ec_private_pem() -> str:
+    key = ec.generate_private_key(ec.SECP256R1())
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+
+
+def _generate_dev_secrets() -> dict[str, str]:
+    return {
+        "jwt_private_keys": json.dumps({"dev-1": new_ec_private_pem()}),
+        "jwt_active_kid": "dev-1",
+        "field_keys": json.dumps({"f1": base64.b64encode(secrets.token_bytes(32)).decode()}),
+        "field_active_key_id": "f1",
+        "blind_index_key": base64.b64encode(secrets.token_bytes(32)).decode(),
+    }
+
+
+SECRET_FIELDS = (
+    "jwt_private_keys",
+    "jwt_active_kid",
+    "field_keys",
+    "field_active_key_id",
+    "blind_index_key",
+)
+
+
+def complete_secrets(settings: Settings) -> Settings:
+    """Fill missing secrets in development; refuse in production."""
+    missing = [f for f in SECRET_FIELDS if not getattr(settings, f)]
+    if not missing:
+        return settings
+    if settings.env == "production":
+        names = ", ".join("JIAHE_" + f.upper() for f in missing)
+        raise ConfigError(f"production refuses to start without: {names}")
+    path = Path(os.environ.get("JIAHE_DEV_SECRETS_FILE", DEV_SECRETS_FILE))
+    stored: dict[str, str] = {}
+    if path.exists():
+        stored = json.loads(path.read_text())
+    if not all(stored.get(f) for f in missing):
+        stored = {**_generate_dev_secrets(), **{k: v for k, v in stored.items() if v}}
+        path.write_text(json.dumps(stored))
+        path.chmod(0o600)
+        log.warning(
+            "generated development secrets",
+            extra={"file": str(path), "fields": missing},
+        )
+    return settings.model_copy(update={f: stored[f] for f in missing})
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return complete_secrets(Settings())

@@ -1,0 +1,105 @@
+"""Keyset pagination: ``limit`` and an opaque ``cursor`` holding the last row's sort key.
+
+Stable under concurrent inserts, no OFFSET scans: the next page is ``WHERE (k1, …, id) > (…)``
+ordered by the same key, which always ends in the primary key.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from datetime import date, datetime
+from typing import Annotated, Any, Generic, TypeVar
+
+from fastapi import Query
+from pydantic import BaseModel
+from sqlalchemy import Select, literal, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.errors import ValidationFailed
+
+T = TypeVar("T")
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 500
+
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size (max 500)")]
+Cursor = Annotated[str | None, Query(max_length=512, description="Opaque cursor from a page")]
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None
+
+
+def _enc(v: Any) -> Any:
+    if isinstance(v, uuid.UUID | datetime | date):
+        return v.isoformat() if not isinstance(v, uuid.UUID) else str(v)
+    return v
+
+
+def encode_cursor(values: list[Any]) -> str:
+    raw = json.dumps([_enc(v) for v in values], separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _dec(v: Any, python_type: type) -> Any:
+    if v is None:
+        return None
+    if python_type is uuid.UUID:
+        return uuid.UUID(str(v))
+    if python_type is datetime:
+        return datetime.fromisoformat(str(v))
+    if python_type is date:
+        return date.fromisoformat(str(v))
+    if python_type is int:
+        return int(v)
+    return str(v)
+
+
+def decode_cursor(cursor: str, columns: list[Any]) -> list[Any]:
+    bad = ValidationFailed("The cursor is not valid", code="invalid_cursor")
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        values = json.loads(raw)
+        if not isinstance(values, list) or len(values) != len(columns):
+            raise bad
+        out = []
+        for v, col in zip(values, columns, strict=True):
+            try:
+                pt = col.type.python_type
+            except NotImplementedError:
+                pt = str
+            out.append(_dec(v, pt))
+        return out
+    except (ValueError, TypeError):
+        raise bad from None
+
+
+async def paginate(
+    session: AsyncSession,
+    stmt: Select[Any],
+    *,
+    order: list[Any],
+    limit: int,
+    cursor: str | None,
+    descending: bool = False,
+) -> tuple[list[Any], str | None]:
+    """Rows of one page and the cursor of the next (None on the last page).
+
+    ``order`` lists the sort columns, ending with a unique one (the id); columns must not be null.
+    """
+    if cursor:
+        values = decode_cursor(cursor, order)
+        key = tuple_(*order)
+        bound = tuple_(*[literal(v, type_=c.type) for v, c in zip(values, order, strict=True)])
+        stmt = stmt.where(key < bound if descending else key > bound)
+    stmt = stmt.order_by(*[c.desc() if descending else c.asc() for c in order]).limit(limit + 1)
+    rows = list((await session.execute(stmt)).scalars().all())
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        last = rows[-1]
+        next_cursor = encode_cursor([getattr(last, c.key) for c in order])
+    return rows, next_cursor

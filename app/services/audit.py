@@ -1,0 +1,115 @@
+"""Audit log writing and reading.
+
+Writes are recorded automatically: a ``before_flush`` hook on every session turns each new,
+changed or deleted row of an audited table into an ``AuditEvent`` (so no endpoint can forget).
+Reads of one personal record are recorded explicitly with ``record``. No API changes or
+deletes an audit event: the table has no update path in the code, and tests assert so.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import event, inspect, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+from app.authz.actor import Actor
+from app.authz.policies import ADMIN_ROLES, require_role
+from app.core.context import client_ip_var, request_id_var
+from app.core.db import as_utc
+from app.core.pagination import paginate
+from app.models.audit import AuditEvent
+
+# Tables whose writes are bookkeeping, not acts of a person (logins are audited explicitly).
+NOT_AUDITED = {"audit_event", "refresh_token", "login_session"}
+
+
+def _event(actor: Actor | None, action: str, entity: str, entity_id: Any, detail: str | None) -> AuditEvent:
+    return AuditEvent(
+        actor_id=actor.id if actor else None,
+        actor_role=str(actor.role) if actor else None,
+        county_code=actor.county_code if actor else None,
+        action=action,
+        entity=entity,
+        entity_id=str(entity_id) if entity_id is not None else None,
+        request_id=request_id_var.get(),
+        client_ip=client_ip_var.get(),
+        detail=detail[:255] if detail else None,
+    )
+
+
+def record(
+    session: AsyncSession,
+    actor: Actor | None,
+    action: str,
+    entity: str,
+    entity_id: Any = None,
+    detail: str | None = None,
+) -> None:
+    session.add(_event(actor, action, entity, entity_id, detail))
+
+
+def _pk(obj: Any) -> Any:
+    ident = inspect(obj).identity
+    if ident:
+        return ident[0] if len(ident) == 1 else ",".join(map(str, ident))
+    return getattr(obj, "id", None) or getattr(obj, "code", None) or getattr(obj, "jti", None)
+
+
+@event.listens_for(Session, "before_flush")
+def _audit_writes(session: Session, _ctx: Any, _instances: Any) -> None:
+    actor: Actor | None = session.info.get("actor")
+    events = []
+    for action, objs in (
+        ("create", session.new),
+        ("update", session.dirty),
+        ("delete", session.deleted),
+    ):
+        for obj in objs:
+            table = getattr(obj, "__tablename__", None)
+            if not table or table in NOT_AUDITED:
+                continue
+            if action == "update" and not session.is_modified(obj, include_collections=False):
+                continue
+            events.append(_event(actor, action, table, _pk(obj), None))
+    for e in events:
+        session.add(e)
+
+
+async def list_events(
+    session: AsyncSession,
+    actor: Actor,
+    *,
+    actor_id: uuid.UUID | None,
+    entity: str | None,
+    entity_id: str | None,
+    from_: datetime | None,
+    to: datetime | None,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[AuditEvent], str | None]:
+    """Admins read the audit trail of their own county, newest first."""
+    require_role(actor, *ADMIN_ROLES)
+    from_, to = (as_utc(d) for d in (from_, to))
+    stmt = select(AuditEvent).where(AuditEvent.county_code == actor.county_code)
+    if actor_id:
+        stmt = stmt.where(AuditEvent.actor_id == actor_id)
+    if entity:
+        stmt = stmt.where(AuditEvent.entity == entity)
+    if entity_id:
+        stmt = stmt.where(AuditEvent.entity_id == entity_id)
+    if from_:
+        stmt = stmt.where(AuditEvent.at >= from_)
+    if to:
+        stmt = stmt.where(AuditEvent.at < to)
+    return await paginate(
+        session,
+        stmt,
+        order=[AuditEvent.at, AuditEvent.id],
+        limit=limit,
+        cursor=cursor,
+        descending=True,
+    )
