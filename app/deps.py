@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.authz.actor import Actor
 from app.core.db import session_scope
 from app.core.errors import PreconditionRequired, Unauthorized, ValidationFailed
+from app.core.security import FieldCipher
 from app.services.auth import AuthContext, authenticate
 
 
@@ -60,3 +61,11 @@ def if_match(if_match: Annotated[str | None, Header(alias="If-Match")] = None) -
 
 
 IfMatch = Annotated[int, Depends(if_match)]
+
+
+def get_cipher(request: Request) -> FieldCipher:
+    cipher: FieldCipher = request.app.state.cipher
+    return cipher
+
+
+CipherDep = Annotated[FieldCipher, Depends(get_cipher)]

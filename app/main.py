@@ -20,7 +20,7 @@ from app.core.errors import install_error_handlers, unexpected_error_response
 from app.core.logging import configure_logging
 from app.core.metrics import LATENCY, REQUESTS
 from app.core.security import FieldCipher, TokenService
-from app.routers import admin, auth, ops
+from app.routers import admin, auth, households, ops
 from app.services.auth import AuthContext, LoginThrottle
 
 log = logging.getLogger("jiahe.http")
@@ -60,7 +60,7 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
     app.state.cipher = app.state.auth.cipher
 
     install_error_handlers(app)
-    for module in (ops, auth, admin):
+    for module in (ops, auth, admin, households):
         app.include_router(module.router)
 
     if settings.cors_origins:

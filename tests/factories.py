@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import secrets
+from datetime import date
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -59,3 +60,13 @@ async def make_client(
     session.add(client)
     await session.flush()
     return client, secret
+
+
+_id_seq = itertools.count(1)
+
+
+def id_number(birth_date: date, sex: str, area_code: str = "430122") -> str:
+    """A valid, never-before-used (in this run) generated ID number."""
+    from app.services.idnumber import generate_id_number
+
+    return generate_id_number(area_code=area_code, birth_date=birth_date, sex=sex, sequence=next(_id_seq) % 500)

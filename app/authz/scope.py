@@ -57,3 +57,21 @@ def ensure_can_place(actor: Actor, village_code: str) -> None:
     """Creating a record in a village outside the caller's scope is 403 ``out_of_scope``."""
     if actor.is_machine or not actor.covers(village_code):
         raise OutOfScope("That village is outside your area")
+
+
+def area_clause(model: Any, area_code: str) -> ColumnElement[bool]:
+    """Narrow to one area (county, township or village) by its 12-digit code."""
+    from app.authz.actor import scope_prefix
+
+    prefix = scope_prefix(area_code)
+    column = {6: "county_code", 9: "township_code", 12: "village_code"}[len(prefix)]
+    clause: ColumnElement[bool] = getattr(model, column) == prefix
+    return clause
+
+
+def ensure_area_in_scope(actor: Actor, area_code: str) -> None:
+    """An area filter outside the caller's scope finds nothing: 404, like any record."""
+    from app.authz.actor import scope_prefix
+
+    if not scope_prefix(area_code).startswith(actor.prefix):
+        raise NotFound("No such area in your scope")

@@ -1,0 +1,218 @@
+"""Register endpoints: households, persons, moves, merges, births, deaths, data quality."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+
+from app.core.errors import error_responses
+from app.core.pagination import Cursor, Limit, Page
+from app.deps import Caller, CipherDep, IfMatch, SessionDep
+from app.models.households import (
+    BirthCreate,
+    BirthPublic,
+    DataQualityFault,
+    DeathCreate,
+    DeathPublic,
+    HouseholdCreate,
+    HouseholdDetail,
+    HouseholdPublic,
+    HouseholdUpdate,
+    MergePublic,
+    MergeRequest,
+    MoveRequest,
+    PersonCreate,
+    PersonDetail,
+    PersonPublic,
+    PersonUpdate,
+)
+from app.services import data_quality as dq
+from app.services import households as svc
+from app.services import vital_events
+
+router = APIRouter(prefix="/api/v1", tags=["register"])
+
+WRITE_ERRORS = error_responses(401, 403, 404, 409, 422)
+PATCH_ERRORS = error_responses(401, 403, 404, 409, 412, 422, 428)
+
+
+def _etag(response: Response, version: int) -> None:
+    response.headers["ETag"] = f'"{version}"'
+
+
+@router.post("/households", response_model=HouseholdPublic, status_code=201, responses=WRITE_ERRORS)
+async def create_household(
+    session: SessionDep, caller: Caller, body: HouseholdCreate, response: Response
+) -> HouseholdPublic:
+    """Register a household (client may supply the id; a retry with the same content is 200)."""
+    household, created = await svc.create_household(session, caller, body)
+    if not created:
+        response.status_code = 200
+    _etag(response, household.version)
+    return svc.household_public(household)
+
+
+@router.get("/households", response_model=Page[HouseholdPublic], responses=error_responses(401, 403, 422))
+async def list_households(
+    session: SessionDep,
+    caller: Caller,
+    village_code: Annotated[str | None, Query(pattern=r"^\d{12}$")] = None,
+    q: Annotated[str | None, Query(min_length=1, max_length=100, description="address contains")] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Page[HouseholdPublic]:
+    """Households in your scope."""
+    rows, nxt = await svc.list_households(session, caller, village_code=village_code, q=q, limit=limit, cursor=cursor)
+    return Page(items=[svc.household_public(h) for h in rows], next_cursor=nxt)
+
+
+@router.get("/households/{household_id}", response_model=HouseholdDetail, responses=error_responses(401, 403, 404))
+async def get_household(
+    session: SessionDep, caller: Caller, cipher: CipherDep, household_id: uuid.UUID, response: Response
+) -> HouseholdDetail:
+    """A household with its members (ID numbers masked)."""
+    household = await svc.get_household(session, caller, household_id)
+    members = await svc.household_members(session, caller, household.id)
+    _etag(response, household.version)
+    return HouseholdDetail(
+        **svc.household_public(household).model_dump(), members=[svc.person_public(p, cipher) for p in members]
+    )
+
+
+@router.patch("/households/{household_id}", response_model=HouseholdPublic, responses=PATCH_ERRORS)
+async def update_household(
+    session: SessionDep,
+    caller: Caller,
+    household_id: uuid.UUID,
+    body: HouseholdUpdate,
+    expected: IfMatch,
+    response: Response,
+) -> HouseholdPublic:
+    """Change address, type or head; needs If-Match with the version you read."""
+    household = await svc.update_household(session, caller, household_id, body, expected)
+    _etag(response, household.version)
+    return svc.household_public(household)
+
+
+@router.post("/persons", response_model=PersonPublic, status_code=201, responses=WRITE_ERRORS)
+async def create_person(
+    session: SessionDep, caller: Caller, cipher: CipherDep, body: PersonCreate, response: Response
+) -> PersonPublic:
+    """Register a person in a household (ID number optional for babies)."""
+    person, created = await svc.create_person(session, caller, cipher, body)
+    if not created:
+        response.status_code = 200
+    _etag(response, person.version)
+    return svc.person_public(person, cipher)
+
+
+@router.get("/persons", response_model=Page[PersonPublic], responses=error_responses(401, 403, 422))
+async def list_persons(
+    session: SessionDep,
+    caller: Caller,
+    cipher: CipherDep,
+    household_id: uuid.UUID | None = None,
+    village_code: Annotated[str | None, Query(pattern=r"^\d{12}$")] = None,
+    q: Annotated[str | None, Query(min_length=1, max_length=50, description="name contains")] = None,
+    id_number: Annotated[str | None, Query(max_length=32, description="exact match; audited")] = None,
+    include_merged: bool = False,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Page[PersonPublic]:
+    """Persons in your scope; ID numbers masked."""
+    rows, nxt = await svc.list_persons(
+        session,
+        caller,
+        cipher,
+        household_id=household_id,
+        village_code=village_code,
+        q=q,
+        id_number=id_number,
+        include_merged=include_merged,
+        limit=limit,
+        cursor=cursor,
+    )
+    return Page(items=[svc.person_public(p, cipher) for p in rows], next_cursor=nxt)
+
+
+@router.get("/persons/{person_id}", response_model=PersonDetail, responses=error_responses(401, 403, 404))
+async def get_person(
+    session: SessionDep, caller: Caller, cipher: CipherDep, person_id: uuid.UUID, response: Response
+) -> PersonDetail:
+    """One person with the full ID number (the read is written to the audit log)."""
+    person = await svc.read_person_in_full(session, caller, person_id)
+    _etag(response, person.version)
+    return PersonDetail(**svc.person_public(person, cipher).model_dump(), id_number=svc.full_id_number(person, cipher))
+
+
+@router.patch("/persons/{person_id}", response_model=PersonPublic, responses=PATCH_ERRORS)
+async def update_person(
+    session: SessionDep,
+    caller: Caller,
+    cipher: CipherDep,
+    person_id: uuid.UUID,
+    body: PersonUpdate,
+    expected: IfMatch,
+    response: Response,
+) -> PersonPublic:
+    """Correct a person; needs If-Match with the version you read."""
+    person = await svc.update_person(session, caller, cipher, person_id, body, expected)
+    _etag(response, person.version)
+    return svc.person_public(person, cipher)
+
+
+@router.post("/persons/{person_id}/move", response_model=PersonPublic, responses=WRITE_ERRORS)
+async def move_person(
+    session: SessionDep, caller: Caller, cipher: CipherDep, person_id: uuid.UUID, body: MoveRequest
+) -> PersonPublic:
+    """Move a person to another household in your scope (kept in history)."""
+    person = await svc.move_person(session, caller, person_id, body.household_id)
+    return svc.person_public(person, cipher)
+
+
+@router.post("/persons/{person_id}/merge", response_model=MergePublic, responses=WRITE_ERRORS)
+async def merge_person(session: SessionDep, caller: Caller, person_id: uuid.UUID, body: MergeRequest) -> MergePublic:
+    """Township/county: this record duplicates ``into_id``; everything attached moves there."""
+    merge = await svc.merge_persons(session, caller, person_id, body.into_id)
+    import json
+
+    return MergePublic(
+        id=merge.id,
+        merged_id=merge.merged_id,
+        into_id=merge.into_id,
+        moved=len(json.loads(merge.moved_refs)),
+        merged_at=merge.merged_at,
+    )
+
+
+@router.post("/births", response_model=BirthPublic, status_code=201, responses=WRITE_ERRORS)
+async def create_birth(
+    session: SessionDep, caller: Caller, cipher: CipherDep, body: BirthCreate, response: Response
+) -> BirthPublic:
+    """Record a birth: the child joins the mother's household; birth order is derived."""
+    birth, created = await vital_events.create_birth(session, caller, cipher, body)
+    if not created:
+        response.status_code = 200
+    return BirthPublic.model_validate(birth, from_attributes=True)
+
+
+@router.post("/deaths", response_model=DeathPublic, status_code=201, responses=WRITE_ERRORS)
+async def create_death(session: SessionDep, caller: Caller, body: DeathCreate, response: Response) -> DeathPublic:
+    """Record a death: the person stays on record as deceased."""
+    death, created = await vital_events.create_death(session, caller, body)
+    if not created:
+        response.status_code = 200
+    return DeathPublic.model_validate(death, from_attributes=True)
+
+
+@router.get("/data-quality", response_model=list[DataQualityFault], responses=error_responses(401, 403, 404, 422))
+async def data_quality(
+    session: SessionDep,
+    caller: Caller,
+    area_code: Annotated[str | None, Query(pattern=r"^\d{12}$")] = None,
+    kind: Annotated[str | None, Query(pattern="^(" + "|".join(dq.KINDS) + ")$")] = None,
+) -> list[DataQualityFault]:
+    """Open data-quality faults in your scope (at most 1000 per kind)."""
+    return await dq.list_faults(session, caller, area_code=area_code, kind=kind)

@@ -1,0 +1,10 @@
+#!/usr/bin/env sh
+# Install with the development extras and run the whole test suite.
+# Database: SQLite by default; JIAHE_TEST_DATABASE_URL=postgresql+asyncpg://… runs it on a
+# fresh PostgreSQL database of that name (dropped and recreated by the suite).
+set -eu
+cd "$(dirname "$0")/.."
+PY="${PYTHON:-python3}"
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/pip install -q --disable-pip-version-check -e '.[dev]'
+exec .venv/bin/pytest "$@"
