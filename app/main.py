@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.core.bodylimit import BodyLimitMiddleware
 from app.core.config import Settings, get_settings
 from app.core.context import client_ip_var, request_id_var
 from app.core.db import make_engine, make_sessionmaker
@@ -20,7 +21,7 @@ from app.core.errors import install_error_handlers, unexpected_error_response
 from app.core.logging import configure_logging
 from app.core.metrics import LATENCY, REQUESTS
 from app.core.security import FieldCipher, TokenService
-from app.routers import admin, auth, households, ops
+from app.routers import admin, auth, households, ops, sync, visits
 from app.services.auth import AuthContext, LoginThrottle
 
 log = logging.getLogger("jiahe.http")
@@ -60,9 +61,10 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
     app.state.cipher = app.state.auth.cipher
 
     install_error_handlers(app)
-    for module in (ops, auth, admin, households):
+    for module in (ops, auth, admin, households, visits, sync):
         app.include_router(module.router)
 
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -61,6 +61,8 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(default_factory=list)
     log_level: str = "INFO"
     metrics_public: bool = True
+    # Largest accepted request body (a 500-op sync push of visits is well under 1 MiB).
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
 
     # Failed-login throttling (per username and per client address, in a moving window)
     login_window_seconds: int = 900

@@ -8,6 +8,7 @@ import io
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.authz.actor import Actor
@@ -15,8 +16,7 @@ from app.authz.policies import ADMIN_ROLES, require_role
 from app.authz.scope import scoped
 from app.core.errors import Conflict, FieldError, NotFound, OutOfScope, ValidationFailed
 from app.core.pagination import paginate
-from app.models.areas import Area, AreaCreate, AreaLevel
-from app.models.common import AREA_CODE_RE
+from app.models.areas import Area, AreaCreate, AreaLevel, area_code_problem
 
 
 def level_of(code: str) -> AreaLevel:
@@ -94,8 +94,14 @@ async def create_area(session: AsyncSession, actor: Actor, data: AreaCreate) -> 
         raise Conflict("An area with this code exists", code="area_exists")
     area = build_area(data.code, data.name)
     await _link_parent(session, area, set())
-    session.add(area)
-    await session.flush()
+    try:
+        # The check above races with a concurrent create of the same code: the primary key
+        # decides, and the loser gets the same 409 instead of a 500.
+        async with session.begin_nested():
+            session.add(area)
+            await session.flush()
+    except IntegrityError:
+        raise Conflict("An area with this code exists", code="area_exists") from None
     return area
 
 
@@ -124,9 +130,16 @@ class ImportReport:
     renamed: int
 
 
-def parse_area_csv(content: bytes) -> list[tuple[int, str, str]]:
-    """Rows (line number, code, name) of a ``code,name`` CSV; all bad lines reported at once."""
-    text = content.decode("utf-8-sig")
+def parse_area_csv(content: bytes) -> tuple[list[tuple[int, str, str]], list[FieldError]]:
+    """Rows (line number, code, name) of a ``code,name`` CSV, and the bad lines (all of them,
+    so one run names every fault). A wrong header or encoding refuses the file outright."""
+    try:
+        text = content.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ValidationFailed(
+            "The file is not UTF-8 text; save it as CSV UTF-8",
+            errors=[FieldError(field="file", message="not UTF-8")],
+        ) from None
     reader = csv.reader(io.StringIO(text))
     errors: list[FieldError] = []
     rows: list[tuple[int, str, str]] = []
@@ -137,15 +150,17 @@ def parse_area_csv(content: bytes) -> list[tuple[int, str, str]]:
             errors=[FieldError(field="line 1", message="header must be code,name")],
         )
     seen: dict[str, int] = {}
-    for line_no, row in enumerate(reader, start=2):
+    for row in reader:
+        line_no = reader.line_num
         if not row or all(not c.strip() for c in row):
             continue
         if len(row) != 2:
             errors.append(FieldError(field=f"line {line_no}", message="expected 2 columns"))
             continue
         code, name = row[0].strip(), row[1].strip()
-        if not AREA_CODE_RE.match(code):
-            errors.append(FieldError(field=f"line {line_no}", message="code must be 12 digits"))
+        problem = area_code_problem(code)
+        if problem:
+            errors.append(FieldError(field=f"line {line_no}", message=f"code {problem}"))
         elif not name or len(name) > 100:
             errors.append(FieldError(field=f"line {line_no}", message="name must be 1-100 chars"))
         elif code in seen:
@@ -153,27 +168,24 @@ def parse_area_csv(content: bytes) -> list[tuple[int, str, str]]:
         else:
             seen[code] = line_no
             rows.append((line_no, code, name))
-    if errors:
-        raise ValidationFailed("The file has bad rows; nothing was imported", errors=errors)
-    return rows
+    return rows, errors
 
 
 async def import_areas(session: AsyncSession, content: bytes) -> ImportReport:
     """Idempotent import in any row order: parents are resolved against the file and the
-    database together; any bad row fails the whole import."""
-    rows = parse_area_csv(content)
+    database together; any bad row fails the whole import, and every bad row is reported."""
+    rows, errors = parse_area_csv(content)
     in_file = {code for _, code, _ in rows}
-    errors: list[FieldError] = []
     existing = {
         a.code: a for a in (await session.execute(select(Area).where(Area.code.in_(in_file)))).scalars()
     }
     report = ImportReport(0, 0, 0)
     to_add: list[Area] = []
+    renames: list[tuple[Area, str]] = []
     for line_no, code, name in rows:
         if code in existing:
             if existing[code].name != name:
-                existing[code].name = name
-                report.renamed += 1
+                renames.append((existing[code], name))
             else:
                 report.unchanged += 1
             continue
@@ -186,7 +198,11 @@ async def import_areas(session: AsyncSession, content: bytes) -> ImportReport:
             area.parent_code = None
         to_add.append(area)
     if errors:
+        errors.sort(key=lambda e: int(e.field.split()[-1]))
         raise ValidationFailed("The file has bad rows; nothing was imported", errors=errors)
+    for area, name in renames:
+        area.name = name
+    report.renamed = len(renames)
     # Parents first, so foreign keys hold whatever the file order was.
     order = [
         AreaLevel.province,

@@ -24,7 +24,7 @@ from app.core.pagination import paginate
 from app.models.audit import AuditEvent
 
 # Tables whose writes are bookkeeping, not acts of a person (logins are audited explicitly).
-NOT_AUDITED = {"audit_event", "refresh_token", "login_session"}
+NOT_AUDITED = {"audit_event", "refresh_token", "login_session", "change", "record_history", "sync_op"}
 
 
 def _event(actor: Actor | None, action: str, entity: str, entity_id: Any, detail: str | None) -> AuditEvent:

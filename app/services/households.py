@@ -45,7 +45,11 @@ from app.models.households import (
 from app.services import audit
 from app.services import areas as areas_svc
 from app.services.idnumber import IdNumberError, mask_id_number, parse_id_number
+from app.services.changes import register_synced
 from app.services.records import check_version, existing_by_id, replay_or_conflict, touch
+
+register_synced("household", "household")
+register_synced("person", "person")
 
 MIN_PARENT_AGE_YEARS = 15
 MAX_AGE_YEARS = 130

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.authz.actor import Actor
@@ -57,8 +58,14 @@ async def create_user(session: AsyncSession, actor: Actor | None, data: UserCrea
         county_code=data.area_code[:6],
         display_name=data.display_name,
     )
-    session.add(user)
-    await session.flush()
+    try:
+        # A savepoint: the check above races with a concurrent create of the same name; the
+        # unique index decides, and the loser gets the same 409 instead of a 500.
+        async with session.begin_nested():
+            session.add(user)
+            await session.flush()
+    except IntegrityError:
+        raise Conflict("That username is taken", code="username_taken") from None
     return user
 
 
@@ -102,13 +109,16 @@ async def update_user(session: AsyncSession, actor: Actor, user_id: uuid.UUID, d
     area_code = changes.get("area_code", user.area_code)
     if "role" in changes or "area_code" in changes:
         await _check_placement(session, actor, role, area_code)
+    if not changes:
+        # Nothing to change (an empty body, or only nulls): no new version, logins kept.
+        return user
+    if set(changes) - {"display_name"}:
+        await revoke_logins(session, user.id, "user_changed")
     if "password" in changes:
         user.password_hash = hash_password(changes.pop("password"))
     for key, value in changes.items():
         setattr(user, key, value)
     user.county_code = user.area_code[:6]
-    if data.model_fields_set - {"display_name"}:
-        await revoke_logins(session, user.id, "user_changed")
     user.version += 1
     user.updated_at = utcnow()
     await session.flush()

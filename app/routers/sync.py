@@ -1,0 +1,163 @@
+"""Offline sync: push, pull, receipts, conflicts."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, Field, field_validator
+
+from app.core.errors import ValidationFailed, error_responses
+from app.core.pagination import Cursor, Limit
+from app.deps import Caller, CipherDep, SessionDep
+from app.services import sync as svc
+
+router = APIRouter(prefix="/api/v1/sync", tags=["sync"])
+
+MAX_OPS = 500
+
+DeviceId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:\-]+$")]
+
+
+class PushOpIn(BaseModel):
+    op_id: str = Field(min_length=1, max_length=64)
+    entity: str = Field(pattern="^(" + "|".join(svc.PUSH_ENTITIES) + ")$")
+    id: uuid.UUID
+    base_version: int | None = Field(default=None, ge=0)
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class PushIn(BaseModel):
+    device_id: DeviceId
+    ops: list[PushOpIn]
+
+
+class OpResult(BaseModel):
+    op_id: str
+    status: str = Field(description="applied | duplicate | conflict | rejected")
+    id: str | None
+    version: int | None
+    error: dict[str, Any] | None = None
+    current: dict[str, Any] | None = None
+    fields: list[str] | None = None
+
+
+class PushOut(BaseModel):
+    results: list[OpResult]
+
+
+class ReceiptsIn(BaseModel):
+    device_id: DeviceId
+    op_ids: list[str] = Field(max_length=MAX_OPS)
+
+
+class Receipt(BaseModel):
+    op_id: str
+    held: bool
+    status: str | None = None
+    id: str | None = None
+    version: int | None = None
+
+
+class ReceiptsOut(BaseModel):
+    receipts: list[Receipt]
+
+
+class PullChange(BaseModel):
+    entity: str
+    id: str
+    version: int
+    deleted: bool
+    data: dict[str, Any] | None
+
+
+class PullOut(BaseModel):
+    changes: list[PullChange]
+    next_cursor: str
+    has_more: bool
+
+
+class ConflictOut(BaseModel):
+    id: str
+    entity: str
+    entity_id: str
+    op_id: str
+    device_id: str
+    actor_id: str
+    base_version: int
+    server_version: int
+    client_values: dict[str, Any]
+    fields: list[str]
+    status: str
+    village_code: str
+    created_at: str
+    resolved_by: str | None
+    resolved_at: str | None
+
+
+class ConflictPage(BaseModel):
+    items: list[ConflictOut]
+    next_cursor: str | None
+
+
+class ResolveIn(BaseModel):
+    values: dict[str, Any]
+
+
+class ResolveOut(BaseModel):
+    conflict: ConflictOut
+    record: dict[str, Any]
+
+
+@router.post("/push", response_model=PushOut, response_model_exclude_none=True, responses=error_responses(401, 403, 413, 422))
+async def push(session: SessionDep, caller: Caller, cipher: CipherDep, body: PushIn) -> PushOut:
+    """Apply up to 500 ops in order, each on its own; re-sent ops answer from the stored result."""
+    if len(body.ops) > MAX_OPS:
+        raise ValidationFailed(f"At most {MAX_OPS} ops per push; split the batch", code="too_many_ops")
+    ops = [svc.PushOp(**o.model_dump()) for o in body.ops]
+    results = await svc.push(session, caller, svc.SyncContext(cipher), body.device_id, ops)
+    return PushOut(results=[OpResult.model_validate(r) for r in results])
+
+
+@router.get("/pull", response_model=PullOut, responses=error_responses(401, 403, 422))
+async def pull(
+    session: SessionDep,
+    caller: Caller,
+    cipher: CipherDep,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> PullOut:
+    """Everything in your scope that changed after the cursor, oldest first (no cursor: all)."""
+    out = await svc.pull(session, caller, svc.SyncContext(cipher), cursor=cursor, limit=limit)
+    return PullOut.model_validate(out)
+
+
+@router.post("/receipts", response_model=ReceiptsOut, response_model_exclude_none=True, responses=error_responses(401, 403, 422))
+async def receipts(session: SessionDep, caller: Caller, body: ReceiptsIn) -> ReceiptsOut:
+    """Which of these ops the server holds, and their results."""
+    out = await svc.receipts(session, caller, body.device_id, body.op_ids)
+    return ReceiptsOut(receipts=[Receipt.model_validate(r) for r in out])
+
+
+@router.get("/conflicts", response_model=ConflictPage, responses=error_responses(401, 403, 422))
+async def list_conflicts(
+    session: SessionDep,
+    caller: Caller,
+    status: Annotated[str | None, Query(pattern="^(open|resolved)$")] = "open",
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> ConflictPage:
+    """Edits that overlapped a server change, waiting for the township."""
+    rows, nxt = await svc.list_conflicts(session, caller, status=status, limit=limit, cursor=cursor)
+    return ConflictPage(items=[ConflictOut.model_validate(svc.conflict_view(c)) for c in rows], next_cursor=nxt)
+
+
+@router.post("/conflicts/{conflict_id}/resolve", response_model=ResolveOut, responses=error_responses(401, 403, 404, 409, 412, 422))
+async def resolve(
+    session: SessionDep, caller: Caller, cipher: CipherDep, conflict_id: uuid.UUID, body: ResolveIn, request: Request
+) -> ResolveOut:
+    """Township/county: apply the chosen values to the record; the conflict closes."""
+    del request
+    conflict, record = await svc.resolve_conflict(session, caller, svc.SyncContext(cipher), conflict_id, body.values)
+    return ResolveOut(conflict=ConflictOut.model_validate(svc.conflict_view(conflict)), record=record)

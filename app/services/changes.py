@@ -1,0 +1,104 @@
+"""The change log behind sync pull, written by a ``before_flush`` hook (no service can forget).
+
+For every created or changed row of a synced table the hook appends a ``Change`` (with the
+record's place), and for a change of place a second, ``deleted`` change at the old place, so the
+phones of the old village drop the record. For updates it also records which API fields the new
+version changed (``RecordHistory``), which sync push uses to merge stale edits field by field.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import event, inspect
+from sqlalchemy.orm import Session, SessionTransaction
+
+from app.models.sync import Change, RecordHistory
+
+# table name → sync entity name; domains register their tables.
+SYNCED_TABLES: dict[str, str] = {}
+
+# model attribute → API field (encrypted and derived columns map to the field clients edit).
+FIELD_ALIASES = {
+    "id_number_enc": "id_number",
+    "id_number_hash": "id_number",
+    "id_number_masked": "id_number",
+    "phone_enc": "phone",
+    "county_code": "household_id",
+    "township_code": "household_id",
+    "village_code": "household_id",
+    "lat": "location",
+    "lon": "location",
+    "accuracy_m": "location",
+}
+_IGNORED = {"version", "updated_at", "created_at"}
+
+
+def register_synced(table: str, entity: str) -> None:
+    SYNCED_TABLES[table] = entity
+
+
+def _txid(session: Session) -> int:
+    """The writer's PostgreSQL transaction id (0 on SQLite, where writers are serialized)."""
+    cached = session.info.get("_sync_txid")
+    if cached is not None:
+        return int(cached)
+    conn = session.connection()
+    txid = 0
+    if conn.dialect.name == "postgresql":
+        txid = int(conn.exec_driver_sql("SELECT pg_current_xact_id()::text::bigint").scalar_one())
+    session.info["_sync_txid"] = txid
+    return txid
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_txid(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:
+        session.info.pop("_sync_txid", None)
+
+
+def _change(session: Session, entity: str, obj: Any, *, deleted: bool, place: tuple[str, str, str]) -> Change:
+    return Change(
+        tx_id=_txid(session),
+        entity=entity,
+        entity_id=obj.id,
+        version=obj.version,
+        deleted=deleted,
+        county_code=place[0],
+        township_code=place[1],
+        village_code=place[2],
+    )
+
+
+def _place(obj: Any) -> tuple[str, str, str]:
+    return obj.county_code, obj.township_code, obj.village_code
+
+
+@event.listens_for(Session, "before_flush")
+def _log_changes(session: Session, _ctx: Any, _instances: Any) -> None:
+    added: list[Any] = []
+    for obj in list(session.new):
+        entity = SYNCED_TABLES.get(getattr(obj, "__tablename__", ""))
+        if entity:
+            added.append(_change(session, entity, obj, deleted=False, place=_place(obj)))
+    for obj in list(session.dirty):
+        entity = SYNCED_TABLES.get(getattr(obj, "__tablename__", ""))
+        if not entity or not session.is_modified(obj, include_collections=False):
+            continue
+        state = inspect(obj)
+        changed = [a.key for a in state.attrs if a.key not in _IGNORED and a.history.has_changes()]
+        if not changed:
+            continue
+        fields = sorted({FIELD_ALIASES.get(k, k) for k in changed})
+        added.append(RecordHistory(entity=entity, entity_id=obj.id, version=obj.version, fields=json.dumps(fields)))
+        old_village = state.attrs.village_code.history.deleted
+        if old_village and old_village[0] != obj.village_code:
+            v = old_village[0]
+            added.append(_change(session, entity, obj, deleted=True, place=(v[:6], v[:9], v)))
+        added.append(_change(session, entity, obj, deleted=False, place=_place(obj)))
+    for obj in list(session.deleted):
+        entity = SYNCED_TABLES.get(getattr(obj, "__tablename__", ""))
+        if entity:
+            added.append(_change(session, entity, obj, deleted=True, place=_place(obj)))
+    session.add_all(added)

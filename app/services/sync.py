@@ -1,0 +1,496 @@
+"""Offline sync: push (ordered ops, each in its own savepoint, answers kept per op id), pull
+(first a snapshot of everything in scope, then the change log), receipts and conflicts.
+
+Push guarantees: a re-sent op (same device and op id) is answered from the stored result and
+writes nothing; ops apply in order so an op may use a record created earlier in the same batch;
+a failing op is rolled back to its savepoint alone. The op is *claimed* (its row inserted) before
+it is applied, so two requests carrying the same op cannot both apply it: the second waits on the
+unique index and then answers ``duplicate``.
+
+Stale updates merge field by field: the fields changed on the server since ``base_version``
+(kept per version in ``record_history``) are compared with the fields the op changes; only the
+same field changed on both sides to different values is a ``conflict``, which is stored for the
+township to resolve.
+
+Pull never skips a change: on PostgreSQL the log is ordered by ``(tx_id, seq)`` and only changes
+of transactions older than the oldest transaction still running (the snapshot's ``xmin``) are
+delivered, so a transaction that took its sequence number early but commits late still lands
+after the cursor. On SQLite writers are serialized, so ``seq`` alone is the commit order.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import func, literal, text, tuple_
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
+
+from app.authz.actor import Actor
+from app.authz.policies import FIELD_ROLES, SUPERVISOR_ROLES, require_role
+from app.authz.scope import get_scoped, scoped
+from app.core.db import utcnow
+from app.core.errors import AppError, Conflict, FieldError, NotFound, ValidationFailed
+from app.core.pagination import paginate
+from app.core.security import FieldCipher
+from app.models.households import (
+    BirthCreate,
+    DeathCreate,
+    Household,
+    HouseholdCreate,
+    HouseholdUpdate,
+    Person,
+    PersonCreate,
+    PersonUpdate,
+)
+from app.models.sync import Change, OpStatus, RecordHistory, SyncConflict, SyncOp
+from app.models.visits import Task, Visit, VisitCreate, VisitUpdate
+from app.services import households as hh
+from app.services import tasks as tasks_svc
+from app.services import visits as visits_svc
+from app.services import vital_events
+
+MAX_SEQ = 2**62
+
+
+@dataclass
+class SyncContext:
+    cipher: FieldCipher
+
+
+# --- entity registries --------------------------------------------------------------------------
+
+CreateFn = Callable[[AsyncSession, Actor, SyncContext, uuid.UUID, dict[str, Any]], Awaitable[Any]]
+UpdateFn = Callable[[AsyncSession, Actor, SyncContext, uuid.UUID, dict[str, Any], int], Awaitable[Any]]
+ViewFn = Callable[[Any, SyncContext], dict[str, Any]]
+
+
+@dataclass
+class PushHandler:
+    model: Any
+    create: CreateFn
+    update: UpdateFn | None = None
+    update_schema: type[BaseModel] | None = None
+    # current values of editable fields, JSON-mode, for overlap detection (may hold full values)
+    values: ViewFn | None = None
+    view: ViewFn | None = None
+
+
+@dataclass
+class PullEntity:
+    model: Any
+    view: ViewFn
+    gone: Callable[[Any], bool] = lambda _r: False
+
+
+PUSH: dict[str, PushHandler] = {}
+PULL: dict[str, PullEntity] = {}
+
+
+def register_push(entity: str, handler: PushHandler) -> None:
+    PUSH[entity] = handler
+
+
+def register_pull(entity: str, handler: PullEntity) -> None:
+    PULL[entity] = handler
+
+
+def _schema(model: type[BaseModel], data: dict[str, Any], **extra: Any) -> Any:
+    try:
+        return model.model_validate({**data, **extra})
+    except ValidationError as exc:
+        raise ValidationFailed(
+            "The op's data has invalid fields",
+            errors=[FieldError(field=".".join(map(str, e["loc"])), message=e["msg"]) for e in exc.errors()],
+        ) from None
+
+
+# register entities
+
+async def _create_household(s: AsyncSession, a: Actor, _c: SyncContext, i: uuid.UUID, d: dict[str, Any]) -> Any:
+    return (await hh.create_household(s, a, _schema(HouseholdCreate, d, id=i)))[0]
+
+
+async def _update_household(s: AsyncSession, a: Actor, _c: SyncContext, i: uuid.UUID, d: dict[str, Any], v: int) -> Any:
+    return await hh.update_household(s, a, i, _schema(HouseholdUpdate, d), v)
+
+
+def _household_view(h: Any, _c: SyncContext) -> dict[str, Any]:
+    return hh.household_public(h).model_dump(mode="json")
+
+
+async def _create_person(s: AsyncSession, a: Actor, c: SyncContext, i: uuid.UUID, d: dict[str, Any]) -> Any:
+    return (await hh.create_person(s, a, c.cipher, _schema(PersonCreate, d, id=i)))[0]
+
+
+async def _update_person(s: AsyncSession, a: Actor, c: SyncContext, i: uuid.UUID, d: dict[str, Any], v: int) -> Any:
+    return await hh.update_person(s, a, c.cipher, i, _schema(PersonUpdate, d), v)
+
+
+def _person_view(p: Any, c: SyncContext) -> dict[str, Any]:
+    return hh.person_public(p, c.cipher).model_dump(mode="json")
+
+
+def _person_values(p: Any, c: SyncContext) -> dict[str, Any]:
+    return {**_person_view(p, c), "id_number": hh.full_id_number(p, c.cipher)}
+
+
+async def _create_visit(s: AsyncSession, a: Actor, _c: SyncContext, i: uuid.UUID, d: dict[str, Any]) -> Any:
+    return (await visits_svc.create_visit(s, a, _schema(VisitCreate, d, id=i)))[0]
+
+
+async def _update_visit(s: AsyncSession, a: Actor, _c: SyncContext, i: uuid.UUID, d: dict[str, Any], v: int) -> Any:
+    return await visits_svc.update_visit(s, a, i, _schema(VisitUpdate, d), v)
+
+
+def _visit_view(v: Any, _c: SyncContext) -> dict[str, Any]:
+    return visits_svc.visit_public(v).model_dump(mode="json")
+
+
+async def _create_birth(s: AsyncSession, a: Actor, c: SyncContext, i: uuid.UUID, d: dict[str, Any]) -> Any:
+    return (await vital_events.create_birth(s, a, c.cipher, _schema(BirthCreate, d, id=i)))[0]
+
+
+async def _create_death(s: AsyncSession, a: Actor, _c: SyncContext, i: uuid.UUID, d: dict[str, Any]) -> Any:
+    return (await vital_events.create_death(s, a, _schema(DeathCreate, d, id=i)))[0]
+
+
+def _task_view(t: Any, _c: SyncContext) -> dict[str, Any]:
+    return tasks_svc.task_public(t).model_dump(mode="json")
+
+
+register_push("household", PushHandler(Household, _create_household, _update_household, HouseholdUpdate, _household_view, _household_view))
+register_push("person", PushHandler(Person, _create_person, _update_person, PersonUpdate, _person_values, _person_view))
+register_push("visit", PushHandler(Visit, _create_visit, _update_visit, VisitUpdate, _visit_view, _visit_view))
+register_push("birth", PushHandler(vital_events.Birth, _create_birth))
+register_push("death", PushHandler(vital_events.Death, _create_death))
+
+register_pull("household", PullEntity(Household, _household_view))
+register_pull("person", PullEntity(Person, _person_view, lambda p: p.merged_into_id is not None))
+register_pull("visit", PullEntity(Visit, _visit_view))
+register_pull("task", PullEntity(Task, _task_view))
+
+PUSH_ENTITIES = ("household", "person", "visit", "birth", "death", "checkup_result", "migrant")
+
+
+# --- push ---------------------------------------------------------------------------------------
+
+
+class PushOp(BaseModel):
+    op_id: str
+    entity: str
+    id: uuid.UUID
+    base_version: int | None
+    data: dict[str, Any]
+
+
+def _result(op: PushOp, status: OpStatus, **kw: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"op_id": op.op_id, "status": status.value, "id": str(op.id), "version": None}
+    out.update(kw)
+    return out
+
+
+def _rejected(op: PushOp, err: AppError) -> dict[str, Any]:
+    body = err.body()
+    body.pop("request_id", None)
+    return _result(op, OpStatus.rejected, error=body)
+
+
+async def _server_changed_fields(session: AsyncSession, entity: str, entity_id: uuid.UUID, since: int) -> set[str]:
+    rows = await session.execute(
+        select(RecordHistory.fields).where(
+            RecordHistory.entity_id == entity_id, RecordHistory.entity == entity, col(RecordHistory.version) > since
+        )
+    )
+    out: set[str] = set()
+    for (fields,) in rows:
+        out.update(json.loads(fields))
+    return out
+
+
+async def _apply(session: AsyncSession, actor: Actor, ctx: SyncContext, op: PushOp, device_id: str) -> dict[str, Any]:
+    handler = PUSH.get(op.entity)
+    if handler is None:
+        raise ValidationFailed(f"Ops on {op.entity} are not supported yet", code="unsupported_entity")
+    if op.base_version is None:
+        record = await handler.create(session, actor, ctx, op.id, op.data)
+        return _result(op, OpStatus.applied, version=record.version)
+    if handler.update is None or handler.update_schema is None or handler.values is None:
+        raise ValidationFailed(f"{op.entity} records cannot be updated", code="not_updatable")
+    current = await get_scoped(session, handler.model, op.id, actor)
+    if op.base_version < 1 or op.base_version > current.version:
+        raise ValidationFailed("base_version is not a version of this record", code="invalid_base_version")
+    if op.base_version < current.version:
+        changed = _schema(handler.update_schema, op.data).model_dump(mode="json", exclude_unset=True)
+        server_fields = await _server_changed_fields(session, op.entity, op.id, op.base_version)
+        now = handler.values(current, ctx)
+        overlap = sorted(f for f in changed if f in server_fields and now.get(f) != changed[f])
+        if overlap:
+            session.add(
+                SyncConflict(
+                    entity=op.entity,
+                    entity_id=op.id,
+                    op_id=op.op_id,
+                    device_id=device_id,
+                    actor_id=actor.id,
+                    base_version=op.base_version,
+                    server_version=current.version,
+                    client_values=json.dumps(changed, ensure_ascii=False),
+                    fields=json.dumps(overlap),
+                    county_code=current.county_code,
+                    township_code=current.township_code,
+                    village_code=current.village_code,
+                )
+            )
+            view = handler.view or handler.values
+            return _result(op, OpStatus.conflict, version=current.version, current=view(current, ctx), fields=overlap)
+    record = await handler.update(session, actor, ctx, op.id, op.data, current.version)
+    return _result(op, OpStatus.applied, version=record.version)
+
+
+async def push(
+    session: AsyncSession, actor: Actor, ctx: SyncContext, device_id: str, ops: list[PushOp]
+) -> list[dict[str, Any]]:
+    require_role(actor, *FIELD_ROLES)
+    results: list[dict[str, Any]] = []
+    for op in ops:
+        prior = await _stored(session, device_id, op.op_id)
+        if prior is not None:
+            results.append(_replay(prior, actor))
+            continue
+        claim = SyncOp(device_id=device_id, op_id=op.op_id, actor_id=actor.id, status="pending", result="{}")
+        try:
+            async with session.begin_nested():
+                session.add(claim)
+                await session.flush()
+        except IntegrityError:
+            prior = await _stored(session, device_id, op.op_id)
+            results.append(_replay(prior, actor) if prior else _rejected(op, Conflict("Op in flight", code="op_in_flight")))
+            continue
+        try:
+            async with session.begin_nested():
+                result = await _apply(session, actor, ctx, op, device_id)
+        except AppError as err:
+            result = _rejected(op, err)
+        except SQLAlchemyError:
+            result = _rejected(op, Conflict("The op clashes with stored data", code="integrity_error"))
+        claim.status = result["status"]
+        claim.result = json.dumps(result, ensure_ascii=False)
+        await session.flush()
+        results.append(result)
+    return results
+
+
+async def _stored(session: AsyncSession, device_id: str, op_id: str) -> SyncOp | None:
+    stmt = select(SyncOp).where(SyncOp.device_id == device_id, SyncOp.op_id == op_id)
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+def _replay(prior: SyncOp | None, actor: Actor) -> dict[str, Any]:
+    """The answer given the first time; an applied op answers ``duplicate``."""
+    assert prior is not None
+    out: dict[str, Any] = json.loads(prior.result)
+    if prior.actor_id != actor.id:
+        # Another login's op with the same device and op id: do not reveal its result.
+        return {"op_id": prior.op_id, "status": "rejected", "id": None, "version": None,
+                "error": Conflict("This op id was used by someone else", code="op_id_taken").body()}
+    if out.get("status") == OpStatus.applied.value:
+        out["status"] = OpStatus.duplicate.value
+    return out
+
+
+async def receipts(session: AsyncSession, actor: Actor, device_id: str, op_ids: list[str]) -> list[dict[str, Any]]:
+    """Which of these ops the server holds (pushed by this user), with their results."""
+    require_role(actor, *FIELD_ROLES)
+    rows = await session.execute(
+        select(SyncOp).where(SyncOp.device_id == device_id, SyncOp.actor_id == actor.id, col(SyncOp.op_id).in_(op_ids))
+    )
+    held = {r.op_id: r for r in rows.scalars()}
+    out = []
+    for op_id in op_ids:
+        r = held.get(op_id)
+        if r is None or r.status == "pending":
+            out.append({"op_id": op_id, "held": False})
+        else:
+            res = json.loads(r.result)
+            out.append({"op_id": op_id, "held": True, "status": res["status"], "id": res.get("id"), "version": res.get("version")})
+    return out
+
+
+# --- pull ---------------------------------------------------------------------------------------
+
+
+def _enc(obj: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(obj, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def _dec(cursor: str) -> dict[str, Any]:
+    try:
+        out = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if not isinstance(out, dict) or out.get("p") not in ("s", "l"):
+            raise ValueError
+        int(out["tx"]), int(out["seq"])
+        if out["p"] == "s":
+            int(out["e"])
+            if out.get("last") is not None:
+                uuid.UUID(out["last"])
+        return out
+    except (ValueError, TypeError, KeyError):
+        raise ValidationFailed("The cursor is not valid", code="invalid_cursor") from None
+
+
+async def _log_start(session: AsyncSession) -> tuple[int, int]:
+    """A log position such that every change before it is visible to reads made from now on."""
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        xmin = (await session.execute(text("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint"))).scalar_one()
+        return int(xmin) - 1, MAX_SEQ
+    last = (await session.execute(select(func.max(Change.seq)))).scalar_one()
+    return 0, int(last or 0)
+
+
+async def _visible_horizon(session: AsyncSession) -> int | None:
+    """Changes of transactions at or after this id may still be in flight (PostgreSQL)."""
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        return int((await session.execute(text("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint"))).scalar_one())
+    return None
+
+
+ENTITY_ORDER = ["household", "person", "visit", "task", "checkup_appointment", "migrant"]
+
+
+def _pull_order() -> list[str]:
+    return [e for e in ENTITY_ORDER if e in PULL] + [e for e in PULL if e not in ENTITY_ORDER]
+
+
+def _emit(entity: str, record: Any, actor: Actor, ctx: SyncContext, ident: uuid.UUID, version: int) -> dict[str, Any]:
+    puller = PULL[entity]
+    if record is None or not actor.covers(record.village_code) or puller.gone(record):
+        return {"entity": entity, "id": str(ident), "version": record.version if record is not None else version, "deleted": True, "data": None}
+    return {"entity": entity, "id": str(record.id), "version": record.version, "deleted": False, "data": puller.view(record, ctx)}
+
+
+async def pull(
+    session: AsyncSession, actor: Actor, ctx: SyncContext, *, cursor: str | None, limit: int
+) -> dict[str, Any]:
+    """Everything in scope that changed after the cursor, oldest first. Without a cursor: a
+    snapshot of all current records in scope (paged by entity and id), then the log."""
+    require_role(actor, *FIELD_ROLES)
+    state = _dec(cursor) if cursor else None
+    if state is None:
+        tx, seq = await _log_start(session)
+        state = {"p": "s", "e": 0, "last": None, "tx": tx, "seq": seq}
+    changes: list[dict[str, Any]] = []
+    order = _pull_order()
+    while state["p"] == "s" and len(changes) < limit:
+        if state["e"] >= len(order):
+            state = {"p": "l", "tx": state["tx"], "seq": state["seq"]}
+            break
+        entity = order[state["e"]]
+        model = PULL[entity].model
+        stmt = scoped(select(model), actor)
+        if state["last"]:
+            stmt = stmt.where(model.id > uuid.UUID(state["last"]))
+        want = limit - len(changes)
+        rows = list((await session.execute(stmt.order_by(model.id).limit(want))).scalars())
+        for r in rows:
+            if not PULL[entity].gone(r):
+                changes.append(_emit(entity, r, actor, ctx, r.id, r.version))
+        if len(rows) < want:
+            state = {**state, "e": state["e"] + 1, "last": None}
+        else:
+            state = {**state, "last": str(rows[-1].id)}
+    has_more = True
+    if state["p"] == "l" and len(changes) < limit:
+        want = limit - len(changes)
+        stmt = scoped(select(Change), actor, Change).where(
+            tuple_(Change.tx_id, Change.seq) > tuple_(literal(int(state["tx"])), literal(int(state["seq"])))
+        )
+        horizon = await _visible_horizon(session)
+        if horizon is not None:
+            stmt = stmt.where(col(Change.tx_id) < horizon)
+        rows = list((await session.execute(stmt.order_by(Change.tx_id, Change.seq).limit(want + 1))).scalars())
+        has_more = len(rows) > want
+        rows = rows[:want]
+        by_entity: dict[str, set[uuid.UUID]] = {}
+        for c in rows:
+            if c.entity in PULL:
+                by_entity.setdefault(c.entity, set()).add(c.entity_id)
+        records: dict[tuple[str, uuid.UUID], Any] = {}
+        for entity, ids in by_entity.items():
+            model = PULL[entity].model
+            for r in (await session.execute(select(model).where(col(model.id).in_(ids)))).scalars():
+                records[(entity, r.id)] = r
+        last_index = {(c.entity, c.entity_id): i for i, c in enumerate(rows)}
+        for i, c in enumerate(rows):
+            if c.entity in PULL and last_index[(c.entity, c.entity_id)] == i:
+                changes.append(_emit(c.entity, records.get((c.entity, c.entity_id)), actor, ctx, c.entity_id, c.version))
+        if rows:
+            state = {"p": "l", "tx": rows[-1].tx_id, "seq": rows[-1].seq}
+    return {"changes": changes, "next_cursor": _enc(state), "has_more": has_more}
+
+
+# --- conflicts ----------------------------------------------------------------------------------
+
+
+def conflict_view(c: SyncConflict) -> dict[str, Any]:
+    return {
+        "id": str(c.id),
+        "entity": c.entity,
+        "entity_id": str(c.entity_id),
+        "op_id": c.op_id,
+        "device_id": c.device_id,
+        "actor_id": str(c.actor_id),
+        "base_version": c.base_version,
+        "server_version": c.server_version,
+        "client_values": json.loads(c.client_values),
+        "fields": json.loads(c.fields),
+        "status": c.status,
+        "village_code": c.village_code,
+        "created_at": c.created_at.isoformat(),
+        "resolved_by": str(c.resolved_by) if c.resolved_by else None,
+        "resolved_at": c.resolved_at.isoformat() if c.resolved_at else None,
+    }
+
+
+async def list_conflicts(
+    session: AsyncSession, actor: Actor, *, status: str | None, limit: int, cursor: str | None
+) -> tuple[list[SyncConflict], str | None]:
+    require_role(actor, *FIELD_ROLES)
+    stmt = scoped(select(SyncConflict), actor)
+    if status:
+        stmt = stmt.where(SyncConflict.status == status)
+    return await paginate(session, stmt, order=[SyncConflict.created_at, SyncConflict.id], limit=limit, cursor=cursor)
+
+
+async def resolve_conflict(
+    session: AsyncSession, actor: Actor, ctx: SyncContext, conflict_id: uuid.UUID, values: dict[str, Any]
+) -> tuple[SyncConflict, dict[str, Any]]:
+    """Township (or county): apply the chosen values to the current record; the conflict closes."""
+    require_role(actor, *SUPERVISOR_ROLES)
+    conflict = await get_scoped(session, SyncConflict, conflict_id, actor)
+    if conflict.status != "open":
+        raise Conflict("This conflict is already resolved", code="invalid_transition")
+    handler = PUSH[conflict.entity]
+    assert handler.update is not None
+    current = await get_scoped(session, handler.model, conflict.entity_id, actor)
+    record = current
+    if values:
+        record = await handler.update(session, actor, ctx, conflict.entity_id, values, current.version)
+    conflict.status = "resolved"
+    conflict.resolved_by = actor.id
+    conflict.resolved_at = utcnow()
+    await session.flush()
+    view = handler.view or handler.values
+    assert view is not None
+    return conflict, view(record, ctx)
+
+
+def not_found() -> NotFound:
+    return NotFound("No such record")
