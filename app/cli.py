@@ -112,6 +112,39 @@ def seed_demo() -> None:
         typer.echo(f"  {username:<14} {password:<20} {role}")
 
 
+@cli.command("seed-scale")
+def seed_scale(
+    persons: Annotated[int, typer.Option(min=0, help="People the county should hold")],
+    county: Annotated[str, typer.Option(help="6-digit county code")] = "430122",
+    townships: Annotated[int, typer.Option(min=1, help="Townships in the county")] = 20,
+    villages: Annotated[int, typer.Option(min=1, help="Villages per township")] = 20,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same county)")] = 1,
+) -> None:
+    """Generate a synthetic county of N people for load tests (skips when already there)."""
+    import time
+
+    from app.core.security import FieldCipher
+    from app.services.scale import seed_scale as run
+
+    cipher = FieldCipher(get_settings())
+    started = time.perf_counter()
+    counts = _run_in_session(
+        lambda s: run(
+            s,
+            cipher,
+            persons=persons,
+            county_code=county,
+            townships=townships,
+            villages_per_township=villages,
+            seed=seed,
+        )
+    )
+    elapsed = time.perf_counter() - started
+    if counts["skipped"]:
+        typer.echo(f"already seeded: county {county} has {counts['persons_total']} persons")
+    typer.echo(" ".join(f"{k}={v}" for k, v in counts.items()) + f" elapsed_s={elapsed:.1f}")
+
+
 @users_cli.command("create")
 def users_create(
     username: Annotated[str, typer.Option()],
@@ -160,5 +193,30 @@ def areas_import(file: Annotated[Path, typer.Argument(exists=True, dir_okay=Fals
     typer.echo(f"imported: {report.created} created, {report.renamed} renamed, {report.unchanged} unchanged")
 
 
+@cli.command("gen-secrets")
+def gen_secrets() -> None:
+    """Print fresh production secrets as .env lines (JWT key, field key, blind-index key)."""
+    import base64
+    import json
+    import secrets as pysecrets
+
+    from app.core.config import new_ec_private_pem
+
+    kid = "k" + pysecrets.token_hex(3)
+    lines = {
+        "JIAHE_JWT_PRIVATE_KEYS": json.dumps({kid: new_ec_private_pem()}),
+        "JIAHE_JWT_ACTIVE_KID": kid,
+        "JIAHE_FIELD_KEYS": json.dumps({"f1": base64.b64encode(pysecrets.token_bytes(32)).decode()}),
+        "JIAHE_FIELD_ACTIVE_KEY_ID": "f1",
+        "JIAHE_BLIND_INDEX_KEY": base64.b64encode(pysecrets.token_bytes(32)).decode(),
+    }
+    for key, value in lines.items():
+        typer.echo(f"{key}='{value}'")
+
+
 def main() -> None:
     cli()
+
+
+if __name__ == "__main__":
+    main()

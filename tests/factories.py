@@ -69,4 +69,6 @@ def id_number(birth_date: date, sex: str, area_code: str = "430122") -> str:
     """A valid, never-before-used (in this run) generated ID number."""
     from app.services.idnumber import generate_id_number
 
-    return generate_id_number(area_code=area_code, birth_date=birth_date, sex=sex, sequence=next(_id_seq) % 500)
+    return generate_id_number(
+        area_code=area_code, birth_date=birth_date, sex=sex, sequence=next(_id_seq) % 500
+    )

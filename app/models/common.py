@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, TypedDict
 
 from pydantic import AfterValidator
 from sqlalchemy import String
@@ -13,7 +13,7 @@ from sqlmodel import Field, SQLModel
 
 from app.core.db import UTCDateTime, new_id, utcnow
 
-AREA_CODE_RE = re.compile(r"^\d{12}$")
+AREA_CODE_RE = re.compile(r"^[0-9]{12}$")  # ASCII only: \d accepts full-width digits
 
 
 def _check_area_code(v: str) -> str:
@@ -57,7 +57,13 @@ class ScopedMixin(SQLModel):
     village_code: str = Field(sa_type=String(12), index=True, nullable=False)
 
 
-def place_columns(village_code: str) -> dict[str, str]:
+class Place(TypedDict):
+    county_code: str
+    township_code: str
+    village_code: str
+
+
+def place_columns(village_code: str) -> Place:
     return {
         "county_code": village_code[:6],
         "township_code": village_code[:9],

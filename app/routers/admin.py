@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 
 from app.core.errors import error_responses
 from app.core.pagination import Cursor, Limit, Page
-from app.deps import Caller, SessionDep
+from app.deps import Caller, IfMatch, SessionDep
 from app.models.areas import AreaCreate, AreaPublic
 from app.models.audit import AuditEventPublic
 from app.models.users import (
@@ -32,7 +32,7 @@ router = APIRouter(prefix="/api/v1")
 async def list_areas(
     session: SessionDep,
     caller: Caller,
-    parent_code: Annotated[str | None, Query(pattern=r"^\d{12}$")] = None,
+    parent_code: Annotated[str | None, Query(pattern=r"^[0-9]{12}$")] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Page[AreaPublic]:
@@ -82,13 +82,13 @@ async def list_users(
     "/users/{user_id}",
     response_model=UserPublic,
     tags=["users"],
-    responses=error_responses(401, 403, 404, 409, 422),
+    responses=error_responses(401, 403, 404, 409, 412, 422, 428),
 )
 async def update_user(
-    session: SessionDep, caller: Caller, user_id: uuid.UUID, body: UserUpdate
+    session: SessionDep, caller: Caller, user_id: uuid.UUID, body: UserUpdate, expected: IfMatch
 ) -> UserPublic:
-    """Disable, re-role, move or reset the password of a user (admin); ends their logins."""
-    user = await users_svc.update_user(session, caller, user_id, body)
+    """Disable, re-role, move or reset the password of a user (admin, If-Match); ends their logins."""
+    user = await users_svc.update_user(session, caller, user_id, body, expected)
     return UserPublic.model_validate(user, from_attributes=True)
 
 

@@ -58,17 +58,21 @@ async def create_household(
 async def list_households(
     session: SessionDep,
     caller: Caller,
-    village_code: Annotated[str | None, Query(pattern=r"^\d{12}$")] = None,
+    village_code: Annotated[str | None, Query(pattern=r"^[0-9]{12}$")] = None,
     q: Annotated[str | None, Query(min_length=1, max_length=100, description="address contains")] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Page[HouseholdPublic]:
     """Households in your scope."""
-    rows, nxt = await svc.list_households(session, caller, village_code=village_code, q=q, limit=limit, cursor=cursor)
+    rows, nxt = await svc.list_households(
+        session, caller, village_code=village_code, q=q, limit=limit, cursor=cursor
+    )
     return Page(items=[svc.household_public(h) for h in rows], next_cursor=nxt)
 
 
-@router.get("/households/{household_id}", response_model=HouseholdDetail, responses=error_responses(401, 403, 404))
+@router.get(
+    "/households/{household_id}", response_model=HouseholdDetail, responses=error_responses(401, 403, 404)
+)
 async def get_household(
     session: SessionDep, caller: Caller, cipher: CipherDep, household_id: uuid.UUID, response: Response
 ) -> HouseholdDetail:
@@ -77,7 +81,8 @@ async def get_household(
     members = await svc.household_members(session, caller, household.id)
     _etag(response, household.version)
     return HouseholdDetail(
-        **svc.household_public(household).model_dump(), members=[svc.person_public(p, cipher) for p in members]
+        **svc.household_public(household).model_dump(),
+        members=[svc.person_public(p, cipher) for p in members],
     )
 
 
@@ -114,7 +119,7 @@ async def list_persons(
     caller: Caller,
     cipher: CipherDep,
     household_id: uuid.UUID | None = None,
-    village_code: Annotated[str | None, Query(pattern=r"^\d{12}$")] = None,
+    village_code: Annotated[str | None, Query(pattern=r"^[0-9]{12}$")] = None,
     q: Annotated[str | None, Query(min_length=1, max_length=50, description="name contains")] = None,
     id_number: Annotated[str | None, Query(max_length=32, description="exact match; audited")] = None,
     include_merged: bool = False,
@@ -144,7 +149,9 @@ async def get_person(
     """One person with the full ID number (the read is written to the audit log)."""
     person = await svc.read_person_in_full(session, caller, person_id)
     _etag(response, person.version)
-    return PersonDetail(**svc.person_public(person, cipher).model_dump(), id_number=svc.full_id_number(person, cipher))
+    return PersonDetail(
+        **svc.person_public(person, cipher).model_dump(), id_number=svc.full_id_number(person, cipher)
+    )
 
 
 @router.patch("/persons/{person_id}", response_model=PersonPublic, responses=PATCH_ERRORS)
@@ -173,7 +180,9 @@ async def move_person(
 
 
 @router.post("/persons/{person_id}/merge", response_model=MergePublic, responses=WRITE_ERRORS)
-async def merge_person(session: SessionDep, caller: Caller, person_id: uuid.UUID, body: MergeRequest) -> MergePublic:
+async def merge_person(
+    session: SessionDep, caller: Caller, person_id: uuid.UUID, body: MergeRequest
+) -> MergePublic:
     """Township/county: this record duplicates ``into_id``; everything attached moves there."""
     merge = await svc.merge_persons(session, caller, person_id, body.into_id)
     import json
@@ -199,7 +208,9 @@ async def create_birth(
 
 
 @router.post("/deaths", response_model=DeathPublic, status_code=201, responses=WRITE_ERRORS)
-async def create_death(session: SessionDep, caller: Caller, body: DeathCreate, response: Response) -> DeathPublic:
+async def create_death(
+    session: SessionDep, caller: Caller, body: DeathCreate, response: Response
+) -> DeathPublic:
     """Record a death: the person stays on record as deceased."""
     death, created = await vital_events.create_death(session, caller, body)
     if not created:
@@ -207,11 +218,13 @@ async def create_death(session: SessionDep, caller: Caller, body: DeathCreate, r
     return DeathPublic.model_validate(death, from_attributes=True)
 
 
-@router.get("/data-quality", response_model=list[DataQualityFault], responses=error_responses(401, 403, 404, 422))
+@router.get(
+    "/data-quality", response_model=list[DataQualityFault], responses=error_responses(401, 403, 404, 422)
+)
 async def data_quality(
     session: SessionDep,
     caller: Caller,
-    area_code: Annotated[str | None, Query(pattern=r"^\d{12}$")] = None,
+    area_code: Annotated[str | None, Query(pattern=r"^[0-9]{12}$")] = None,
     kind: Annotated[str | None, Query(pattern="^(" + "|".join(dq.KINDS) + ")$")] = None,
 ) -> list[DataQualityFault]:
     """Open data-quality faults in your scope (at most 1000 per kind)."""

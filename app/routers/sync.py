@@ -6,7 +6,7 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field
 
 from app.core.errors import ValidationFailed, error_responses
 from app.core.pagination import Cursor, Limit
@@ -110,7 +110,12 @@ class ResolveOut(BaseModel):
     record: dict[str, Any]
 
 
-@router.post("/push", response_model=PushOut, response_model_exclude_none=True, responses=error_responses(401, 403, 413, 422))
+@router.post(
+    "/push",
+    response_model=PushOut,
+    response_model_exclude_none=True,
+    responses=error_responses(401, 403, 413, 422),
+)
 async def push(session: SessionDep, caller: Caller, cipher: CipherDep, body: PushIn) -> PushOut:
     """Apply up to 500 ops in order, each on its own; re-sent ops answer from the stored result."""
     if len(body.ops) > MAX_OPS:
@@ -133,7 +138,12 @@ async def pull(
     return PullOut.model_validate(out)
 
 
-@router.post("/receipts", response_model=ReceiptsOut, response_model_exclude_none=True, responses=error_responses(401, 403, 422))
+@router.post(
+    "/receipts",
+    response_model=ReceiptsOut,
+    response_model_exclude_none=True,
+    responses=error_responses(401, 403, 422),
+)
 async def receipts(session: SessionDep, caller: Caller, body: ReceiptsIn) -> ReceiptsOut:
     """Which of these ops the server holds, and their results."""
     out = await svc.receipts(session, caller, body.device_id, body.op_ids)
@@ -150,14 +160,27 @@ async def list_conflicts(
 ) -> ConflictPage:
     """Edits that overlapped a server change, waiting for the township."""
     rows, nxt = await svc.list_conflicts(session, caller, status=status, limit=limit, cursor=cursor)
-    return ConflictPage(items=[ConflictOut.model_validate(svc.conflict_view(c)) for c in rows], next_cursor=nxt)
+    return ConflictPage(
+        items=[ConflictOut.model_validate(svc.conflict_view(c)) for c in rows], next_cursor=nxt
+    )
 
 
-@router.post("/conflicts/{conflict_id}/resolve", response_model=ResolveOut, responses=error_responses(401, 403, 404, 409, 412, 422))
+@router.post(
+    "/conflicts/{conflict_id}/resolve",
+    response_model=ResolveOut,
+    responses=error_responses(401, 403, 404, 409, 412, 422),
+)
 async def resolve(
-    session: SessionDep, caller: Caller, cipher: CipherDep, conflict_id: uuid.UUID, body: ResolveIn, request: Request
+    session: SessionDep,
+    caller: Caller,
+    cipher: CipherDep,
+    conflict_id: uuid.UUID,
+    body: ResolveIn,
+    request: Request,
 ) -> ResolveOut:
     """Township/county: apply the chosen values to the record; the conflict closes."""
     del request
-    conflict, record = await svc.resolve_conflict(session, caller, svc.SyncContext(cipher), conflict_id, body.values)
+    conflict, record = await svc.resolve_conflict(
+        session, caller, svc.SyncContext(cipher), conflict_id, body.values
+    )
     return ResolveOut(conflict=ConflictOut.model_validate(svc.conflict_view(conflict)), record=record)

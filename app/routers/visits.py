@@ -27,8 +27,16 @@ from app.services import visits as svc
 router = APIRouter(prefix="/api/v1")
 
 
-@router.post("/visits", response_model=VisitPublic, status_code=201, tags=["visits"], responses=error_responses(401, 403, 404, 409, 422))
-async def create_visit(session: SessionDep, caller: Caller, body: VisitCreate, response: Response) -> VisitPublic:
+@router.post(
+    "/visits",
+    response_model=VisitPublic,
+    status_code=201,
+    tags=["visits"],
+    responses=error_responses(401, 403, 404, 409, 422),
+)
+async def create_visit(
+    session: SessionDep, caller: Caller, body: VisitCreate, response: Response
+) -> VisitPublic:
     """Record a home visit; ``follow_up_on`` opens a task. A retry with the same id is 200."""
     visit, created = await svc.create_visit(session, caller, body)
     if not created:
@@ -37,7 +45,9 @@ async def create_visit(session: SessionDep, caller: Caller, body: VisitCreate, r
     return svc.visit_public(visit)
 
 
-@router.get("/visits", response_model=Page[VisitPublic], tags=["visits"], responses=error_responses(401, 403, 422))
+@router.get(
+    "/visits", response_model=Page[VisitPublic], tags=["visits"], responses=error_responses(401, 403, 422)
+)
 async def list_visits(
     session: SessionDep,
     caller: Caller,
@@ -51,22 +61,47 @@ async def list_visits(
 ) -> Page[VisitPublic]:
     """Visits in your scope, newest first."""
     rows, nxt = await svc.list_visits(
-        session, caller, household_id=household_id, person_id=person_id, purpose=purpose, from_=from_, to=to, limit=limit, cursor=cursor
+        session,
+        caller,
+        household_id=household_id,
+        person_id=person_id,
+        purpose=purpose,
+        from_=from_,
+        to=to,
+        limit=limit,
+        cursor=cursor,
     )
     return Page(items=[svc.visit_public(v) for v in rows], next_cursor=nxt)
 
 
-@router.get("/visits/{visit_id}", response_model=VisitPublic, tags=["visits"], responses=error_responses(401, 403, 404))
-async def get_visit(session: SessionDep, caller: Caller, visit_id: uuid.UUID, response: Response) -> VisitPublic:
+@router.get(
+    "/visits/{visit_id}",
+    response_model=VisitPublic,
+    tags=["visits"],
+    responses=error_responses(401, 403, 404),
+)
+async def get_visit(
+    session: SessionDep, caller: Caller, visit_id: uuid.UUID, response: Response
+) -> VisitPublic:
     """One visit."""
     visit = await svc.get_visit(session, caller, visit_id)
     response.headers["ETag"] = f'"{visit.version}"'
     return svc.visit_public(visit)
 
 
-@router.patch("/visits/{visit_id}", response_model=VisitPublic, tags=["visits"], responses=error_responses(401, 403, 404, 412, 422, 428))
+@router.patch(
+    "/visits/{visit_id}",
+    response_model=VisitPublic,
+    tags=["visits"],
+    responses=error_responses(401, 403, 404, 412, 422, 428),
+)
 async def update_visit(
-    session: SessionDep, caller: Caller, visit_id: uuid.UUID, body: VisitUpdate, expected: IfMatch, response: Response
+    session: SessionDep,
+    caller: Caller,
+    visit_id: uuid.UUID,
+    body: VisitUpdate,
+    expected: IfMatch,
+    response: Response,
 ) -> VisitPublic:
     """Correct a visit's purpose or notes; needs If-Match."""
     visit = await svc.update_visit(session, caller, visit_id, body, expected)
@@ -74,26 +109,42 @@ async def update_visit(
     return svc.visit_public(visit)
 
 
-@router.get("/tasks", response_model=Page[TaskPublic], tags=["tasks"], responses=error_responses(401, 403, 422))
+@router.get(
+    "/tasks", response_model=Page[TaskPublic], tags=["tasks"], responses=error_responses(401, 403, 422)
+)
 async def list_tasks(
     session: SessionDep,
     caller: Caller,
     status: TaskStatus | None = None,
     kind: TaskKind | None = None,
-    village_code: Annotated[str | None, Query(pattern=r"^\d{12}$")] = None,
+    village_code: Annotated[str | None, Query(pattern=r"^[0-9]{12}$")] = None,
     overdue: bool | None = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Page[TaskPublic]:
     """The task inbox: tasks in your scope, soonest due first."""
     rows, nxt = await tasks_svc.list_tasks(
-        session, caller, status=status, kind=kind, village_code=village_code, overdue=overdue, limit=limit, cursor=cursor
+        session,
+        caller,
+        status=status,
+        kind=kind,
+        village_code=village_code,
+        overdue=overdue,
+        limit=limit,
+        cursor=cursor,
     )
     return Page(items=[tasks_svc.task_public(t) for t in rows], next_cursor=nxt)
 
 
-@router.post("/tasks/{task_id}/complete", response_model=TaskPublic, tags=["tasks"], responses=error_responses(401, 403, 404, 409, 422))
-async def complete_task(session: SessionDep, caller: Caller, task_id: uuid.UUID, body: TaskComplete | None = None) -> TaskPublic:
+@router.post(
+    "/tasks/{task_id}/complete",
+    response_model=TaskPublic,
+    tags=["tasks"],
+    responses=error_responses(401, 403, 404, 409, 422),
+)
+async def complete_task(
+    session: SessionDep, caller: Caller, task_id: uuid.UUID, body: TaskComplete | None = None
+) -> TaskPublic:
     """Mark an open task done."""
     task = await tasks_svc.complete_task(session, caller, task_id, body.note if body else None)
     return tasks_svc.task_public(task)

@@ -7,9 +7,9 @@ import csv
 import io
 from dataclasses import dataclass
 
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
 
 from app.authz.actor import Actor
 from app.authz.policies import ADMIN_ROLES, require_role
@@ -177,7 +177,7 @@ async def import_areas(session: AsyncSession, content: bytes) -> ImportReport:
     rows, errors = parse_area_csv(content)
     in_file = {code for _, code, _ in rows}
     existing = {
-        a.code: a for a in (await session.execute(select(Area).where(Area.code.in_(in_file)))).scalars()
+        a.code: a for a in (await session.execute(select(Area).where(col(Area.code).in_(in_file)))).scalars()
     }
     report = ImportReport(0, 0, 0)
     to_add: list[Area] = []

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from limits import RateLimitItemPerSecond
 from limits.aio.storage import MemoryStorage
 from limits.aio.strategies import MovingWindowRateLimiter
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import select
 
 from app.authz.actor import Actor
 from app.core.config import Settings
@@ -137,6 +137,10 @@ async def client_login(
     login = LoginSession(principal_id=client.id, principal_kind="client")
     session.add(login)
     await session.flush()
+    actor = Actor(
+        id=client.id, kind="client", role=Role(client.role), area_code=client.area_code, session_id=login.id
+    )
+    audit.record(session, actor, "login", "machine_client", client.id)
     return await _issue(session, ctx, login, role=str(client.role), area=client.area_code, with_refresh=False)
 
 

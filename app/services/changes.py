@@ -91,7 +91,9 @@ def _log_changes(session: Session, _ctx: Any, _instances: Any) -> None:
         if not changed:
             continue
         fields = sorted({FIELD_ALIASES.get(k, k) for k in changed})
-        added.append(RecordHistory(entity=entity, entity_id=obj.id, version=obj.version, fields=json.dumps(fields)))
+        added.append(
+            RecordHistory(entity=entity, entity_id=obj.id, version=obj.version, fields=json.dumps(fields))
+        )
         old_village = state.attrs.village_code.history.deleted
         if old_village and old_village[0] != obj.village_code:
             v = old_village[0]

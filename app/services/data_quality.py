@@ -74,44 +74,82 @@ async def list_faults(
         out.extend(DataQualityFault(kind=k, entity=entity, id=r[0], detail=detail(r)) for r in rows)
 
     other = aliased(Person)
-    dup = narrow(select(Person.id, other.id), Person).join(
-        other,
-        and_(
-            other.county_code == Person.county_code,
-            other.name == Person.name,
-            other.birth_date == Person.birth_date,
-            other.id != Person.id,
-            col(other.merged_into_id).is_(None),
-            or_(col(Person.id_number_hash).is_(None), col(other.id_number_hash).is_(None)),
-        ),
-    ).where(col(Person.merged_into_id).is_(None))
-    await run("likely_duplicate", dup.order_by(Person.id), "person", lambda r: f"same name and birth date as person {r[1]}")
+    dup = (
+        narrow(select(Person.id, other.id), Person)
+        .join(
+            other,
+            and_(
+                col(other.county_code) == Person.county_code,
+                col(other.name) == Person.name,
+                col(other.birth_date) == Person.birth_date,
+                col(other.id) != Person.id,
+                col(other.merged_into_id).is_(None),
+                or_(col(Person.id_number_hash).is_(None), col(other.id_number_hash).is_(None)),
+            ),
+        )
+        .where(col(Person.merged_into_id).is_(None))
+    )
+    await run(
+        "likely_duplicate",
+        dup.order_by(Person.id),
+        "person",
+        lambda r: f"same name and birth date as person {r[1]}",
+    )
 
     mother = aliased(Person)
-    young = narrow(select(Person.id, mother.id), Person).join(mother, mother.id == Person.mother_id).where(
-        col(Person.merged_into_id).is_(None),
-        Person.birth_date < _plus_years(mother.birth_date, 15, dialect),
+    young = (
+        narrow(select(Person.id, mother.id), Person)
+        .join(mother, mother.id == Person.mother_id)
+        .where(
+            col(Person.merged_into_id).is_(None),
+            Person.birth_date < _plus_years(mother.birth_date, 15, dialect),
+        )
     )
-    await run("child_born_before_mother_15", young.order_by(Person.id), "person", lambda r: f"born before mother {r[1]} turned 15")
+    await run(
+        "child_born_before_mother_15",
+        young.order_by(Person.id),
+        "person",
+        lambda r: f"born before mother {r[1]} turned 15",
+    )
 
     under20 = narrow(select(Person.id), Person).where(
-        _current(), Person.sex == "female", Person.marital_status == "married",
+        _current(),
+        Person.sex == "female",
+        Person.marital_status == "married",
         col(Person.birth_date) > _years_ago(20, today),
     )
-    await run("married_under_20", under20.order_by(Person.id), "person", lambda r: "married woman under 20")
+    await run("married_under_20", under20.order_by(Person.id), "person", lambda _r: "married woman under 20")
 
-    old = narrow(select(Person.id), Person).where(_current(), col(Person.birth_date) < _years_ago(110, today))
-    await run("over_110_alive", old.order_by(Person.id), "person", lambda r: "over 110 and not recorded as deceased")
+    cutoff = _years_ago(110, today)
+    old = narrow(select(Person.id), Person).where(_current(), col(Person.birth_date) < cutoff)
+    await run(
+        "over_110_alive",
+        old.order_by(Person.id),
+        "person",
+        lambda _r: "over 110 and not recorded as deceased",
+    )
 
     headless = narrow(select(Household.id), Household).where(col(Household.head_person_id).is_(None))
-    await run("household_without_head", headless.order_by(Household.id), "household", lambda r: "no head of household")
+    await run(
+        "household_without_head",
+        headless.order_by(Household.id),
+        "household",
+        lambda _r: "no head of household",
+    )
 
-    living = exists().where(Person.household_id == Household.id, _current())
+    living = exists().where(col(Person.household_id) == Household.id, _current())
     empty = narrow(select(Household.id), Household).where(~living)
-    await run("household_no_living_member", empty.order_by(Household.id), "household", lambda r: "no living member")
+    await run(
+        "household_no_living_member", empty.order_by(Household.id), "household", lambda _r: "no living member"
+    )
 
     moved = narrow(select(Person.id, Person.current_village_code), Person).where(
         _current(), Person.current_village_code != Person.village_code
     )
-    await run("village_mismatch", moved.order_by(Person.id), "person", lambda r: f"lives in {r[1]}, household elsewhere")
+    await run(
+        "village_mismatch",
+        moved.order_by(Person.id),
+        "person",
+        lambda r: f"lives in {r[1]}, household elsewhere",
+    )
     return out

@@ -3,8 +3,8 @@ machine clients with known secrets. Idempotent: running it again creates nothing
 
 from __future__ import annotations
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import select
 
 from app.core.security import hash_password
 from app.models.areas import Area

@@ -42,10 +42,10 @@ from app.models.households import (
     PersonUpdate,
     Sex,
 )
-from app.services import audit
 from app.services import areas as areas_svc
-from app.services.idnumber import IdNumberError, mask_id_number, parse_id_number
+from app.services import audit
 from app.services.changes import register_synced
+from app.services.idnumber import IdNumberError, mask_id_number, parse_id_number
 from app.services.records import check_version, existing_by_id, replay_or_conflict, touch
 
 register_synced("household", "household")
@@ -141,7 +141,7 @@ async def household_members(session: AsyncSession, actor: Actor, household_id: u
     stmt = scoped(select(Person), actor).where(
         Person.household_id == household_id, col(Person.merged_into_id).is_(None)
     )
-    return list((await session.execute(stmt.order_by(Person.birth_date, Person.id))).scalars())
+    return list((await session.execute(stmt.order_by(col(Person.birth_date), col(Person.id)))).scalars())
 
 
 async def list_households(
@@ -239,7 +239,9 @@ async def check_parent(
     child_id: uuid.UUID | None = None,
 ) -> Person:
     """A mother/father link must name an existing person in scope of plausible sex and age."""
-    parent = (await session.execute(scoped(select(Person), actor).where(Person.id == parent_id))).scalar_one_or_none()
+    parent = (
+        await session.execute(scoped(select(Person), actor).where(Person.id == parent_id))
+    ).scalar_one_or_none()
     if parent is None or parent.merged_into_id is not None:
         raise invalid(field, "no such person in your area")
     if parent.id == child_id:
@@ -295,7 +297,9 @@ async def create_person(
     facts = check_id_number(data.id_number, data.birth_date, data.sex) if data.id_number else None
     existing = await existing_by_id(session, Person, data.id)
     if existing is not None:
-        replay_or_conflict(actor.covers(existing.village_code) and _same_person(existing, data, facts, cipher))
+        replay_or_conflict(
+            actor.covers(existing.village_code) and _same_person(existing, data, facts, cipher)
+        )
         return existing, False
     household = await get_scoped(session, Household, data.household_id, actor)
     ensure_can_place(actor, household.village_code)
@@ -307,15 +311,20 @@ async def create_person(
             "birth_date and sex are required without an ID number",
             errors=[FieldError(field=f, message="required without id_number") for f in missing],
         )
-    assert birth_date is not None and sex is not None
+    assert birth_date is not None
+    assert sex is not None
     _check_birth_date(birth_date)
     if facts:
         await ensure_id_number_free(session, actor, cipher.blind_index(facts.number))
     person_id = data.id or uuid.uuid4()
     if data.mother_id:
-        await check_parent(session, actor, data.mother_id, field="mother_id", sex=Sex.female, child_birth=birth_date)
+        await check_parent(
+            session, actor, data.mother_id, field="mother_id", sex=Sex.female, child_birth=birth_date
+        )
     if data.father_id:
-        await check_parent(session, actor, data.father_id, field="father_id", sex=Sex.male, child_birth=birth_date)
+        await check_parent(
+            session, actor, data.father_id, field="father_id", sex=Sex.male, child_birth=birth_date
+        )
     if data.current_village_code:
         await areas_svc.require_area(session, data.current_village_code, field="current_village_code")
     person = Person(
@@ -440,11 +449,25 @@ async def update_person(
     for field, sex in (("mother_id", Sex.female), ("father_id", Sex.male)):
         if field in changes and changes[field] is not None:
             await check_parent(
-                session, actor, changes[field], field=field, sex=sex, child_birth=person.birth_date, child_id=person.id
+                session,
+                actor,
+                changes[field],
+                field=field,
+                sex=sex,
+                child_birth=person.birth_date,
+                child_id=person.id,
             )
     if changes.get("current_village_code"):
         await areas_svc.require_area(session, changes["current_village_code"], field="current_village_code")
-    for key in ("name", "relation_to_head", "marital_status", "hukou_area_code", "mother_id", "father_id", "current_village_code"):
+    for key in (
+        "name",
+        "relation_to_head",
+        "marital_status",
+        "hukou_area_code",
+        "mother_id",
+        "father_id",
+        "current_village_code",
+    ):
         if key in changes:
             setattr(person, key, changes[key])
     if "phone" in changes:
@@ -471,7 +494,12 @@ async def move_person(
         old.head_person_id = None
         touch(old)
     session.add(
-        PersonMove(person_id=person.id, from_household_id=person.household_id, to_household_id=target.id, actor_id=actor.id)
+        PersonMove(
+            person_id=person.id,
+            from_household_id=person.household_id,
+            to_household_id=target.id,
+            actor_id=actor.id,
+        )
     )
     was_local = person.current_village_code == person.village_code
     person.household_id = target.id
@@ -500,7 +528,9 @@ register_person_ref(Person, "mother_id")
 register_person_ref(Person, "father_id")
 
 
-async def merge_persons(session: AsyncSession, actor: Actor, person_id: uuid.UUID, into_id: uuid.UUID) -> PersonMerge:
+async def merge_persons(
+    session: AsyncSession, actor: Actor, person_id: uuid.UUID, into_id: uuid.UUID
+) -> PersonMerge:
     """Township or county: ``person_id`` is a duplicate of ``into_id``. Everything attached to
     it moves to the survivor, which takes over a missing ID number; the duplicate becomes a
     tombstone pointing at the survivor. One audited act, with the moved references kept."""
@@ -542,11 +572,17 @@ async def merge_persons(session: AsyncSession, actor: Actor, person_id: uuid.UUI
     return merge
 
 
-async def living_children_count(session: AsyncSession, mother_id: uuid.UUID, up_to: date, exclude: uuid.UUID | None) -> int:
-    stmt = select(func.count()).select_from(Person).where(
-        Person.mother_id == mother_id,
-        col(Person.merged_into_id).is_(None),
-        col(Person.birth_date) <= up_to,
+async def living_children_count(
+    session: AsyncSession, mother_id: uuid.UUID, up_to: date, exclude: uuid.UUID | None
+) -> int:
+    stmt = (
+        select(func.count())
+        .select_from(Person)
+        .where(
+            Person.mother_id == mother_id,
+            col(Person.merged_into_id).is_(None),
+            col(Person.birth_date) <= up_to,
+        )
     )
     if exclude is not None:
         stmt = stmt.where(Person.id != exclude)

@@ -41,7 +41,9 @@ from app.core.errors import AppError, Conflict, FieldError, NotFound, Validation
 from app.core.pagination import paginate
 from app.core.security import FieldCipher
 from app.models.households import (
+    Birth,
     BirthCreate,
+    Death,
     DeathCreate,
     Household,
     HouseholdCreate,
@@ -114,11 +116,16 @@ def _schema(model: type[BaseModel], data: dict[str, Any], **extra: Any) -> Any:
 
 # register entities
 
-async def _create_household(s: AsyncSession, a: Actor, _c: SyncContext, i: uuid.UUID, d: dict[str, Any]) -> Any:
+
+async def _create_household(
+    s: AsyncSession, a: Actor, _c: SyncContext, i: uuid.UUID, d: dict[str, Any]
+) -> Any:
     return (await hh.create_household(s, a, _schema(HouseholdCreate, d, id=i)))[0]
 
 
-async def _update_household(s: AsyncSession, a: Actor, _c: SyncContext, i: uuid.UUID, d: dict[str, Any], v: int) -> Any:
+async def _update_household(
+    s: AsyncSession, a: Actor, _c: SyncContext, i: uuid.UUID, d: dict[str, Any], v: int
+) -> Any:
     return await hh.update_household(s, a, i, _schema(HouseholdUpdate, d), v)
 
 
@@ -130,7 +137,9 @@ async def _create_person(s: AsyncSession, a: Actor, c: SyncContext, i: uuid.UUID
     return (await hh.create_person(s, a, c.cipher, _schema(PersonCreate, d, id=i)))[0]
 
 
-async def _update_person(s: AsyncSession, a: Actor, c: SyncContext, i: uuid.UUID, d: dict[str, Any], v: int) -> Any:
+async def _update_person(
+    s: AsyncSession, a: Actor, c: SyncContext, i: uuid.UUID, d: dict[str, Any], v: int
+) -> Any:
     return await hh.update_person(s, a, c.cipher, i, _schema(PersonUpdate, d), v)
 
 
@@ -146,7 +155,9 @@ async def _create_visit(s: AsyncSession, a: Actor, _c: SyncContext, i: uuid.UUID
     return (await visits_svc.create_visit(s, a, _schema(VisitCreate, d, id=i)))[0]
 
 
-async def _update_visit(s: AsyncSession, a: Actor, _c: SyncContext, i: uuid.UUID, d: dict[str, Any], v: int) -> Any:
+async def _update_visit(
+    s: AsyncSession, a: Actor, _c: SyncContext, i: uuid.UUID, d: dict[str, Any], v: int
+) -> Any:
     return await visits_svc.update_visit(s, a, i, _schema(VisitUpdate, d), v)
 
 
@@ -166,11 +177,20 @@ def _task_view(t: Any, _c: SyncContext) -> dict[str, Any]:
     return tasks_svc.task_public(t).model_dump(mode="json")
 
 
-register_push("household", PushHandler(Household, _create_household, _update_household, HouseholdUpdate, _household_view, _household_view))
-register_push("person", PushHandler(Person, _create_person, _update_person, PersonUpdate, _person_values, _person_view))
-register_push("visit", PushHandler(Visit, _create_visit, _update_visit, VisitUpdate, _visit_view, _visit_view))
-register_push("birth", PushHandler(vital_events.Birth, _create_birth))
-register_push("death", PushHandler(vital_events.Death, _create_death))
+register_push(
+    "household",
+    PushHandler(
+        Household, _create_household, _update_household, HouseholdUpdate, _household_view, _household_view
+    ),
+)
+register_push(
+    "person", PushHandler(Person, _create_person, _update_person, PersonUpdate, _person_values, _person_view)
+)
+register_push(
+    "visit", PushHandler(Visit, _create_visit, _update_visit, VisitUpdate, _visit_view, _visit_view)
+)
+register_push("birth", PushHandler(Birth, _create_birth))
+register_push("death", PushHandler(Death, _create_death))
 
 register_pull("household", PullEntity(Household, _household_view))
 register_pull("person", PullEntity(Person, _person_view, lambda p: p.merged_into_id is not None))
@@ -203,10 +223,14 @@ def _rejected(op: PushOp, err: AppError) -> dict[str, Any]:
     return _result(op, OpStatus.rejected, error=body)
 
 
-async def _server_changed_fields(session: AsyncSession, entity: str, entity_id: uuid.UUID, since: int) -> set[str]:
+async def _server_changed_fields(
+    session: AsyncSession, entity: str, entity_id: uuid.UUID, since: int
+) -> set[str]:
     rows = await session.execute(
         select(RecordHistory.fields).where(
-            RecordHistory.entity_id == entity_id, RecordHistory.entity == entity, col(RecordHistory.version) > since
+            RecordHistory.entity_id == entity_id,
+            RecordHistory.entity == entity,
+            col(RecordHistory.version) > since,
         )
     )
     out: set[str] = set()
@@ -215,7 +239,9 @@ async def _server_changed_fields(session: AsyncSession, entity: str, entity_id: 
     return out
 
 
-async def _apply(session: AsyncSession, actor: Actor, ctx: SyncContext, op: PushOp, device_id: str) -> dict[str, Any]:
+async def _apply(
+    session: AsyncSession, actor: Actor, ctx: SyncContext, op: PushOp, device_id: str
+) -> dict[str, Any]:
     handler = PUSH.get(op.entity)
     if handler is None:
         raise ValidationFailed(f"Ops on {op.entity} are not supported yet", code="unsupported_entity")
@@ -250,7 +276,9 @@ async def _apply(session: AsyncSession, actor: Actor, ctx: SyncContext, op: Push
                 )
             )
             view = handler.view or handler.values
-            return _result(op, OpStatus.conflict, version=current.version, current=view(current, ctx), fields=overlap)
+            return _result(
+                op, OpStatus.conflict, version=current.version, current=view(current, ctx), fields=overlap
+            )
     record = await handler.update(session, actor, ctx, op.id, op.data, current.version)
     return _result(op, OpStatus.applied, version=record.version)
 
@@ -272,7 +300,11 @@ async def push(
                 await session.flush()
         except IntegrityError:
             prior = await _stored(session, device_id, op.op_id)
-            results.append(_replay(prior, actor) if prior else _rejected(op, Conflict("Op in flight", code="op_in_flight")))
+            results.append(
+                _replay(prior, actor)
+                if prior
+                else _rejected(op, Conflict("Op in flight", code="op_in_flight"))
+            )
             continue
         try:
             async with session.begin_nested():
@@ -299,18 +331,27 @@ def _replay(prior: SyncOp | None, actor: Actor) -> dict[str, Any]:
     out: dict[str, Any] = json.loads(prior.result)
     if prior.actor_id != actor.id:
         # Another login's op with the same device and op id: do not reveal its result.
-        return {"op_id": prior.op_id, "status": "rejected", "id": None, "version": None,
-                "error": Conflict("This op id was used by someone else", code="op_id_taken").body()}
+        return {
+            "op_id": prior.op_id,
+            "status": "rejected",
+            "id": None,
+            "version": None,
+            "error": Conflict("This op id was used by someone else", code="op_id_taken").body(),
+        }
     if out.get("status") == OpStatus.applied.value:
         out["status"] = OpStatus.duplicate.value
     return out
 
 
-async def receipts(session: AsyncSession, actor: Actor, device_id: str, op_ids: list[str]) -> list[dict[str, Any]]:
+async def receipts(
+    session: AsyncSession, actor: Actor, device_id: str, op_ids: list[str]
+) -> list[dict[str, Any]]:
     """Which of these ops the server holds (pushed by this user), with their results."""
     require_role(actor, *FIELD_ROLES)
     rows = await session.execute(
-        select(SyncOp).where(SyncOp.device_id == device_id, SyncOp.actor_id == actor.id, col(SyncOp.op_id).in_(op_ids))
+        select(SyncOp).where(
+            SyncOp.device_id == device_id, SyncOp.actor_id == actor.id, col(SyncOp.op_id).in_(op_ids)
+        )
     )
     held = {r.op_id: r for r in rows.scalars()}
     out = []
@@ -320,7 +361,15 @@ async def receipts(session: AsyncSession, actor: Actor, device_id: str, op_ids: 
             out.append({"op_id": op_id, "held": False})
         else:
             res = json.loads(r.result)
-            out.append({"op_id": op_id, "held": True, "status": res["status"], "id": res.get("id"), "version": res.get("version")})
+            out.append(
+                {
+                    "op_id": op_id,
+                    "held": True,
+                    "status": res["status"],
+                    "id": res.get("id"),
+                    "version": res.get("version"),
+                }
+            )
     return out
 
 
@@ -349,7 +398,9 @@ def _dec(cursor: str) -> dict[str, Any]:
 async def _log_start(session: AsyncSession) -> tuple[int, int]:
     """A log position such that every change before it is visible to reads made from now on."""
     if session.bind is not None and session.bind.dialect.name == "postgresql":
-        xmin = (await session.execute(text("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint"))).scalar_one()
+        xmin = (
+            await session.execute(text("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint"))
+        ).scalar_one()
         return int(xmin) - 1, MAX_SEQ
     last = (await session.execute(select(func.max(Change.seq)))).scalar_one()
     return 0, int(last or 0)
@@ -358,7 +409,11 @@ async def _log_start(session: AsyncSession) -> tuple[int, int]:
 async def _visible_horizon(session: AsyncSession) -> int | None:
     """Changes of transactions at or after this id may still be in flight (PostgreSQL)."""
     if session.bind is not None and session.bind.dialect.name == "postgresql":
-        return int((await session.execute(text("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint"))).scalar_one())
+        return int(
+            (
+                await session.execute(text("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint"))
+            ).scalar_one()
+        )
     return None
 
 
@@ -369,11 +424,25 @@ def _pull_order() -> list[str]:
     return [e for e in ENTITY_ORDER if e in PULL] + [e for e in PULL if e not in ENTITY_ORDER]
 
 
-def _emit(entity: str, record: Any, actor: Actor, ctx: SyncContext, ident: uuid.UUID, version: int) -> dict[str, Any]:
+def _emit(
+    entity: str, record: Any, actor: Actor, ctx: SyncContext, ident: uuid.UUID, version: int
+) -> dict[str, Any]:
     puller = PULL[entity]
     if record is None or not actor.covers(record.village_code) or puller.gone(record):
-        return {"entity": entity, "id": str(ident), "version": record.version if record is not None else version, "deleted": True, "data": None}
-    return {"entity": entity, "id": str(record.id), "version": record.version, "deleted": False, "data": puller.view(record, ctx)}
+        return {
+            "entity": entity,
+            "id": str(ident),
+            "version": record.version if record is not None else version,
+            "deleted": True,
+            "data": None,
+        }
+    return {
+        "entity": entity,
+        "id": str(record.id),
+        "version": record.version,
+        "deleted": False,
+        "data": puller.view(record, ctx),
+    }
 
 
 async def pull(
@@ -415,7 +484,11 @@ async def pull(
         horizon = await _visible_horizon(session)
         if horizon is not None:
             stmt = stmt.where(col(Change.tx_id) < horizon)
-        rows = list((await session.execute(stmt.order_by(Change.tx_id, Change.seq).limit(want + 1))).scalars())
+        rows = list(
+            (
+                await session.execute(stmt.order_by(col(Change.tx_id), col(Change.seq)).limit(want + 1))
+            ).scalars()
+        )
         has_more = len(rows) > want
         rows = rows[:want]
         by_entity: dict[str, set[uuid.UUID]] = {}
@@ -430,7 +503,9 @@ async def pull(
         last_index = {(c.entity, c.entity_id): i for i, c in enumerate(rows)}
         for i, c in enumerate(rows):
             if c.entity in PULL and last_index[(c.entity, c.entity_id)] == i:
-                changes.append(_emit(c.entity, records.get((c.entity, c.entity_id)), actor, ctx, c.entity_id, c.version))
+                changes.append(
+                    _emit(c.entity, records.get((c.entity, c.entity_id)), actor, ctx, c.entity_id, c.version)
+                )
         if rows:
             state = {"p": "l", "tx": rows[-1].tx_id, "seq": rows[-1].seq}
     return {"changes": changes, "next_cursor": _enc(state), "has_more": has_more}
@@ -466,7 +541,9 @@ async def list_conflicts(
     stmt = scoped(select(SyncConflict), actor)
     if status:
         stmt = stmt.where(SyncConflict.status == status)
-    return await paginate(session, stmt, order=[SyncConflict.created_at, SyncConflict.id], limit=limit, cursor=cursor)
+    return await paginate(
+        session, stmt, order=[SyncConflict.created_at, SyncConflict.id], limit=limit, cursor=cursor
+    )
 
 
 async def resolve_conflict(

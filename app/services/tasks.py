@@ -103,7 +103,9 @@ async def complete_task(session: AsyncSession, actor: Actor, task_id: uuid.UUID,
 async def cancel_tasks_for(session: AsyncSession, source_entity: str, source_id: uuid.UUID) -> None:
     """Close the open tasks a source record made (e.g. a checkup that was then done)."""
     rows = await session.execute(
-        select(Task).where(Task.source_entity == source_entity, Task.source_id == source_id, Task.status == TaskStatus.open)
+        select(Task).where(
+            Task.source_entity == source_entity, Task.source_id == source_id, Task.status == TaskStatus.open
+        )
     )
     for task in rows.scalars():
         task.status = TaskStatus.cancelled

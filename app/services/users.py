@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import select
 
 from app.authz.actor import Actor
 from app.authz.policies import ADMIN_ROLES, require_role
@@ -16,8 +16,9 @@ from app.core.pagination import paginate
 from app.core.security import hash_password, new_secret
 from app.models.areas import AreaLevel
 from app.models.auth import LoginSession
-from app.models.users import ClientCreate, MachineClient, Role, User, UserCreate, UserUpdate
+from app.models.users import ClientCreate, MachineClient, Role, User, UserCreate, UserPublic, UserUpdate
 from app.services import areas as areas_svc
+from app.services.records import check_version, touch
 
 # Which area levels each role may be placed at.
 ROLE_LEVELS = {
@@ -99,9 +100,14 @@ async def revoke_logins(session: AsyncSession, principal_id: uuid.UUID, reason: 
         login.revoked_reason = reason
 
 
-async def update_user(session: AsyncSession, actor: Actor, user_id: uuid.UUID, data: UserUpdate) -> User:
+async def update_user(
+    session: AsyncSession, actor: Actor, user_id: uuid.UUID, data: UserUpdate, expected: int
+) -> User:
     """Disabling, re-roling, moving or re-passwording a user ends their logins at once."""
     user = await get_user(session, actor, user_id)
+    check_version(
+        user.version, expected, UserPublic.model_validate(user, from_attributes=True).model_dump(mode="json")
+    )
     changes = data.model_dump(exclude_unset=True, exclude_none=True)
     if user.id == actor.id and (changes.get("disabled") or "role" in changes):
         raise Conflict("You cannot disable or re-role yourself", code="self_change")
@@ -119,8 +125,7 @@ async def update_user(session: AsyncSession, actor: Actor, user_id: uuid.UUID, d
     for key, value in changes.items():
         setattr(user, key, value)
     user.county_code = user.area_code[:6]
-    user.version += 1
-    user.updated_at = utcnow()
+    touch(user)
     await session.flush()
     return user
 

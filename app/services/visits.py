@@ -18,7 +18,16 @@ from app.core.errors import Conflict
 from app.core.pagination import paginate
 from app.models.common import place_columns
 from app.models.households import Household, Person
-from app.models.visits import Location, Task, TaskKind, Visit, VisitCreate, VisitPublic, VisitPurpose, VisitUpdate
+from app.models.visits import (
+    Location,
+    Task,
+    TaskKind,
+    Visit,
+    VisitCreate,
+    VisitPublic,
+    VisitPurpose,
+    VisitUpdate,
+)
 from app.services import households as hh
 from app.services.changes import register_synced
 from app.services.records import check_version, existing_by_id, replay_or_conflict, touch
@@ -32,7 +41,11 @@ CLOCK_SKEW = timedelta(minutes=10)
 
 
 def visit_public(v: Visit) -> VisitPublic:
-    location = Location(lat=v.lat, lon=v.lon, accuracy_m=v.accuracy_m) if v.lat is not None and v.lon is not None else None
+    location = (
+        Location(lat=v.lat, lon=v.lon, accuracy_m=v.accuracy_m)
+        if v.lat is not None and v.lon is not None
+        else None
+    )
     return VisitPublic(
         id=v.id,
         household_id=v.household_id,
@@ -59,7 +72,8 @@ def _same(v: Visit, data: VisitCreate) -> bool:
         and v.visited_at == as_utc(data.visited_at)
         and v.purpose == data.purpose.value
         and v.notes == data.notes
-        and (v.lat, v.lon, v.accuracy_m) == ((loc.lat, loc.lon, loc.accuracy_m) if loc else (None, None, None))
+        and (v.lat, v.lon, v.accuracy_m)
+        == ((loc.lat, loc.lon, loc.accuracy_m) if loc else (None, None, None))
         and v.follow_up_on == data.follow_up_on
         and v.follow_up_note == data.follow_up_note
     )
@@ -86,7 +100,9 @@ async def create_visit(session: AsyncSession, actor: Actor, data: VisitCreate) -
         if person.household_id != household.id:
             raise hh.invalid("person_id", "the person is not a member of this household")
         if person.death_date is not None:
-            raise Conflict("The person is deceased; visits to them cannot be recorded", code="person_deceased")
+            raise Conflict(
+                "The person is deceased; visits to them cannot be recorded", code="person_deceased"
+            )
     if data.follow_up_on is not None and data.follow_up_on < visited_at.date():
         raise hh.invalid("follow_up_on", "must not be before the visit")
     loc = data.location
@@ -166,4 +182,6 @@ async def list_visits(
         stmt = stmt.where(col(Visit.visited_at) >= as_utc(from_))
     if to:
         stmt = stmt.where(col(Visit.visited_at) < as_utc(to))
-    return await paginate(session, stmt, order=[Visit.visited_at, Visit.id], limit=limit, cursor=cursor, descending=True)
+    return await paginate(
+        session, stmt, order=[Visit.visited_at, Visit.id], limit=limit, cursor=cursor, descending=True
+    )

@@ -35,7 +35,9 @@ async def mk_household(c, village: str = V1, **kw) -> dict:
     return r.json()
 
 
-async def mk_person(c, household_id: str, *, sex: str = "female", born: date = date(1990, 5, 17), with_id: bool = True, **kw) -> dict:
+async def mk_person(
+    c, household_id: str, *, sex: str = "female", born: date = date(1990, 5, 17), with_id: bool = True, **kw
+) -> dict:
     body = {
         "household_id": household_id,
         "name": kw.pop("name", "李秀英"),
@@ -68,9 +70,12 @@ async def test_create_household_and_idempotent_retry(cadre, db):
     assert r.status_code == 201
     assert r.headers["etag"] == '"1"'
     out = r.json()
-    assert out["id"] == hid and out["version"] == 1 and out["address"] == "团头湖村3组12号"
+    assert out["id"] == hid
+    assert out["version"] == 1
+    assert out["address"] == "团头湖村3组12号"
     again = await cadre.post("/api/v1/households", json=body)
-    assert again.status_code == 200 and again.json() == out
+    assert again.status_code == 200
+    assert again.json() == out
     problem(await cadre.post("/api/v1/households", json={**body, "address": "别处"}), 409, "id_conflict")
     rows = (await db.execute(select(Household))).scalars().all()
     assert len(rows) == 1
@@ -78,17 +83,31 @@ async def test_create_household_and_idempotent_retry(cadre, db):
 
 
 async def test_household_outside_scope_is_403_and_invisible(cadre, client_as):
-    problem(await cadre.post("/api/v1/households", json={"village_code": V2, "address": "x", "household_type": "rural"}), 403, "out_of_scope")
+    problem(
+        await cadre.post(
+            "/api/v1/households", json={"village_code": V2, "address": "x", "household_type": "rural"}
+        ),
+        403,
+        "out_of_scope",
+    )
     other = await client_as("village", V2)
     h = await mk_household(other, V2)
     problem(await cadre.get(f"/api/v1/households/{h['id']}"), 404, "not_found")
-    problem(await cadre.patch(f"/api/v1/households/{h['id']}", json={"address": "y"}, headers={"If-Match": '"1"'}), 404, "not_found")
+    problem(
+        await cadre.patch(
+            f"/api/v1/households/{h['id']}", json={"address": "y"}, headers={"If-Match": '"1"'}
+        ),
+        404,
+        "not_found",
+    )
     assert (await cadre.get("/api/v1/households")).json()["items"] == []
 
 
 async def test_unknown_village_is_422(client_as):
     county = await client_as("county", COUNTY)
-    r = await county.post("/api/v1/households", json={"village_code": "430122100299", "address": "x", "household_type": "rural"})
+    r = await county.post(
+        "/api/v1/households", json={"village_code": "430122100299", "address": "x", "household_type": "rural"}
+    )
     problem(r, 422, "validation_failed")
 
 
@@ -133,9 +152,14 @@ async def test_patch_household_needs_if_match(cadre):
     url = f"/api/v1/households/{h['id']}"
     problem(await cadre.patch(url, json={"address": "新地址"}), 428, "precondition_required")
     r = await cadre.patch(url, json={"address": "新地址"}, headers={"If-Match": '"1"'})
-    assert r.status_code == 200 and r.json()["version"] == 2 and r.headers["etag"] == '"2"'
-    body = problem(await cadre.patch(url, json={"address": "旧"}, headers={"If-Match": '"1"'}), 412, "version_conflict")
-    assert body["current"]["address"] == "新地址" and body["current"]["version"] == 2
+    assert r.status_code == 200
+    assert r.json()["version"] == 2
+    assert r.headers["etag"] == '"2"'
+    body = problem(
+        await cadre.patch(url, json={"address": "旧"}, headers={"If-Match": '"1"'}), 412, "version_conflict"
+    )
+    assert body["current"]["address"] == "新地址"
+    assert body["current"]["version"] == 2
 
 
 async def test_head_must_be_living_member(cadre):
@@ -143,7 +167,11 @@ async def test_head_must_be_living_member(cadre):
     h2 = await mk_household(cadre)
     p = await mk_person(cadre, h2["id"])
     url = f"/api/v1/households/{h['id']}"
-    problem(await cadre.patch(url, json={"head_person_id": p["id"]}, headers={"If-Match": '"1"'}), 422, "validation_failed")
+    problem(
+        await cadre.patch(url, json={"head_person_id": p["id"]}, headers={"If-Match": '"1"'}),
+        422,
+        "validation_failed",
+    )
     got = (await cadre.get(f"/api/v1/households/{h2['id']}")).json()
     assert got["head_person_id"] == p["id"]  # the first 户主 became head
     assert [m["id"] for m in got["members"]] == [p["id"]]
@@ -155,10 +183,20 @@ async def test_head_must_be_living_member(cadre):
 async def test_person_birth_date_and_sex_come_from_id_number(cadre):
     h = await mk_household(cadre)
     number = id_number(date(1988, 2, 29), "male")
-    r = await cadre.post("/api/v1/persons", json={"household_id": h["id"], "id_number": number, "name": "王建国", "relation_to_head": "户主", "marital_status": "married"})
+    r = await cadre.post(
+        "/api/v1/persons",
+        json={
+            "household_id": h["id"],
+            "id_number": number,
+            "name": "王建国",
+            "relation_to_head": "户主",
+            "marital_status": "married",
+        },
+    )
     assert r.status_code == 201, r.text
     out = r.json()
-    assert out["birth_date"] == "1988-02-29" and out["sex"] == "male"
+    assert out["birth_date"] == "1988-02-29"
+    assert out["sex"] == "male"
     assert out["id_number_masked"] == number[:6] + "********" + number[-4:]
     assert "id_number" not in out
 
@@ -170,7 +208,14 @@ async def test_person_birth_date_and_sex_come_from_id_number(cadre):
 async def test_disagreeing_sex_or_birth_date_is_mismatch(cadre, field, value):
     h = await mk_household(cadre)
     number = id_number(date(1988, 2, 29), "male")
-    body = {"household_id": h["id"], "id_number": number, "name": "王建国", "relation_to_head": "户主", "marital_status": "married", field: value}
+    body = {
+        "household_id": h["id"],
+        "id_number": number,
+        "name": "王建国",
+        "relation_to_head": "户主",
+        "marital_status": "married",
+        field: value,
+    }
     problem(await cadre.post("/api/v1/persons", json=body), 422, "id_number_mismatch")
 
 
@@ -185,7 +230,13 @@ async def test_disagreeing_sex_or_birth_date_is_mismatch(cadre, field, value):
 )
 async def test_invalid_id_numbers(cadre, number, fragment):
     h = await mk_household(cadre)
-    body = {"household_id": h["id"], "id_number": number, "name": "张三", "relation_to_head": "户主", "marital_status": "single"}
+    body = {
+        "household_id": h["id"],
+        "id_number": number,
+        "name": "张三",
+        "relation_to_head": "户主",
+        "marital_status": "single",
+    }
     out = problem(await cadre.post("/api/v1/persons", json=body), 422, "id_number_invalid")
     assert fragment in out["detail"]
     assert out["errors"][0]["field"] == "id_number"
@@ -195,7 +246,13 @@ async def test_wrong_check_character(cadre):
     h = await mk_household(cadre)
     good = id_number(date(1990, 1, 1), "female")
     bad = good[:-1] + ("0" if good[-1] != "0" else "1")
-    body = {"household_id": h["id"], "id_number": bad, "name": "张三", "relation_to_head": "户主", "marital_status": "single"}
+    body = {
+        "household_id": h["id"],
+        "id_number": bad,
+        "name": "张三",
+        "relation_to_head": "户主",
+        "marital_status": "single",
+    }
     out = problem(await cadre.post("/api/v1/persons", json=body), 422, "id_number_invalid")
     assert "check" in out["detail"]
 
@@ -205,10 +262,22 @@ async def test_lowercase_x_is_stored_as_upper(cadre):
 
     h = await mk_household(cadre)
     number = next(
-        n for s in range(500)
-        if (n := generate_id_number(area_code="430122", birth_date=date(1975, 6, 1), sex="female", sequence=s)).endswith("X")
+        n
+        for s in range(500)
+        if (
+            n := generate_id_number(area_code="430122", birth_date=date(1975, 6, 1), sex="female", sequence=s)
+        ).endswith("X")
     )
-    r = await cadre.post("/api/v1/persons", json={"household_id": h["id"], "id_number": number.lower(), "name": "赵敏", "relation_to_head": "户主", "marital_status": "married"})
+    r = await cadre.post(
+        "/api/v1/persons",
+        json={
+            "household_id": h["id"],
+            "id_number": number.lower(),
+            "name": "赵敏",
+            "relation_to_head": "户主",
+            "marital_status": "married",
+        },
+    )
     assert r.status_code == 201, r.text
     full = (await cadre.get(f"/api/v1/persons/{r.json()['id']}")).json()
     assert full["id_number"] == number
@@ -218,9 +287,19 @@ async def test_id_number_never_stored_in_plain_text(cadre, db):
     h = await mk_household(cadre)
     number = id_number(date(1992, 7, 7), "female")
     p = await mk_person(cadre, h["id"], id_number=number, phone="13812345678")
-    raw = (await db.execute(text("SELECT * FROM person WHERE id = :id"), {"id": uuid.UUID(p["id"]).hex if db.bind.dialect.name == "sqlite" else p["id"]})).mappings().one()
+    raw = (
+        (
+            await db.execute(
+                text("SELECT * FROM person WHERE id = :id"),
+                {"id": uuid.UUID(p["id"]).hex if db.bind.dialect.name == "sqlite" else p["id"]},
+            )
+        )
+        .mappings()
+        .one()
+    )
     dump = " ".join(str(v) for v in raw.values())
-    assert number not in dump and number[6:14] + number[14:17] not in dump
+    assert number not in dump
+    assert number[6:14] + number[14:17] not in dump
     assert "13812345678" not in dump
     assert raw["id_number_enc"].startswith("f1:")
     assert len(raw["id_number_hash"]) == 64
@@ -268,40 +347,76 @@ async def test_duplicate_id_number_in_and_out_of_scope(client_as):
     number = id_number(date(1991, 1, 9), "female")
     h1 = await mk_household(c1)
     p = await mk_person(c1, h1["id"], id_number=number)
-    body = {"household_id": h1["id"], "id_number": number, "name": "重复", "relation_to_head": "女", "marital_status": "single"}
+    body = {
+        "household_id": h1["id"],
+        "id_number": number,
+        "name": "重复",
+        "relation_to_head": "女",
+        "marital_status": "single",
+    }
     out = problem(await c1.post("/api/v1/persons", json=body), 409, "person_exists")
     assert out["person_id"] == p["id"]
     h2 = await mk_household(c2, V2)
-    out = problem(await c2.post("/api/v1/persons", json={**body, "household_id": h2["id"]}), 409, "person_exists_elsewhere")
+    out = problem(
+        await c2.post("/api/v1/persons", json={**body, "household_id": h2["id"]}),
+        409,
+        "person_exists_elsewhere",
+    )
     assert p["id"] not in str(out)
 
 
 async def test_idempotent_person_create(cadre, db):
     h = await mk_household(cadre)
     pid = str(uuid.uuid4())
-    body = {"id": pid, "household_id": h["id"], "id_number": id_number(date(1980, 8, 8), "female"), "name": "周芳", "relation_to_head": "户主", "marital_status": "married", "phone": "13900001111"}
+    body = {
+        "id": pid,
+        "household_id": h["id"],
+        "id_number": id_number(date(1980, 8, 8), "female"),
+        "name": "周芳",
+        "relation_to_head": "户主",
+        "marital_status": "married",
+        "phone": "13900001111",
+    }
     first = await cadre.post("/api/v1/persons", json=body)
     assert first.status_code == 201
     again = await cadre.post("/api/v1/persons", json=body)
-    assert again.status_code == 200 and again.json() == first.json()
+    assert again.status_code == 200
+    assert again.json() == first.json()
     problem(await cadre.post("/api/v1/persons", json={**body, "name": "周芳芳"}), 409, "id_conflict")
     assert len((await db.execute(select(Person))).scalars().all()) == 1
 
 
 async def test_baby_without_id_number_needs_sex_and_birth_date(cadre):
     h = await mk_household(cadre)
-    p = await mk_person(cadre, h["id"], with_id=False, born=date.today() - timedelta(days=30), name="小宝", relation_to_head="子", marital_status="single", sex="male")
+    p = await mk_person(
+        cadre,
+        h["id"],
+        with_id=False,
+        born=date.today() - timedelta(days=30),
+        name="小宝",
+        relation_to_head="子",
+        marital_status="single",
+        sex="male",
+    )
     assert p["id_number_masked"] is None
-    r = await cadre.post("/api/v1/persons", json={"household_id": h["id"], "name": "小宝", "relation_to_head": "子", "marital_status": "single"})
+    r = await cadre.post(
+        "/api/v1/persons",
+        json={"household_id": h["id"], "name": "小宝", "relation_to_head": "子", "marital_status": "single"},
+    )
     out = problem(r, 422, "validation_failed")
     assert {e["field"] for e in out["errors"]} == {"birth_date", "sex"}
     # The ID number arrives later: PATCH adds it, it must agree with what is on record.
     good = id_number(date.fromisoformat(p["birth_date"]), "male")
     wrong = id_number(date.fromisoformat(p["birth_date"]), "female")
     url = f"/api/v1/persons/{p['id']}"
-    problem(await cadre.patch(url, json={"id_number": wrong, "sex": "male"}, headers={"If-Match": '"1"'}), 422, "id_number_mismatch")
+    problem(
+        await cadre.patch(url, json={"id_number": wrong, "sex": "male"}, headers={"If-Match": '"1"'}),
+        422,
+        "id_number_mismatch",
+    )
     r = await cadre.patch(url, json={"id_number": good}, headers={"If-Match": '"1"'})
-    assert r.status_code == 200 and r.json()["id_number_masked"].endswith(good[-4:])
+    assert r.status_code == 200
+    assert r.json()["id_number_masked"].endswith(good[-4:])
 
 
 async def test_name_search_matches_chinese_substring(cadre):
@@ -315,15 +430,41 @@ async def test_name_search_matches_chinese_substring(cadre):
 async def test_parent_links_must_be_plausible(cadre):
     h = await mk_household(cadre)
     mother = await mk_person(cadre, h["id"], born=date(1990, 1, 1), sex="female")
-    father = await mk_person(cadre, h["id"], born=date(1988, 1, 1), sex="male", name="王强", relation_to_head="配偶")
-    kid = {"household_id": h["id"], "name": "王小", "sex": "female", "birth_date": "2015-06-01", "relation_to_head": "女", "marital_status": "single"}
-    problem(await cadre.post("/api/v1/persons", json={**kid, "mother_id": father["id"]}), 422, "validation_failed")
-    problem(await cadre.post("/api/v1/persons", json={**kid, "father_id": mother["id"]}), 422, "validation_failed")
-    problem(await cadre.post("/api/v1/persons", json={**kid, "birth_date": "2002-01-01", "mother_id": mother["id"]}), 422, "validation_failed")
-    problem(await cadre.post("/api/v1/persons", json={**kid, "mother_id": str(uuid.uuid4())}), 422, "validation_failed")
-    r = await cadre.post("/api/v1/persons", json={**kid, "mother_id": mother["id"], "father_id": father["id"]})
+    father = await mk_person(
+        cadre, h["id"], born=date(1988, 1, 1), sex="male", name="王强", relation_to_head="配偶"
+    )
+    kid = {
+        "household_id": h["id"],
+        "name": "王小",
+        "sex": "female",
+        "birth_date": "2015-06-01",
+        "relation_to_head": "女",
+        "marital_status": "single",
+    }
+    problem(
+        await cadre.post("/api/v1/persons", json={**kid, "mother_id": father["id"]}), 422, "validation_failed"
+    )
+    problem(
+        await cadre.post("/api/v1/persons", json={**kid, "father_id": mother["id"]}), 422, "validation_failed"
+    )
+    problem(
+        await cadre.post(
+            "/api/v1/persons", json={**kid, "birth_date": "2002-01-01", "mother_id": mother["id"]}
+        ),
+        422,
+        "validation_failed",
+    )
+    problem(
+        await cadre.post("/api/v1/persons", json={**kid, "mother_id": str(uuid.uuid4())}),
+        422,
+        "validation_failed",
+    )
+    r = await cadre.post(
+        "/api/v1/persons", json={**kid, "mother_id": mother["id"], "father_id": father["id"]}
+    )
     assert r.status_code == 201
-    assert r.json()["mother_id"] == mother["id"] and r.json()["father_id"] == father["id"]
+    assert r.json()["mother_id"] == mother["id"]
+    assert r.json()["father_id"] == father["id"]
 
 
 async def test_two_cadres_editing_one_person(client_as):
@@ -336,9 +477,11 @@ async def test_two_cadres_editing_one_person(client_as):
     r2 = await b.patch(url, json={"marital_status": "widowed"}, headers={"If-Match": '"1"'})
     assert r1.status_code == 200
     body = problem(r2, 412, "version_conflict")
-    assert body["current"]["marital_status"] == "divorced" and body["current"]["version"] == 2
+    assert body["current"]["marital_status"] == "divorced"
+    assert body["current"]["version"] == 2
     got = (await a.get(url)).json()
-    assert got["marital_status"] == "divorced" and got["version"] == 2
+    assert got["marital_status"] == "divorced"
+    assert got["version"] == 2
 
 
 async def test_person_scope(client_as):
@@ -347,9 +490,27 @@ async def test_person_scope(client_as):
     h = await mk_household(c1)
     p = await mk_person(c1, h["id"])
     problem(await c2.get(f"/api/v1/persons/{p['id']}"), 404, "not_found")
-    problem(await c2.patch(f"/api/v1/persons/{p['id']}", json={"name": "x"}, headers={"If-Match": '"1"'}), 404, "not_found")
+    problem(
+        await c2.patch(f"/api/v1/persons/{p['id']}", json={"name": "x"}, headers={"If-Match": '"1"'}),
+        404,
+        "not_found",
+    )
     assert (await c2.get("/api/v1/persons")).json()["items"] == []
-    problem(await c2.post("/api/v1/persons", json={"household_id": h["id"], "name": "x", "sex": "male", "birth_date": "2000-01-01", "relation_to_head": "子", "marital_status": "single"}), 404, "not_found")
+    problem(
+        await c2.post(
+            "/api/v1/persons",
+            json={
+                "household_id": h["id"],
+                "name": "x",
+                "sex": "male",
+                "birth_date": "2000-01-01",
+                "relation_to_head": "子",
+                "marital_status": "single",
+            },
+        ),
+        404,
+        "not_found",
+    )
     ts = await client_as("township", TS1)
     assert (await ts.get(f"/api/v1/persons/{p['id']}")).status_code == 200
     ts2 = await client_as("township", "430122101000")
@@ -366,18 +527,25 @@ async def test_move_keeps_history_and_respects_scope(cadre, client_as, db):
     h2 = await mk_household(cadre)
     p = await mk_person(cadre, h1["id"])
     r = await cadre.post(f"/api/v1/persons/{p['id']}/move", json={"household_id": h2["id"]})
-    assert r.status_code == 200 and r.json()["household_id"] == h2["id"] and r.json()["version"] == 2
+    assert r.status_code == 200
+    assert r.json()["household_id"] == h2["id"]
+    assert r.json()["version"] == 2
     moves = (await db.execute(select(PersonMove))).scalars().all()
     assert [(str(m.from_household_id), str(m.to_household_id)) for m in moves] == [(h1["id"], h2["id"])]
     old = (await cadre.get(f"/api/v1/households/{h1['id']}")).json()
-    assert old["members"] == [] and old["head_person_id"] is None
+    assert old["members"] == []
+    assert old["head_person_id"] is None
     other = await client_as("village", V2)
     h3 = await mk_household(other, V2)
-    problem(await cadre.post(f"/api/v1/persons/{p['id']}/move", json={"household_id": h3["id"]}), 404, "not_found")
+    problem(
+        await cadre.post(f"/api/v1/persons/{p['id']}/move", json={"household_id": h3["id"]}), 404, "not_found"
+    )
     # The township can move a person between its villages; the place columns follow.
     ts = await client_as("township", TS1)
     r = await ts.post(f"/api/v1/persons/{p['id']}/move", json={"household_id": h3["id"]})
-    assert r.status_code == 200 and r.json()["village_code"] == V2 and r.json()["current_village_code"] == V2
+    assert r.status_code == 200
+    assert r.json()["village_code"] == V2
+    assert r.json()["current_village_code"] == V2
     problem(await cadre.get(f"/api/v1/persons/{p['id']}"), 404, "not_found")
 
 
@@ -389,9 +557,14 @@ async def test_merge_moves_everything_and_leaves_a_tombstone(client_as, db):
     number = id_number(date(1985, 4, 4), "female")
     keep = await mk_person(c1, h1["id"], with_id=False, born=date(1985, 4, 4), name="陈静")
     dup = await mk_person(c2, h2["id"], id_number=number, name="陈静")
-    child = await c2.post("/api/v1/births", json={"mother_id": dup["id"], "child": {"sex": "male", "birth_date": "2012-03-03", "name": "陈小"}})
+    child = await c2.post(
+        "/api/v1/births",
+        json={"mother_id": dup["id"], "child": {"sex": "male", "birth_date": "2012-03-03", "name": "陈小"}},
+    )
     assert child.status_code == 201
-    problem(await c1.post(f"/api/v1/persons/{dup['id']}/merge", json={"into_id": keep["id"]}), 403, "forbidden")
+    problem(
+        await c1.post(f"/api/v1/persons/{dup['id']}/merge", json={"into_id": keep["id"]}), 403, "forbidden"
+    )
     ts = await client_as("township", TS1)
     dq = (await ts.get("/api/v1/data-quality", params={"kind": "likely_duplicate"})).json()
     assert {f["id"] for f in dq} == {keep["id"], dup["id"]}
@@ -401,15 +574,22 @@ async def test_merge_moves_everything_and_leaves_a_tombstone(client_as, db):
     kid = (await ts.get(f"/api/v1/persons/{child.json()['child_person_id']}")).json()
     assert kid["mother_id"] == keep["id"]
     tomb = (await ts.get(f"/api/v1/persons/{dup['id']}")).json()
-    assert tomb["merged_into_id"] == keep["id"] and tomb["version"] == 2
+    assert tomb["merged_into_id"] == keep["id"]
+    assert tomb["version"] == 2
     survivor = (await ts.get(f"/api/v1/persons/{keep['id']}")).json()
     assert survivor["id_number"] == number
     listed = {p["id"] for p in (await ts.get("/api/v1/persons")).json()["items"]}
-    assert dup["id"] not in listed and keep["id"] in listed
+    assert dup["id"] not in listed
+    assert keep["id"] in listed
     assert (await ts.get("/api/v1/data-quality", params={"kind": "likely_duplicate"})).json() == []
     ev = (await db.execute(select(AuditEvent).where(AuditEvent.entity == "person_merge"))).scalars().all()
-    assert len(ev) == 1 and ev[0].actor_id == ts.user.id
-    problem(await ts.post(f"/api/v1/persons/{dup['id']}/merge", json={"into_id": keep["id"]}), 409, "person_merged")
+    assert len(ev) == 1
+    assert ev[0].actor_id == ts.user.id
+    problem(
+        await ts.post(f"/api/v1/persons/{dup['id']}/merge", json={"into_id": keep["id"]}),
+        409,
+        "person_merged",
+    )
 
 
 # --- births and deaths ------------------------------------------------------------------------
@@ -421,16 +601,28 @@ async def test_births_order_and_household(cadre, db):
     orders = []
     for i, born in enumerate(["2008-05-01", "2011-07-02", "2015-09-03", "2019-01-04"]):
         bid = str(uuid.uuid4())
-        r = await cadre.post("/api/v1/births", json={"id": bid, "mother_id": mother["id"], "child": {"sex": "female" if i % 2 else "male", "birth_date": born}})
+        r = await cadre.post(
+            "/api/v1/births",
+            json={
+                "id": bid,
+                "mother_id": mother["id"],
+                "child": {"sex": "female" if i % 2 else "male", "birth_date": born},
+            },
+        )
         assert r.status_code == 201, r.text
         orders.append(r.json()["birth_order"])
         kid = await db.get(Person, uuid.UUID(r.json()["child_person_id"]))
-        assert str(kid.household_id) == h["id"] and str(kid.mother_id) == mother["id"]
+        assert str(kid.household_id) == h["id"]
+        assert str(kid.mother_id) == mother["id"]
         await db.commit()
     assert orders == [1, 2, 3, 4]
     # A retried upload of the same birth is the same record, not a fifth child.
-    retry = await cadre.post("/api/v1/births", json={"id": bid, "mother_id": mother["id"], "child": {"sex": "female", "birth_date": "2019-01-04"}})
-    assert retry.status_code == 200 and retry.json()["birth_order"] == 4
+    retry = await cadre.post(
+        "/api/v1/births",
+        json={"id": bid, "mother_id": mother["id"], "child": {"sex": "female", "birth_date": "2019-01-04"}},
+    )
+    assert retry.status_code == 200
+    assert retry.json()["birth_order"] == 4
     members = (await cadre.get(f"/api/v1/households/{h['id']}")).json()["members"]
     assert len(members) == 5
 
@@ -438,15 +630,40 @@ async def test_births_order_and_household(cadre, db):
 async def test_birth_refusals(cadre):
     h = await mk_household(cadre)
     young = await mk_person(cadre, h["id"], born=date(2000, 6, 1))
-    r = await cadre.post("/api/v1/births", json={"mother_id": young["id"], "child": {"sex": "male", "birth_date": "2015-05-31"}})
+    r = await cadre.post(
+        "/api/v1/births",
+        json={"mother_id": young["id"], "child": {"sex": "male", "birth_date": "2015-05-31"}},
+    )
     problem(r, 422, "birth_refused")
     man = await mk_person(cadre, h["id"], born=date(1980, 1, 1), sex="male", name="男")
-    problem(await cadre.post("/api/v1/births", json={"mother_id": man["id"], "child": {"sex": "male", "birth_date": "2015-05-31"}}), 422, "validation_failed")
+    problem(
+        await cadre.post(
+            "/api/v1/births",
+            json={"mother_id": man["id"], "child": {"sex": "male", "birth_date": "2015-05-31"}},
+        ),
+        422,
+        "validation_failed",
+    )
     dead = await mk_person(cadre, h["id"], born=date(1980, 1, 1), name="故")
-    assert (await cadre.post("/api/v1/deaths", json={"person_id": dead["id"], "death_date": "2020-01-01"})).status_code == 201
-    problem(await cadre.post("/api/v1/births", json={"mother_id": dead["id"], "child": {"sex": "male", "birth_date": "2021-01-01"}}), 422, "birth_refused")
+    assert (
+        await cadre.post("/api/v1/deaths", json={"person_id": dead["id"], "death_date": "2020-01-01"})
+    ).status_code == 201
+    problem(
+        await cadre.post(
+            "/api/v1/births",
+            json={"mother_id": dead["id"], "child": {"sex": "male", "birth_date": "2021-01-01"}},
+        ),
+        422,
+        "birth_refused",
+    )
     future = (date.today() + timedelta(days=3)).isoformat()
-    problem(await cadre.post("/api/v1/births", json={"mother_id": young["id"], "child": {"sex": "male", "birth_date": future}}), 422, "validation_failed")
+    problem(
+        await cadre.post(
+            "/api/v1/births", json={"mother_id": young["id"], "child": {"sex": "male", "birth_date": future}}
+        ),
+        422,
+        "validation_failed",
+    )
 
 
 async def test_death_closes_the_person(cadre, db):
@@ -455,11 +672,23 @@ async def test_death_closes_the_person(cadre, db):
     did = str(uuid.uuid4())
     r = await cadre.post("/api/v1/deaths", json={"id": did, "person_id": p["id"], "death_date": "2024-02-02"})
     assert r.status_code == 201
-    assert (await cadre.post("/api/v1/deaths", json={"id": did, "person_id": p["id"], "death_date": "2024-02-02"})).status_code == 200
-    problem(await cadre.post("/api/v1/deaths", json={"person_id": p["id"], "death_date": "2024-02-03"}), 409, "already_deceased")
+    assert (
+        await cadre.post("/api/v1/deaths", json={"id": did, "person_id": p["id"], "death_date": "2024-02-02"})
+    ).status_code == 200
+    problem(
+        await cadre.post("/api/v1/deaths", json={"person_id": p["id"], "death_date": "2024-02-03"}),
+        409,
+        "already_deceased",
+    )
     got = (await cadre.get(f"/api/v1/persons/{p['id']}")).json()
-    assert got["alive"] is False and got["death_date"] == "2024-02-02" and got["version"] == 2
-    problem(await cadre.post("/api/v1/deaths", json={"person_id": p["id"], "death_date": "1930-01-01"}), 409, "already_deceased")
+    assert got["alive"] is False
+    assert got["death_date"] == "2024-02-02"
+    assert got["version"] == 2
+    problem(
+        await cadre.post("/api/v1/deaths", json={"person_id": p["id"], "death_date": "1930-01-01"}),
+        409,
+        "already_deceased",
+    )
 
 
 # --- data quality -----------------------------------------------------------------------------
@@ -476,36 +705,66 @@ async def kinds(c, **params) -> dict[str, set[str]]:
 
 async def test_data_quality_faults_appear_and_clear(cadre, db):
     h = await mk_household(cadre)
-    assert kinds and h["id"] in (await kinds(cadre))["household_without_head"]
+    assert kinds
+    assert h["id"] in (await kinds(cadre))["household_without_head"]
     assert h["id"] in (await kinds(cadre))["household_no_living_member"]
     head = await mk_person(cadre, h["id"], born=date(1960, 1, 1))
     k = await kinds(cadre)
     assert h["id"] not in k.get("household_without_head", set())
     assert h["id"] not in k.get("household_no_living_member", set())
     # married woman under 20
-    teen = await mk_person(cadre, h["id"], born=date.today() - timedelta(days=365 * 19), relation_to_head="女", marital_status="married")
+    teen = await mk_person(
+        cadre,
+        h["id"],
+        born=date.today() - timedelta(days=365 * 19),
+        relation_to_head="女",
+        marital_status="married",
+    )
     assert teen["id"] in (await kinds(cadre))["married_under_20"]
-    await cadre.patch(f"/api/v1/persons/{teen['id']}", json={"marital_status": "single"}, headers={"If-Match": '"1"'})
+    await cadre.patch(
+        f"/api/v1/persons/{teen['id']}", json={"marital_status": "single"}, headers={"If-Match": '"1"'}
+    )
     assert teen["id"] not in (await kinds(cadre)).get("married_under_20", set())
     # over 110 and alive
-    old = await mk_person(cadre, h["id"], with_id=False, born=date(1910, 1, 1), relation_to_head="祖母", marital_status="widowed")
+    old = await mk_person(
+        cadre,
+        h["id"],
+        with_id=False,
+        born=date(1910, 1, 1),
+        relation_to_head="祖母",
+        marital_status="widowed",
+    )
     assert old["id"] in (await kinds(cadre))["over_110_alive"]
     await cadre.post("/api/v1/deaths", json={"person_id": old["id"], "death_date": "2019-01-01"})
     assert old["id"] not in (await kinds(cadre)).get("over_110_alive", set())
     # child born before the mother's 15th birthday (a legacy row: written around the API)
-    kid = await mk_person(cadre, h["id"], with_id=False, born=date(1990, 1, 1), relation_to_head="女", marital_status="single")
-    await db.execute(text("UPDATE person SET mother_id = :m WHERE id = :k"), {"m": _raw_id(db, head["id"]), "k": _raw_id(db, kid["id"])})
-    await db.execute(text("UPDATE person SET birth_date = :d WHERE id = :k"), {"d": date(1970, 1, 1), "k": _raw_id(db, kid["id"])})
+    kid = await mk_person(
+        cadre, h["id"], with_id=False, born=date(1990, 1, 1), relation_to_head="女", marital_status="single"
+    )
+    await db.execute(
+        text("UPDATE person SET mother_id = :m WHERE id = :k"),
+        {"m": _raw_id(db, head["id"]), "k": _raw_id(db, kid["id"])},
+    )
+    await db.execute(
+        text("UPDATE person SET birth_date = :d WHERE id = :k"),
+        {"d": date(1970, 1, 1), "k": _raw_id(db, kid["id"])},
+    )
     await db.commit()
     assert kid["id"] in (await kinds(cadre))["child_born_before_mother_15"]
-    r = await cadre.patch(f"/api/v1/persons/{kid['id']}", json={"mother_id": None}, headers={"If-Match": '"1"'})
+    r = await cadre.patch(
+        f"/api/v1/persons/{kid['id']}", json={"mother_id": None}, headers={"If-Match": '"1"'}
+    )
     assert r.status_code == 200, r.text
     assert kid["id"] not in (await kinds(cadre)).get("child_born_before_mother_15", set())
     # current village differs from the household's
-    r = await cadre.patch(f"/api/v1/persons/{kid['id']}", json={"current_village_code": V2}, headers={"If-Match": '"2"'})
+    r = await cadre.patch(
+        f"/api/v1/persons/{kid['id']}", json={"current_village_code": V2}, headers={"If-Match": '"2"'}
+    )
     assert r.status_code == 200, r.text
     assert kid["id"] in (await kinds(cadre))["village_mismatch"]
-    await cadre.patch(f"/api/v1/persons/{kid['id']}", json={"current_village_code": V1}, headers={"If-Match": '"3"'})
+    await cadre.patch(
+        f"/api/v1/persons/{kid['id']}", json={"current_village_code": V1}, headers={"If-Match": '"3"'}
+    )
     assert kid["id"] not in (await kinds(cadre)).get("village_mismatch", set())
     # household with no living member after the last death
     await cadre.post("/api/v1/deaths", json={"person_id": head["id"], "death_date": "2024-01-01"})
@@ -534,8 +793,20 @@ async def test_register_endpoints_refuse_machines(app, db, anon, areas):
 
     client, secret = await make_client(db, role="dashboard")
     await db.commit()
-    tok = (await anon.post("/api/v1/auth/token", data={"grant_type": "client_credentials", "client_id": client.client_id, "client_secret": secret})).json()["access_token"]
+    tok = (
+        await anon.post(
+            "/api/v1/auth/token",
+            data={"grant_type": "client_credentials", "client_id": client.client_id, "client_secret": secret},
+        )
+    ).json()["access_token"]
     h = {"Authorization": f"Bearer {tok}"}
-    for method, url in [("GET", "/api/v1/persons"), ("GET", "/api/v1/households"), ("GET", "/api/v1/data-quality"), ("POST", "/api/v1/households")]:
-        r = await anon.request(method, url, headers=h, json={"village_code": V1, "address": "x", "household_type": "rural"})
+    for method, url in [
+        ("GET", "/api/v1/persons"),
+        ("GET", "/api/v1/households"),
+        ("GET", "/api/v1/data-quality"),
+        ("POST", "/api/v1/households"),
+    ]:
+        r = await anon.request(
+            method, url, headers=h, json={"village_code": V1, "address": "x", "household_type": "rural"}
+        )
         problem(r, 403, "forbidden")

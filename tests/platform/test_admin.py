@@ -133,7 +133,9 @@ async def call(c: AsyncClient, endpoint: str, target_id: uuid.UUID):
     if endpoint == "list_users":
         return await c.get("/api/v1/users")
     if endpoint == "patch_user":
-        return await c.patch(f"/api/v1/users/{target_id}", json={"display_name": "改过的名字"})
+        return await c.patch(
+            f"/api/v1/users/{target_id}", json={"display_name": "改过的名字"}, headers={"If-Match": '"1"'}
+        )
     if endpoint == "create_client":
         return await c.post(
             "/api/v1/clients",
@@ -357,7 +359,9 @@ async def test_role_change_ends_the_users_logins(client_as, db):
     cadre = await client_as("village", "430122100201")
     assert (await cadre.get("/api/v1/me")).status_code == 200
     r = await admin.patch(
-        f"/api/v1/users/{cadre.user.id}", json={"role": "township", "area_code": "430122100000"}
+        f"/api/v1/users/{cadre.user.id}",
+        json={"role": "township", "area_code": "430122100000"},
+        headers={"If-Match": '"1"'},
     )
     assert r.status_code == 200, r.text
     assert r.json()["role"] == "township"
@@ -372,7 +376,9 @@ async def test_role_change_must_fit_the_area(client_as, db):
     admin = await client_as("admin", COUNTY)
     cadre = await client_as("village", "430122100201")
     problem(
-        await admin.patch(f"/api/v1/users/{cadre.user.id}", json={"role": "county"}),
+        await admin.patch(
+            f"/api/v1/users/{cadre.user.id}", json={"role": "county"}, headers={"If-Match": '"1"'}
+        ),
         422,
         "role_area_mismatch",
     )
@@ -383,7 +389,11 @@ async def test_role_change_must_fit_the_area(client_as, db):
 async def test_password_reset_ends_logins_and_new_password_works(client_as, anon, db):
     admin = await client_as("admin", COUNTY)
     cadre = await client_as("village", "430122100201")
-    r = await admin.patch(f"/api/v1/users/{cadre.user.id}", json={"password": "a-brand-new-password"})
+    r = await admin.patch(
+        f"/api/v1/users/{cadre.user.id}",
+        json={"password": "a-brand-new-password"},
+        headers={"If-Match": '"1"'},
+    )
     assert r.status_code == 200
     assert "password" not in walk_keys(r.json())
     problem(await cadre.get("/api/v1/me"), 401, "invalid_token")
@@ -396,8 +406,20 @@ async def test_password_reset_ends_logins_and_new_password_works(client_as, anon
 
 async def test_admin_cannot_disable_or_re_role_self(client_as, db):
     admin = await client_as("admin", COUNTY)
-    problem(await admin.patch(f"/api/v1/users/{admin.user.id}", json={"disabled": True}), 409, "self_change")
-    problem(await admin.patch(f"/api/v1/users/{admin.user.id}", json={"role": "county"}), 409, "self_change")
+    problem(
+        await admin.patch(
+            f"/api/v1/users/{admin.user.id}", json={"disabled": True}, headers={"If-Match": '"1"'}
+        ),
+        409,
+        "self_change",
+    )
+    problem(
+        await admin.patch(
+            f"/api/v1/users/{admin.user.id}", json={"role": "county"}, headers={"If-Match": '"1"'}
+        ),
+        409,
+        "self_change",
+    )
     stored = await fresh(db, User, admin.user.id)
     assert (stored.disabled, stored.role, stored.version) == (False, "admin", 1)
     assert (await admin.get("/api/v1/me")).status_code == 200
@@ -407,8 +429,20 @@ async def test_patch_user_of_another_county_is_not_found(client_as, db):
     admin = await client_as("admin", COUNTY)
     outsider, _ = await make_user(db, role="village", area_code="430181100201")
     await db.commit()
-    problem(await admin.patch(f"/api/v1/users/{outsider.id}", json={"disabled": True}), 404, "not_found")
-    problem(await admin.patch(f"/api/v1/users/{uuid.uuid4()}", json={"disabled": True}), 404, "not_found")
+    problem(
+        await admin.patch(
+            f"/api/v1/users/{outsider.id}", json={"disabled": True}, headers={"If-Match": '"1"'}
+        ),
+        404,
+        "not_found",
+    )
+    problem(
+        await admin.patch(
+            f"/api/v1/users/{uuid.uuid4()}", json={"disabled": True}, headers={"If-Match": '"1"'}
+        ),
+        404,
+        "not_found",
+    )
     assert (await fresh(db, User, outsider.id)).disabled is False
 
 
@@ -416,7 +450,9 @@ async def test_patch_user_into_another_county_is_out_of_scope(client_as, db):
     admin = await client_as("admin", COUNTY)
     cadre = await client_as("village", "430122100201")
     problem(
-        await admin.patch(f"/api/v1/users/{cadre.user.id}", json={"area_code": "430181100201"}),
+        await admin.patch(
+            f"/api/v1/users/{cadre.user.id}", json={"area_code": "430181100201"}, headers={"If-Match": '"1"'}
+        ),
         403,
         "out_of_scope",
     )
@@ -426,7 +462,7 @@ async def test_patch_user_into_another_county_is_out_of_scope(client_as, db):
 async def test_empty_patch_changes_nothing(client_as, db):
     admin = await client_as("admin", COUNTY)
     cadre = await client_as("village", "430122100201")
-    r = await admin.patch(f"/api/v1/users/{cadre.user.id}", json={})
+    r = await admin.patch(f"/api/v1/users/{cadre.user.id}", json={}, headers={"If-Match": '"1"'})
     assert r.status_code == 200
     assert r.json()["version"] == 1
     assert (await cadre.get("/api/v1/me")).status_code == 200
@@ -677,7 +713,10 @@ async def test_user_creation_and_login_are_audited(client_as, anon, db):
     by_entity = await _events(admin, entity="user")
     assert by_entity
     assert all(e["entity"] == "user" for e in by_entity)
-    assert await _events(admin, entity="area") == []
+    # The fixture's areas were written without a caller: filed under their county, no actor.
+    area_events = await _events(admin, entity="area")
+    assert len(area_events) == 13
+    assert all(e["actor_id"] is None and e["action"] == "create" for e in area_events)
     by_id = await _events(admin, entity_id=new_id)
     assert {e["action"] for e in by_id} == {"create", "login"}
     # Newest first.
@@ -743,3 +782,20 @@ async def test_concurrent_duplicate_area_is_one_created_one_conflict(client_as, 
     for r in rs:
         if r.status_code == 409:
             problem(r, 409, "area_exists")
+
+
+async def test_patch_user_needs_if_match(client_as):
+    admin = await client_as("admin", "430122000000")
+    cadre = await client_as("village", "430122100201")
+    url = f"/api/v1/users/{cadre.user.id}"
+    problem(await admin.patch(url, json={"display_name": "新名字"}), 428, "precondition_required")
+    r = await admin.patch(url, json={"display_name": "新名字"}, headers={"If-Match": '"1"'})
+    assert r.status_code == 200
+    assert r.json()["version"] == 2
+    body = problem(
+        await admin.patch(url, json={"display_name": "旧"}, headers={"If-Match": '"1"'}),
+        412,
+        "version_conflict",
+    )
+    assert body["current"]["display_name"] == "新名字"
+    assert "password_hash" not in body["current"]

@@ -209,7 +209,9 @@ async def test_admin_disabling_a_user_ends_their_session(client_as):
     admin = await client_as("admin", "430122000000")
     cadre = await client_as("village", "430122100201")
     ver = 1
-    r = await admin.patch(f"/api/v1/users/{cadre.user.id}", json={"disabled": True})
+    r = await admin.patch(
+        f"/api/v1/users/{cadre.user.id}", json={"disabled": True}, headers={"If-Match": '"1"'}
+    )
     assert r.status_code == 200
     assert r.json()["disabled"] is True
     assert r.json()["version"] == ver + 1

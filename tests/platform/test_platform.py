@@ -32,9 +32,11 @@ def _check_problem(r, status: int, code: str | None = None) -> dict:
     assert r.headers["content-type"].startswith("application/problem+json")
     body = r.json()
     assert body["status"] == status
-    assert isinstance(body["code"], str) and re.fullmatch(r"[a-z_]+", body["code"])
+    assert isinstance(body["code"], str)
+    assert re.fullmatch(r"[a-z_]+", body["code"])
     assert body["type"].endswith(body["code"])
-    assert body["title"] and body["detail"]
+    assert body["title"]
+    assert body["detail"]
     if code:
         assert body["code"] == code
     return body
@@ -68,7 +70,9 @@ async def test_problem_json_for_404_405_422(client_as):
     body = _check_problem(await c.post("/api/v1/users", json={"username": "x"}), 422, "validation_failed")
     fields = {e["field"] for e in body["errors"]}
     assert {"password", "role", "area_code", "display_name"} <= fields
-    _check_problem(await c.post("/api/v1/users", content=b"{not json", headers={"content-type": "application/json"}), 422)
+    _check_problem(
+        await c.post("/api/v1/users", content=b"{not json", headers={"content-type": "application/json"}), 422
+    )
 
 
 async def test_problem_json_for_403(client_as):
@@ -87,10 +91,14 @@ async def test_500_hides_the_error_and_gives_the_request_id(settings, engine, ca
         raise RuntimeError("secret internals: SELECT * FROM person")
 
     app.include_router(boom)
-    async with AsyncClient(transport=ASGITransport(app=app, raise_app_exceptions=False), base_url="http://t") as c:
+    async with AsyncClient(
+        transport=ASGITransport(app=app, raise_app_exceptions=False), base_url="http://t"
+    ) as c:
         r = await c.get("/boom", headers={"X-Request-ID": "req-500-test"})
     body = _check_problem(r, 500, "internal_error")
-    assert "SELECT" not in r.text and "secret" not in r.text and "Traceback" not in r.text
+    assert "SELECT" not in r.text
+    assert "secret" not in r.text
+    assert "Traceback" not in r.text
     assert body["request_id"] == "req-500-test"
     assert r.headers["x-request-id"] == "req-500-test"
     assert any("req-500-test" == getattr(rec, "request_id", None) or rec.exc_info for rec in caplog.records)
@@ -107,7 +115,8 @@ async def test_health_ready_and_metrics(anon):
     assert (await anon.get("/healthz")).json() == {"status": "ok"}
     r = await anon.get("/readyz")
     assert r.status_code == 200
-    assert r.json()["status"] == "ready" and r.json()["schema_revision"]
+    assert r.json()["status"] == "ready"
+    assert r.json()["schema_revision"]
     await anon.get("/api/v1/me")
     m = await anon.get("/metrics")
     assert m.status_code == 200
@@ -135,10 +144,17 @@ def test_production_refuses_missing_secrets(monkeypatch):
 
 def test_development_generates_and_keeps_secrets(tmp_path, monkeypatch):
     monkeypatch.setenv("JIAHE_DEV_SECRETS_FILE", str(tmp_path / "s.json"))
-    blank = dict(jwt_private_keys=None, jwt_active_kid=None, field_keys=None, field_active_key_id=None, blind_index_key=None)
+    blank = {
+        "jwt_private_keys": None,
+        "jwt_active_kid": None,
+        "field_keys": None,
+        "field_active_key_id": None,
+        "blind_index_key": None,
+    }
     a = complete_secrets(Settings(env="development", **blank))
     b = complete_secrets(Settings(env="development", **blank))
-    assert a.jwt_private_keys and a.jwt_private_keys == b.jwt_private_keys
+    assert a.jwt_private_keys
+    assert a.jwt_private_keys == b.jwt_private_keys
     assert a.blind_index_key == b.blind_index_key
     assert oct((tmp_path / "s.json").stat().st_mode)[-3:] == "600"
 
@@ -147,7 +163,11 @@ def test_serve_refuses_an_outdated_schema(tmp_path):
     env = dict(os.environ, JIAHE_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}")
     r = subprocess.run(
         [sys.executable, "-m", "app.cli", "serve", "--port", "8999"],
-        env=env, capture_output=True, text=True, timeout=60, check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert r.returncode == 3
     assert "schema is not current" in r.stderr

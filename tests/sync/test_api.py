@@ -24,8 +24,16 @@ async def cadre(client_as):
     return await client_as("village", V1)
 
 
-def op(entity: str, data: dict, *, rid: str | None = None, base: int | None = None, op_id: str | None = None) -> dict:
-    return {"op_id": op_id or str(uuid.uuid4()), "entity": entity, "id": rid or str(uuid.uuid4()), "base_version": base, "data": data}
+def op(
+    entity: str, data: dict, *, rid: str | None = None, base: int | None = None, op_id: str | None = None
+) -> dict:
+    return {
+        "op_id": op_id or str(uuid.uuid4()),
+        "entity": entity,
+        "id": rid or str(uuid.uuid4()),
+        "base_version": base,
+        "data": data,
+    }
 
 
 def household_op(village: str = V1, **kw) -> dict:
@@ -33,13 +41,27 @@ def household_op(village: str = V1, **kw) -> dict:
 
 
 def person_op(hid: str, **kw) -> dict:
-    data = {"household_id": hid, "name": "吴梅", "id_number": id_number(date(1990, 3, 3), "female"), "relation_to_head": "户主", "marital_status": "married"}
+    data = {
+        "household_id": hid,
+        "name": "吴梅",
+        "id_number": id_number(date(1990, 3, 3), "female"),
+        "relation_to_head": "户主",
+        "marital_status": "married",
+    }
     data.update(kw.pop("data", {}))
     return op("person", data, **kw)
 
 
 def visit_op(hid: str, **kw) -> dict:
-    return op("visit", {"household_id": hid, "visited_at": (datetime.now(UTC) - timedelta(hours=1)).isoformat(), "purpose": "health_education"}, **kw)
+    return op(
+        "visit",
+        {
+            "household_id": hid,
+            "visited_at": (datetime.now(UTC) - timedelta(hours=1)).isoformat(),
+            "purpose": "health_education",
+        },
+        **kw,
+    )
 
 
 async def push(c, ops: list[dict], device: str = "phone-1") -> list[dict]:
@@ -72,7 +94,15 @@ async def count(db, model) -> int:
 async def test_dependent_ops_apply_in_order_and_resend_is_duplicate(cadre, db):
     h = household_op()
     p = person_op(h["id"])
-    v = op("visit", {"household_id": h["id"], "person_id": p["id"], "visited_at": (datetime.now(UTC) - timedelta(hours=1)).isoformat(), "purpose": "checkup_reminder"})
+    v = op(
+        "visit",
+        {
+            "household_id": h["id"],
+            "person_id": p["id"],
+            "visited_at": (datetime.now(UTC) - timedelta(hours=1)).isoformat(),
+            "purpose": "checkup_reminder",
+        },
+    )
     batch = [h, p, v]
     first = await push(cadre, batch)
     assert [x["status"] for x in first] == ["applied"] * 3
@@ -98,12 +128,15 @@ async def test_rejected_op_among_good_ones_is_alone(cadre, db):
     outside = household_op(village=V2)
     results = await push(cadre, [h, bad, good, outside])
     assert [x["status"] for x in results] == ["applied", "rejected", "applied", "rejected"]
-    assert results[1]["error"]["code"] == "id_number_invalid" and results[1]["error"]["status"] == 422
+    assert results[1]["error"]["code"] == "id_number_invalid"
+    assert results[1]["error"]["status"] == 422
     assert results[3]["error"]["code"] == "out_of_scope"
-    assert await count(db, Household) == 2 and await count(db, Person) == 0
+    assert await count(db, Household) == 2
+    assert await count(db, Person) == 0
     # The rejected op answers the same when re-sent.
     again = await push(cadre, [bad])
-    assert again[0]["status"] == "rejected" and again[0]["error"]["code"] == "id_number_invalid"
+    assert again[0]["status"] == "rejected"
+    assert again[0]["error"]["code"] == "id_number_invalid"
 
 
 async def test_501_ops_refused_with_clear_error(cadre, db):
@@ -116,7 +149,11 @@ async def test_501_ops_refused_with_clear_error(cadre, db):
 
 async def test_oversized_body_refused(cadre):
     huge = "x" * (5 * 1024 * 1024)
-    r = await cadre.post(PUSH, content=b'{"device_id":"p","ops":[],"pad":"' + huge.encode() + b'"}', headers={"content-type": "application/json"})
+    r = await cadre.post(
+        PUSH,
+        content=b'{"device_id":"p","ops":[],"pad":"' + huge.encode() + b'"}',
+        headers={"content-type": "application/json"},
+    )
     problem(r, 413, "payload_too_large")
 
 
@@ -125,23 +162,31 @@ async def test_stale_update_on_untouched_fields_is_merged(cadre, client_as):
     h = await mk_household(cadre)
     p = await mk_person(cadre, h["id"])
     # The server moves on: another cadre changes the phone (version 2).
-    r = await other.patch(f"/api/v1/persons/{p['id']}", json={"phone": "13700001111"}, headers={"If-Match": '"1"'})
+    r = await other.patch(
+        f"/api/v1/persons/{p['id']}", json={"phone": "13700001111"}, headers={"If-Match": '"1"'}
+    )
     assert r.status_code == 200
     # The offline phone edited the marital status based on version 1.
     res = await push(cadre, [op("person", {"marital_status": "widowed"}, rid=p["id"], base=1)])
-    assert res[0]["status"] == "applied" and res[0]["version"] == 3
+    assert res[0]["status"] == "applied"
+    assert res[0]["version"] == 3
     got = (await cadre.get(f"/api/v1/persons/{p['id']}")).json()
-    assert got["marital_status"] == "widowed" and got["phone"] == "13700001111" and got["version"] == 3
+    assert got["marital_status"] == "widowed"
+    assert got["phone"] == "13700001111"
+    assert got["version"] == 3
 
 
 async def test_true_overlap_is_a_conflict_resolved_by_township(cadre, client_as, db):
     other = await client_as("village", V1)
     h = await mk_household(cadre)
     url = f"/api/v1/households/{h['id']}"
-    assert (await other.patch(url, json={"address": "团头湖村5组1号"}, headers={"If-Match": '"1"'})).status_code == 200
+    assert (
+        await other.patch(url, json={"address": "团头湖村5组1号"}, headers={"If-Match": '"1"'})
+    ).status_code == 200
     res = await push(cadre, [op("household", {"address": "团头湖村5组2号"}, rid=h["id"], base=1)])
     assert res[0]["status"] == "conflict"
-    assert res[0]["current"]["address"] == "团头湖村5组1号" and res[0]["version"] == 2
+    assert res[0]["current"]["address"] == "团头湖村5组1号"
+    assert res[0]["version"] == 2
     assert res[0]["fields"] == ["address"]
     assert (await cadre.get(url)).json()["address"] == "团头湖村5组1号"  # nothing written
     # Same value on both sides is not a conflict.
@@ -151,35 +196,63 @@ async def test_true_overlap_is_a_conflict_resolved_by_township(cadre, client_as,
     conflicts = (await ts.get("/api/v1/sync/conflicts")).json()["items"]
     assert len(conflicts) == 1
     c = conflicts[0]
-    assert c["client_values"] == {"address": "团头湖村5组2号"} and c["fields"] == ["address"] and c["actor_id"] == str(cadre.user.id)
-    problem(await cadre.post(f"/api/v1/sync/conflicts/{c['id']}/resolve", json={"values": {}}), 403, "forbidden")
+    assert c["client_values"] == {"address": "团头湖村5组2号"}
+    assert c["fields"] == ["address"]
+    assert c["actor_id"] == str(cadre.user.id)
+    problem(
+        await cadre.post(f"/api/v1/sync/conflicts/{c['id']}/resolve", json={"values": {}}), 403, "forbidden"
+    )
     other_ts = await client_as("township", "430122101000")
-    problem(await other_ts.post(f"/api/v1/sync/conflicts/{c['id']}/resolve", json={"values": {}}), 404, "not_found")
-    r = await ts.post(f"/api/v1/sync/conflicts/{c['id']}/resolve", json={"values": {"address": "团头湖村5组2号"}})
+    problem(
+        await other_ts.post(f"/api/v1/sync/conflicts/{c['id']}/resolve", json={"values": {}}),
+        404,
+        "not_found",
+    )
+    r = await ts.post(
+        f"/api/v1/sync/conflicts/{c['id']}/resolve", json={"values": {"address": "团头湖村5组2号"}}
+    )
     assert r.status_code == 200, r.text
-    assert r.json()["conflict"]["status"] == "resolved" and r.json()["record"]["address"] == "团头湖村5组2号"
+    assert r.json()["conflict"]["status"] == "resolved"
+    assert r.json()["record"]["address"] == "团头湖村5组2号"
     assert (await cadre.get(url)).json()["address"] == "团头湖村5组2号"
     assert (await ts.get("/api/v1/sync/conflicts")).json()["items"] == []
-    problem(await ts.post(f"/api/v1/sync/conflicts/{c['id']}/resolve", json={"values": {}}), 409, "invalid_transition")
+    problem(
+        await ts.post(f"/api/v1/sync/conflicts/{c['id']}/resolve", json={"values": {}}),
+        409,
+        "invalid_transition",
+    )
     stored = (await db.execute(select(SyncConflict))).scalars().one()
-    assert stored.status == "resolved" and stored.resolved_by == ts.user.id
+    assert stored.status == "resolved"
+    assert stored.resolved_by == ts.user.id
 
 
 async def test_current_base_version_update_and_invalid_base(cadre):
     h = await mk_household(cadre)
-    res = await push(cadre, [op("household", {"household_type": "urban"}, rid=h["id"], base=1), op("household", {"address": "x"}, rid=h["id"], base=9)])
-    assert res[0]["status"] == "applied" and res[0]["version"] == 2
-    assert res[1]["status"] == "rejected" and res[1]["error"]["code"] == "invalid_base_version"
+    res = await push(
+        cadre,
+        [
+            op("household", {"household_type": "urban"}, rid=h["id"], base=1),
+            op("household", {"address": "x"}, rid=h["id"], base=9),
+        ],
+    )
+    assert res[0]["status"] == "applied"
+    assert res[0]["version"] == 2
+    assert res[1]["status"] == "rejected"
+    assert res[1]["error"]["code"] == "invalid_base_version"
 
 
 async def test_receipts_after_a_lost_response(cadre, client_as):
     ops = [household_op() for _ in range(3)]
     await push(cadre, ops[:2], device="tablet-7")
-    r = await cadre.post("/api/v1/sync/receipts", json={"device_id": "tablet-7", "op_ids": [o["op_id"] for o in ops]})
+    r = await cadre.post(
+        "/api/v1/sync/receipts", json={"device_id": "tablet-7", "op_ids": [o["op_id"] for o in ops]}
+    )
     assert r.status_code == 200
     rec = r.json()["receipts"]
     assert [x["held"] for x in rec] == [True, True, False]
-    assert rec[0]["status"] == "applied" and rec[0]["id"] == ops[0]["id"] and rec[0]["version"] == 1
+    assert rec[0]["status"] == "applied"
+    assert rec[0]["id"] == ops[0]["id"]
+    assert rec[0]["version"] == 1
     assert rec[2] == {"op_id": ops[2]["op_id"], "held": False}
     # Another user cannot read this device's receipts.
     other = await client_as("village", V1)
@@ -196,8 +269,10 @@ async def test_pull_after_push_returns_exactly_the_new_records(cadre):
     changes, cursor2 = await pull_all(cadre, cursor)
     assert {(c["entity"], c["id"]) for c in changes} == {("household", h["id"]), ("person", p["id"])}
     person = next(c for c in changes if c["entity"] == "person")
-    assert person["data"]["id_number_masked"] and "id_number" not in person["data"]
-    assert person["deleted"] is False and person["version"] == 1
+    assert person["data"]["id_number_masked"]
+    assert "id_number" not in person["data"]
+    assert person["deleted"] is False
+    assert person["version"] == 1
     again, _ = await pull_all(cadre, cursor2)
     assert again == []
 
@@ -214,7 +289,8 @@ async def test_first_pull_pages_through_everything(cadre):
         pages += 1
         if not r["has_more"]:
             break
-    assert sorted(set(seen)) == sorted(o["id"] for o in hs) and pages >= 3
+    assert sorted(set(seen)) == sorted(o["id"] for o in hs)
+    assert pages >= 3
 
 
 async def test_pull_pagination_with_concurrent_writers(cadre, client_as):
@@ -268,10 +344,14 @@ async def test_move_out_of_scope_gives_a_tombstone(cadre, client_as):
     assert r.status_code == 200
     changes, _ = await pull_all(cadre, cursor)
     mine = [c for c in changes if c["id"] == p["id"]]
-    assert mine and mine[-1]["deleted"] is True and mine[-1]["data"] is None
+    assert mine
+    assert mine[-1]["deleted"] is True
+    assert mine[-1]["data"] is None
     theirs, _ = await pull_all(other, other_cursor)
     moved = [c for c in theirs if c["id"] == p["id"]]
-    assert moved and moved[-1]["deleted"] is False and moved[-1]["data"]["village_code"] == V2
+    assert moved
+    assert moved[-1]["deleted"] is False
+    assert moved[-1]["data"]["village_code"] == V2
 
 
 async def test_pull_scope_excludes_other_villages(cadre, client_as):
@@ -287,7 +367,15 @@ async def test_pull_scope_excludes_other_villages(cadre, client_as):
 
 async def test_pull_includes_tasks_and_visits(cadre):
     h = household_op()
-    v = op("visit", {"household_id": h["id"], "visited_at": (datetime.now(UTC) - timedelta(hours=1)).isoformat(), "purpose": "elder_care", "follow_up_on": (date.today() + timedelta(days=5)).isoformat()})
+    v = op(
+        "visit",
+        {
+            "household_id": h["id"],
+            "visited_at": (datetime.now(UTC) - timedelta(hours=1)).isoformat(),
+            "purpose": "elder_care",
+            "follow_up_on": (date.today() + timedelta(days=5)).isoformat(),
+        },
+    )
     await push(cadre, [h, v])
     changes, _ = await pull_all(cadre)
     kinds = sorted(c["entity"] for c in changes)

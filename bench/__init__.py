@@ -1,0 +1,1 @@
+"""Benchmarks against a running server (see bench/README.md)."""
