@@ -6,11 +6,11 @@ from __future__ import annotations
 import asyncio
 from logging.config import fileConfig
 
+from alembic import context
 from sqlalchemy import Connection, pool
 from sqlalchemy.ext.asyncio import create_async_engine
 
 import app.models.registry  # noqa: F401  (every table on the metadata)
-from alembic import context
 from app.core.config import Settings
 from app.core.db import UTCDateTime, metadata
 

@@ -15,7 +15,7 @@ from app.core.config import ConfigError, get_settings
 from app.core.db import make_engine, make_sessionmaker
 from app.core.errors import AppError
 from app.core.logging import configure_logging
-from app.core.migrations import current_revision, head_revision, upgrade
+from app.core.migrations import head_revisions, schema_is_current, upgrade
 
 T = TypeVar("T")
 
@@ -55,7 +55,7 @@ def migrate() -> None:
     """Upgrade the database schema to the latest migration."""
     settings = get_settings()
     upgrade(settings.database_url)
-    typer.echo(f"schema at {head_revision(settings.database_url)}")
+    typer.echo(f"schema at {', '.join(sorted(head_revisions(settings.database_url)))}")
 
 
 def _schema_current() -> bool:
@@ -64,7 +64,7 @@ def _schema_current() -> bool:
     async def _check() -> bool:
         engine = make_engine(settings)
         try:
-            return await current_revision(engine) == head_revision(settings.database_url)
+            return await schema_is_current(engine, settings.database_url)
         finally:
             await engine.dispose()
 

@@ -9,7 +9,7 @@ from sqlalchemy import text
 
 from app.core.errors import Forbidden, ServiceUnavailable, error_responses
 from app.core.metrics import REGISTRY
-from app.core.migrations import current_revision, head_revision
+from app.core.migrations import current_revisions, head_revisions
 
 router = APIRouter(tags=["operations"])
 
@@ -37,13 +37,12 @@ async def readyz(request: Request) -> Ready:
     try:
         async with engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
-        rev = await current_revision(engine)
+        revs = await current_revisions(engine)
     except Exception:
         raise ServiceUnavailable("Database unreachable", code="database_unreachable") from None
-    head = head_revision(request.app.state.settings.database_url)
-    if rev != head:
+    if revs != head_revisions(request.app.state.settings.database_url):
         raise ServiceUnavailable("Database schema is not current", code="schema_outdated")
-    return Ready(status="ready", database="ok", schema_revision=rev)
+    return Ready(status="ready", database="ok", schema_revision=",".join(sorted(revs)))
 
 
 @router.get("/metrics", response_class=Response, responses=error_responses(403))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -50,6 +51,25 @@ from app.services.records import check_version, existing_by_id, replay_or_confli
 
 register_synced("household", "household")
 register_synced("person", "person")
+
+# Other domains react to register events where they are recorded (not by a nightly job): the
+# checkup rounds add or cancel appointments when a woman marries, moves, dies or is merged.
+PersonHook = Callable[[AsyncSession, "Person", str], Awaitable[None]]
+PERSON_HOOKS: list[PersonHook] = []
+
+
+def on_person_change(hook: PersonHook) -> PersonHook:
+    """Register ``hook(session, person, reason)``; reasons: created, updated, moved, died,
+    merged, born."""
+    PERSON_HOOKS.append(hook)
+    return hook
+
+
+async def person_changed(session: AsyncSession, person: Person, reason: str) -> None:
+    await session.flush()
+    for hook in PERSON_HOOKS:
+        await hook(session, person, reason)
+
 
 MIN_PARENT_AGE_YEARS = 15
 MAX_AGE_YEARS = 130
@@ -349,6 +369,7 @@ async def create_person(
         household.head_person_id = person.id
         touch(household)
         await session.flush()
+    await person_changed(session, person, "created")
     return person, True
 
 
@@ -473,7 +494,7 @@ async def update_person(
     if "phone" in changes:
         person.phone_enc = cipher.encrypt(changes["phone"], context=b"phone") if changes["phone"] else None
     touch(person)
-    await session.flush()
+    await person_changed(session, person, "updated")
     return person
 
 
@@ -508,7 +529,7 @@ async def move_person(
     if was_local:
         person.current_village_code = target.village_code
     touch(person)
-    await session.flush()
+    await person_changed(session, person, "moved")
     return person
 
 
@@ -568,7 +589,8 @@ async def merge_persons(
         touch(household)
     merge = PersonMerge(merged_id=dup.id, into_id=keep.id, moved_refs=json.dumps(moved), actor_id=actor.id)
     session.add(merge)
-    await session.flush()
+    await person_changed(session, dup, "merged")
+    await person_changed(session, keep, "updated")
     return merge
 
 

@@ -101,7 +101,7 @@ async def create_birth(
         **place_columns(household.village_code),
     )
     session.add(birth)
-    await session.flush()
+    await hh.person_changed(session, person, "born")
     return birth, True
 
 
@@ -132,7 +132,7 @@ async def create_death(session: AsyncSession, actor: Actor, data: DeathCreate) -
         **place_columns(person.village_code),
     )
     session.add(death)
-    await session.flush()
+    await hh.person_changed(session, person, "died")
     return death, True
 
 
