@@ -1,3 +1,3 @@
 """Imports every table module so the metadata is complete (Alembic, tests)."""
 
-from app.models import areas, audit, auth, households, sync, users, visits  # noqa: F401
+from app.models import areas, audit, auth, households, migrants, sync, users, visits  # noqa: F401
