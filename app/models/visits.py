@@ -95,7 +95,10 @@ class TaskKind(StrEnum):
     referral = "referral"
     notification_confirm = "notification_confirm"
     checkup_overdue = "checkup_overdue"
+    checkup_due = "checkup_due"
+    migrant_confirm = "migrant_confirm"
     claim_correction = "claim_correction"
+    claim_review = "claim_review"
     other = "other"
 
 

@@ -58,6 +58,7 @@ from app.services import households as hh
 from app.services import tasks as tasks_svc
 from app.services import visits as visits_svc
 from app.services import vital_events
+from app.services.changes import SYNCED_TABLES
 
 MAX_SEQ = 2**62
 
@@ -83,6 +84,8 @@ class PushHandler:
     # current values of editable fields, JSON-mode, for overlap detection (may hold full values)
     values: ViewFn | None = None
     view: ViewFn | None = None
+    # how an op's id finds the record (default: the model's primary key, in scope)
+    load: Callable[[AsyncSession, Actor, uuid.UUID], Awaitable[Any]] | None = None
 
 
 @dataclass
@@ -250,12 +253,16 @@ async def _apply(
         return _result(op, OpStatus.applied, version=record.version)
     if handler.update is None or handler.update_schema is None or handler.values is None:
         raise ValidationFailed(f"{op.entity} records cannot be updated", code="not_updatable")
-    current = await get_scoped(session, handler.model, op.id, actor)
+    if handler.load is not None:
+        current = await handler.load(session, actor, op.id)
+    else:
+        current = await get_scoped(session, handler.model, op.id, actor)
     if op.base_version < 1 or op.base_version > current.version:
         raise ValidationFailed("base_version is not a version of this record", code="invalid_base_version")
     if op.base_version < current.version:
         changed = _schema(handler.update_schema, op.data).model_dump(mode="json", exclude_unset=True)
-        server_fields = await _server_changed_fields(session, op.entity, op.id, op.base_version)
+        history_entity = SYNCED_TABLES.get(getattr(current, "__tablename__", ""), op.entity)
+        server_fields = await _server_changed_fields(session, history_entity, current.id, op.base_version)
         now = handler.values(current, ctx)
         overlap = sorted(f for f in changed if f in server_fields and now.get(f) != changed[f])
         if overlap:
@@ -556,7 +563,10 @@ async def resolve_conflict(
         raise Conflict("This conflict is already resolved", code="invalid_transition")
     handler = PUSH[conflict.entity]
     assert handler.update is not None
-    current = await get_scoped(session, handler.model, conflict.entity_id, actor)
+    if handler.load is not None:
+        current = await handler.load(session, actor, conflict.entity_id)
+    else:
+        current = await get_scoped(session, handler.model, conflict.entity_id, actor)
     record = current
     if values:
         record = await handler.update(session, actor, ctx, conflict.entity_id, values, current.version)

@@ -110,3 +110,23 @@ async def cancel_tasks_for(session: AsyncSession, source_entity: str, source_id:
     for task in rows.scalars():
         task.status = TaskStatus.cancelled
         touch(task)
+
+
+async def move_person_tasks(
+    session: AsyncSession, person_id: uuid.UUID, *, to_village: str, keep_sources: tuple[str, ...] = ()
+) -> int:
+    """A person moved to another village: her open tasks go with her (to that village's cadres,
+    unassigned), except those made by ``keep_sources`` records, which stay where they are."""
+    stmt = select(Task).where(
+        Task.person_id == person_id, Task.status == TaskStatus.open, Task.village_code != to_village
+    )
+    if keep_sources:
+        stmt = stmt.where(col(Task.source_entity).is_(None) | col(Task.source_entity).not_in(keep_sources))
+    moved = 0
+    for task in (await session.execute(stmt)).scalars():
+        for key, value in place_columns(to_village).items():
+            setattr(task, key, value)
+        task.assignee_user_id = None
+        touch(task)
+        moved += 1
+    return moved

@@ -1,0 +1,892 @@
+"""Checkup rounds ("three checks"): who is due, appointments, results, overdue, figures.
+
+Who is due in a round (``is_due`` is the rule; ``_due_select`` the same rule in SQL):
+women, alive, not merged, married, aged 15–49 (15 reached by the reference day — the opening
+day, or today while the window is open — and not yet 50 on the opening day), living in the
+round's area: their current village, or the village of an open inflow migrant record; a woman
+with an open outflow record lives elsewhere and is not due. A woman exempted in an earlier round
+until a date on or after this round's opening is carried in as ``exempted``.
+
+Appointments are created set-based (INSERT … SELECT), with their inbox tasks ("checkup due by
+the closing day", overdue the moment the window closes) and their change-log rows, so a county
+of 140,000 women takes seconds. While a round is open, register events (marriage, move, death,
+merge, migrant records) re-evaluate the woman through the person-change hook: she joins or
+leaves (``cancelled`` with the reason) where the event is recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from sqlalchemy import Table, and_, case, exists, func, insert, literal, literal_column, or_
+from sqlalchemy import select as sa_select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+from sqlmodel import col, select
+
+from app.authz.actor import Actor, scope_prefix
+from app.authz.policies import FIELD_ROLES, SUPERVISOR_ROLES, require_role
+from app.authz.scope import get_scoped, scoped
+from app.core.db import utcnow
+from app.core.errors import Conflict, FieldError, InvalidTransition, NotFound, OutOfScope, ValidationFailed
+from app.core.pagination import paginate
+from app.models.areas import Area
+from app.models.checkups import (
+    ITEMS,
+    AppointmentPublic,
+    AppointmentStatus,
+    AreaFigures,
+    CheckupAppointment,
+    CheckupRound,
+    DeclineIn,
+    ExemptIn,
+    ExemptReason,
+    Place,
+    ResultCorrection,
+    ResultIn,
+    RoundCreate,
+    RoundFigures,
+    RoundPublic,
+)
+from app.models.common import place_columns
+from app.models.households import Person
+from app.models.migrants import Migrant
+from app.models.sync import Change
+from app.models.visits import Task, TaskKind, TaskStatus
+from app.services import areas as areas_svc
+from app.services import audit
+from app.services import households as hh
+from app.services.changes import register_synced
+from app.services.records import check_version, touch
+from app.services.tasks import cancel_tasks_for, open_task
+
+register_synced("checkup_appointment", "checkup_appointment")
+hh.register_person_ref(CheckupAppointment, "person_id")
+
+SCHEDULED = AppointmentStatus.scheduled.value
+CANCELLED = AppointmentStatus.cancelled.value
+DUE_TASK_TITLE = "三查到期 / checkup due"
+
+
+# --- the rule -------------------------------------------------------------------------------------
+
+
+def years_before(day: date, years: int) -> date:
+    try:
+        return day.replace(year=day.year - years)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year - years, day=28)
+
+
+def reference_day(opens_on: date, closes_on: date, today: date) -> date:
+    """The day by which a girl must have turned 15: the opening day, or today while open."""
+    return max(opens_on, min(today, closes_on))
+
+
+def age_window(opens_on: date, closes_on: date, today: date) -> tuple[date, date]:
+    """(born after, born on or before): 15 by the reference day, not yet 50 on opening day."""
+    return years_before(opens_on, 50), years_before(reference_day(opens_on, closes_on, today), 15)
+
+
+@dataclass(frozen=True)
+class Woman:
+    sex: str
+    marital_status: str
+    birth_date: date
+    alive: bool
+    merged: bool
+    residence: str | None  # village she lives in now (None: lives elsewhere, open outflow)
+
+
+def is_due(w: Woman, *, area_prefix: str, opens_on: date, closes_on: date, today: date) -> str | None:
+    """None when due; otherwise the reason she is not (used as the cancel reason)."""
+    if w.merged:
+        return "merged"
+    if not w.alive:
+        return "deceased"
+    if w.residence is None or not w.residence.startswith(area_prefix):
+        return "moved_out"
+    if w.sex != "female" or w.marital_status != "married":
+        return "not_eligible"
+    born_after, born_by = age_window(opens_on, closes_on, today)
+    if not (born_after < w.birth_date <= born_by):
+        return "age"
+    return None
+
+
+# --- set-based creation ---------------------------------------------------------------------------
+
+
+def _new_uuid(dialect: str) -> Any:
+    if dialect == "postgresql":
+        return literal_column("gen_random_uuid()")
+    return literal_column("lower(hex(randomblob(16)))")
+
+
+def _txid(dialect: str) -> Any:
+    if dialect == "postgresql":
+        return literal_column("pg_current_xact_id()::text::bigint")
+    return literal(0)
+
+
+def table_of(model: Any) -> Table:
+    table: Table = model.__table__
+    return table
+
+
+def _dialect(session: AsyncSession) -> str:
+    return session.bind.dialect.name if session.bind is not None else "sqlite"
+
+
+async def _insert_due(session: AsyncSession, rnd: CheckupRound, today: date) -> int:
+    """INSERT … SELECT the round's due women who have no appointment yet; returns the count."""
+    dialect = _dialect(session)
+    born_after, born_by = age_window(rnd.opens_on, rnd.closes_on, today)
+    inflow = aliased(Migrant)
+    residence = func.coalesce(inflow.village_code, Person.current_village_code)
+    appt = table_of(CheckupAppointment)
+    prior = aliased(CheckupAppointment)
+    carried_until = (
+        select(func.max(prior.exempt_until))
+        .where(
+            prior.person_id == Person.id,
+            prior.status == AppointmentStatus.exempted.value,
+            col(prior.exempt_until) >= rnd.opens_on,
+        )
+        .scalar_subquery()
+    )
+    carried_reason = (
+        select(func.max(prior.exempt_reason))
+        .where(
+            prior.person_id == Person.id,
+            prior.status == AppointmentStatus.exempted.value,
+            col(prior.exempt_until) >= rnd.opens_on,
+        )
+        .scalar_subquery()
+    )
+    now = utcnow()
+    due = (
+        sa_select(
+            _new_uuid(dialect),
+            literal(rnd.id, type_=appt.c.round_id.type),
+            col(Person.id),
+            case((carried_until.is_not(None), AppointmentStatus.exempted.value), else_=SCHEDULED),
+            carried_reason,
+            carried_until,
+            func.substr(residence, 1, 6),
+            func.substr(residence, 1, 9),
+            residence,
+            literal(1),
+            literal(now),
+            literal(now),
+        )
+        .select_from(Person)
+        .outerjoin(
+            inflow,
+            and_(
+                col(inflow.person_id) == Person.id,
+                col(inflow.direction) == "inflow",
+                col(inflow.status) == "open",
+            ),
+        )
+        .where(
+            col(Person.sex) == "female",
+            col(Person.marital_status) == "married",
+            col(Person.death_date).is_(None),
+            col(Person.merged_into_id).is_(None),
+            col(Person.birth_date) > born_after,
+            col(Person.birth_date) <= born_by,
+            residence.like(rnd.area_prefix + "%"),
+            ~exists().where(
+                col(Migrant.person_id) == Person.id,
+                col(Migrant.direction) == "outflow",
+                col(Migrant.status) == "open",
+            ),
+            ~exists().where(
+                col(CheckupAppointment.person_id) == Person.id,
+                col(CheckupAppointment.round_id) == rnd.id,
+            ),
+        )
+    )
+    stmt = insert(appt).from_select(
+        [
+            "id",
+            "round_id",
+            "person_id",
+            "status",
+            "exempt_reason",
+            "exempt_until",
+            "county_code",
+            "township_code",
+            "village_code",
+            "version",
+            "created_at",
+            "updated_at",
+        ],
+        due,
+    )
+    result = await session.execute(stmt)
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def _insert_tasks_and_changes(session: AsyncSession, rnd: CheckupRound, since: Any) -> None:
+    """Inbox tasks for the new scheduled appointments, and change-log rows for both."""
+    dialect = _dialect(session)
+    now = utcnow()
+    new_appts = (
+        select(CheckupAppointment)
+        .where(CheckupAppointment.round_id == rnd.id, col(CheckupAppointment.created_at) >= since)
+        .subquery()
+    )
+    await session.execute(
+        insert(table_of(Task)).from_select(
+            [
+                "id",
+                "kind",
+                "title",
+                "due_on",
+                "status",
+                "household_id",
+                "person_id",
+                "source_entity",
+                "source_id",
+                "county_code",
+                "township_code",
+                "village_code",
+                "version",
+                "created_at",
+                "updated_at",
+            ],
+            sa_select(
+                _new_uuid(dialect),
+                literal(TaskKind.checkup_due.value),
+                literal(f"{DUE_TASK_TITLE}: {rnd.name}"[:200]),
+                literal(rnd.closes_on),
+                literal(TaskStatus.open.value),
+                col(Person.household_id),
+                new_appts.c.person_id,
+                literal("checkup_appointment"),
+                new_appts.c.id,
+                new_appts.c.county_code,
+                new_appts.c.township_code,
+                new_appts.c.village_code,
+                literal(1),
+                literal(now),
+                literal(now),
+            )
+            .select_from(new_appts)
+            .join(Person, col(Person.id) == new_appts.c.person_id)
+            .where(new_appts.c.status == SCHEDULED),
+        )
+    )
+    change = table_of(Change)
+    for entity, table, where in (
+        (
+            "checkup_appointment",
+            table_of(CheckupAppointment),
+            [CheckupAppointment.round_id == rnd.id, col(CheckupAppointment.created_at) >= since],
+        ),
+        (
+            "task",
+            table_of(Task),
+            [
+                Task.source_entity == "checkup_appointment",
+                col(Task.created_at) >= since,
+                col(Task.source_id).in_(select(new_appts.c.id)),
+            ],
+        ),
+    ):
+        await session.execute(
+            insert(change).from_select(
+                [
+                    "tx_id",
+                    "entity",
+                    "entity_id",
+                    "version",
+                    "deleted",
+                    "county_code",
+                    "township_code",
+                    "village_code",
+                    "at",
+                ],
+                sa_select(
+                    _txid(dialect),
+                    literal(entity),
+                    table.c.id,
+                    table.c.version,
+                    literal(False),
+                    table.c.county_code,
+                    table.c.township_code,
+                    table.c.village_code,
+                    literal(now),
+                ).where(*where),
+            )
+        )
+
+
+# --- rounds ---------------------------------------------------------------------------------------
+
+
+def round_public(r: CheckupRound) -> RoundPublic:
+    return RoundPublic(
+        id=r.id,
+        name=r.name,
+        area_code=r.area_code,
+        opens_on=r.opens_on,
+        closes_on=r.closes_on,
+        items=r.items.split(","),  # type: ignore[arg-type]
+        created_by=r.created_by,
+        version=r.version,
+        created_at=r.created_at,
+    )
+
+
+def _covers_round(actor: Actor, rnd: CheckupRound) -> bool:
+    """A round is visible to callers inside its area and to callers whose area contains it."""
+    return actor.county_code == rnd.county_code and (
+        rnd.area_prefix.startswith(actor.prefix) or actor.prefix.startswith(rnd.area_prefix)
+    )
+
+
+async def create_round(session: AsyncSession, actor: Actor, data: RoundCreate) -> tuple[CheckupRound, int]:
+    """Township or county users open a round for an area inside their scope."""
+    require_role(actor, *SUPERVISOR_ROLES)
+    prefix = scope_prefix(data.area_code)
+    if not prefix.startswith(actor.prefix):
+        raise OutOfScope("That area is outside your area")
+    await areas_svc.require_area(session, data.area_code)
+    items = ",".join(i for i in ITEMS if i in data.items)
+    overlapping = await session.execute(
+        select(CheckupRound.id).where(
+            CheckupRound.area_code == data.area_code,
+            CheckupRound.items == items,
+            col(CheckupRound.opens_on) <= data.closes_on,
+            col(CheckupRound.closes_on) >= data.opens_on,
+        )
+    )
+    if overlapping.first() is not None:
+        raise Conflict("A round for this area and these items overlaps that window", code="round_overlaps")
+    rnd = CheckupRound(
+        name=data.name,
+        area_code=data.area_code,
+        area_prefix=prefix,
+        county_code=data.area_code[:6],
+        opens_on=data.opens_on,
+        closes_on=data.closes_on,
+        items=items,
+        created_by=actor.id,
+    )
+    session.add(rnd)
+    await session.flush()
+    created = await _open_appointments(session, rnd)
+    audit.record(session, actor, "open_round", "checkup_round", rnd.id, f"{created} appointments")
+    return rnd, created
+
+
+async def _open_appointments(session: AsyncSession, rnd: CheckupRound) -> int:
+    since = utcnow()
+    created = await _insert_due(session, rnd, date.today())
+    if created:
+        await _insert_tasks_and_changes(session, rnd, since)
+    return created
+
+
+async def refresh_round(session: AsyncSession, actor: Actor, round_id: uuid.UUID) -> tuple[CheckupRound, int]:
+    """Add women who became due without a register event (e.g. turned 15) while open."""
+    require_role(actor, *SUPERVISOR_ROLES)
+    rnd = await get_round(session, actor, round_id)
+    if not rnd.area_prefix.startswith(actor.prefix):
+        raise NotFound("No such round in your area")
+    if rnd.closes_on < date.today():
+        raise InvalidTransition("The round's window has closed")
+    return rnd, await _open_appointments(session, rnd)
+
+
+async def get_round(session: AsyncSession, actor: Actor, round_id: uuid.UUID) -> CheckupRound:
+    require_role(actor, *FIELD_ROLES)
+    rnd = await session.get(CheckupRound, round_id)
+    if rnd is None or not _covers_round(actor, rnd):
+        raise NotFound("No checkup round with this id")
+    return rnd
+
+
+async def list_rounds(
+    session: AsyncSession, actor: Actor, *, area_code: str | None, limit: int, cursor: str | None
+) -> tuple[list[CheckupRound], str | None]:
+    require_role(actor, *FIELD_ROLES)
+    stmt = select(CheckupRound).where(
+        CheckupRound.county_code == actor.county_code,
+        or_(
+            col(CheckupRound.area_prefix).startswith(actor.prefix),
+            literal(actor.prefix).startswith(CheckupRound.area_prefix),
+        ),
+    )
+    if area_code:
+        stmt = stmt.where(CheckupRound.area_code == area_code)
+    return await paginate(
+        session,
+        stmt,
+        order=[CheckupRound.opens_on, CheckupRound.id],
+        limit=limit,
+        cursor=cursor,
+        descending=True,
+    )
+
+
+def _figures_columns(closes_on: date, today: date) -> list[Any]:
+    status = col(CheckupAppointment.status)
+    return [
+        func.sum(case((status != CANCELLED, 1), else_=0)),
+        func.sum(case((status == "done", 1), else_=0)),
+        func.sum(case((status == "declined", 1), else_=0)),
+        func.sum(case((status == "exempted", 1), else_=0)),
+        func.sum(case((status == SCHEDULED, 1), else_=0)) if closes_on < today else literal(0),
+    ]
+
+
+def _figures(row: Any) -> RoundFigures:
+    due, done, declined, exempted, overdue = (int(v or 0) for v in row)
+    denominator = due - exempted
+    rate = round(done * 100.0 / denominator, 1) if denominator > 0 else None
+    return RoundFigures(due=due, done=done, declined=declined, exempted=exempted, overdue=overdue, rate=rate)
+
+
+async def round_figures(session: AsyncSession, actor: Actor, rnd: CheckupRound) -> RoundFigures:
+    stmt = scoped(select(*_figures_columns(rnd.closes_on, date.today())), actor, CheckupAppointment).where(
+        CheckupAppointment.round_id == rnd.id
+    )
+    return _figures((await session.execute(stmt)).one())
+
+
+async def round_breakdown(session: AsyncSession, actor: Actor, round_id: uuid.UUID) -> list[AreaFigures]:
+    """The figures per child area (county → townships, township → villages), worst rate first."""
+    rnd = await get_round(session, actor, round_id)
+    level = max(len(actor.prefix), len(rnd.area_prefix))
+    column = CheckupAppointment.township_code if level == 6 else CheckupAppointment.village_code
+    stmt = (
+        scoped(select(column, *_figures_columns(rnd.closes_on, date.today())), actor, CheckupAppointment)
+        .where(CheckupAppointment.round_id == rnd.id)
+        .group_by(column)
+    )
+    rows = (await session.execute(stmt)).all()
+    codes = [r[0] + ("000" if level == 6 else "") for r in rows]
+    names = {
+        a.code: a.name
+        for a in (await session.execute(select(Area).where(col(Area.code).in_(codes)))).scalars()
+    }
+    out = []
+    for code, row in zip(codes, rows, strict=True):
+        f = _figures(row[1:])
+        out.append(AreaFigures(area_code=code, name=names.get(code), **f.model_dump()))
+    out.sort(key=lambda a: (a.rate is None, a.rate if a.rate is not None else 0.0, a.area_code))
+    return out
+
+
+# --- appointments ---------------------------------------------------------------------------------
+
+
+def appointment_public(
+    a: CheckupAppointment, closes_on: date | None = None, today: date | None = None
+) -> AppointmentPublic:
+    status = a.status
+    if status == SCHEDULED and closes_on is not None and closes_on < (today or date.today()):
+        status = AppointmentStatus.overdue.value
+    return AppointmentPublic(
+        id=a.id,
+        round_id=a.round_id,
+        person_id=a.person_id,
+        village_code=a.village_code,
+        status=AppointmentStatus(status),
+        cancel_reason=a.cancel_reason,
+        result_id=a.result_id,
+        checked_on=a.checked_on,
+        place=Place(a.place) if a.place else None,
+        consent=a.consent,
+        items=json.loads(a.results) if a.results else None,
+        note=a.note,
+        decline_reason=a.decline_reason,
+        exempt_reason=ExemptReason(a.exempt_reason) if a.exempt_reason else None,
+        exempt_until=a.exempt_until,
+        version=a.version,
+        updated_at=a.updated_at,
+    )
+
+
+async def list_appointments(
+    session: AsyncSession,
+    actor: Actor,
+    *,
+    round_id: uuid.UUID | None,
+    status: AppointmentStatus | None,
+    village_code: str | None,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[tuple[CheckupAppointment, date]], str | None]:
+    require_role(actor, *FIELD_ROLES)
+    stmt = scoped(select(CheckupAppointment), actor)
+    if round_id:
+        stmt = stmt.where(CheckupAppointment.round_id == round_id)
+    if village_code:
+        stmt = stmt.where(CheckupAppointment.village_code == village_code)
+    today = date.today()
+    if status is AppointmentStatus.overdue or status is AppointmentStatus.scheduled:
+        closed = select(CheckupRound.id).where(col(CheckupRound.closes_on) < today)
+        stmt = stmt.where(CheckupAppointment.status == SCHEDULED)
+        in_closed = col(CheckupAppointment.round_id).in_(closed)
+        stmt = stmt.where(in_closed if status is AppointmentStatus.overdue else ~in_closed)
+    elif status is not None:
+        stmt = stmt.where(CheckupAppointment.status == status.value)
+    rows, nxt = await paginate(session, stmt, order=[CheckupAppointment.id], limit=limit, cursor=cursor)
+    closes = await _closing_days(session, {r.round_id for r in rows})
+    return [(r, closes[r.round_id]) for r in rows], nxt
+
+
+async def _closing_days(session: AsyncSession, round_ids: set[uuid.UUID]) -> dict[uuid.UUID, date]:
+    if not round_ids:
+        return {}
+    rows = await session.execute(
+        select(col(CheckupRound.id), col(CheckupRound.closes_on)).where(col(CheckupRound.id).in_(round_ids))
+    )
+    return {r[0]: r[1] for r in rows}
+
+
+async def _appointment(
+    session: AsyncSession, actor: Actor, appointment_id: uuid.UUID
+) -> tuple[CheckupAppointment, CheckupRound]:
+    require_role(actor, *FIELD_ROLES)
+    appt = await get_scoped(session, CheckupAppointment, appointment_id, actor)
+    rnd = await session.get(CheckupRound, appt.round_id)
+    assert rnd is not None
+    return appt, rnd
+
+
+async def get_appointment(
+    session: AsyncSession, actor: Actor, appointment_id: uuid.UUID
+) -> tuple[CheckupAppointment, CheckupRound]:
+    return await _appointment(session, actor, appointment_id)
+
+
+def _check_items(rnd: CheckupRound, items: dict[str, str]) -> None:
+    allowed = set(rnd.items.split(","))
+    extra = sorted(set(items) - allowed)
+    if extra:
+        raise ValidationFailed(
+            f"Not items of this round: {', '.join(extra)}",
+            code="item_not_in_round",
+            errors=[FieldError(field=f"items.{i}", message="not an item of this round") for i in extra],
+        )
+
+
+def _consequences(
+    session: AsyncSession, appt: CheckupAppointment, items: dict[str, str], today: date
+) -> None:
+    if items.get("pregnancy") == "positive":
+        open_task(
+            session,
+            kind=TaskKind.prenatal_care,
+            title="孕检阳性：产前保健随访 / prenatal care visit",
+            due_on=today,
+            village_code=appt.village_code,
+            person_id=appt.person_id,
+            source_entity="checkup_appointment",
+            source_id=appt.id,
+        )
+    if items.get("gynecological") == "abnormal":
+        open_task(
+            session,
+            kind=TaskKind.referral,
+            title="妇科筛查异常：转诊 / referral after abnormal screening",
+            due_on=today,
+            village_code=appt.village_code,
+            person_id=appt.person_id,
+            source_entity="checkup_appointment",
+            source_id=appt.id,
+        )
+
+
+async def _close_due_task(session: AsyncSession, appt: CheckupAppointment) -> None:
+    rows = await session.execute(
+        select(Task).where(
+            Task.source_entity == "checkup_appointment",
+            Task.source_id == appt.id,
+            Task.kind == TaskKind.checkup_due.value,
+            Task.status == TaskStatus.open.value,
+        )
+    )
+    for task in rows.scalars():
+        task.status = TaskStatus.done if appt.status == "done" else TaskStatus.cancelled
+        task.completed_at = utcnow()
+        touch(task)
+
+
+def _require_scheduled(appt: CheckupAppointment) -> None:
+    if appt.status != SCHEDULED:
+        raise InvalidTransition(f"The appointment is {appt.status}; only a scheduled one takes this")
+
+
+async def record_result(
+    session: AsyncSession, actor: Actor, appointment_id: uuid.UUID, data: ResultIn
+) -> tuple[CheckupAppointment, CheckupRound, bool]:
+    """(appointment, round, created). The same result id and content again → unchanged."""
+    appt, rnd = await _appointment(session, actor, appointment_id)
+    items = data.items.model_dump(exclude_none=True)
+    if data.id is not None and appt.result_id == data.id:
+        same = (appt.checked_on, appt.place, json.loads(appt.results or "{}"), appt.note) == (
+            data.checked_on,
+            data.place.value,
+            items,
+            data.note,
+        )
+        if not same:
+            raise Conflict("This result id was recorded with different content", code="id_conflict")
+        return appt, rnd, False
+    _require_scheduled(appt)
+    if not data.consent:
+        raise ValidationFailed(
+            "A checkup needs the woman's consent; record a decline instead", code="consent_required"
+        )
+    if not items:
+        raise ValidationFailed("Give the result of at least one item", code="validation_failed")
+    _check_items(rnd, items)
+    today = date.today()
+    if data.checked_on > today:
+        raise hh.invalid("checked_on", "must not be in the future")
+    appt.status = AppointmentStatus.done.value
+    appt.result_id = data.id or uuid.uuid4()
+    appt.checked_on = data.checked_on
+    appt.place = data.place.value
+    appt.consent = True
+    appt.results = json.dumps(items)
+    appt.note = data.note
+    appt.recorded_by = actor.id
+    appt.recorded_at = utcnow()
+    touch(appt)
+    await _close_due_task(session, appt)
+    _consequences(session, appt, items, today)
+    await session.flush()
+    return appt, rnd, True
+
+
+async def correct_result(
+    session: AsyncSession, actor: Actor, appointment_id: uuid.UUID, data: ResultCorrection, expected: int
+) -> tuple[CheckupAppointment, CheckupRound]:
+    appt, rnd = await _appointment(session, actor, appointment_id)
+    check_version(appt.version, expected, appointment_public(appt, rnd.closes_on).model_dump(mode="json"))
+    if appt.status != AppointmentStatus.done.value:
+        raise InvalidTransition("Only a recorded result can be corrected")
+    changes = data.model_dump(exclude_unset=True)
+    if "items" in changes and changes["items"] is not None:
+        items = {k: v for k, v in changes["items"].items() if v is not None}
+        if not items:
+            raise ValidationFailed("Give the result of at least one item", code="validation_failed")
+        _check_items(rnd, items)
+        before = json.loads(appt.results or "{}")
+        appt.results = json.dumps(items)
+        new = {k: v for k, v in items.items() if before.get(k) != v}
+        _consequences(session, appt, new, date.today())
+    if changes.get("checked_on"):
+        if changes["checked_on"] > date.today():
+            raise hh.invalid("checked_on", "must not be in the future")
+        appt.checked_on = changes["checked_on"]
+    if changes.get("place"):
+        appt.place = Place(changes["place"]).value
+    if "note" in changes:
+        appt.note = changes["note"]
+    touch(appt)
+    await session.flush()
+    return appt, rnd
+
+
+async def decline(
+    session: AsyncSession, actor: Actor, appointment_id: uuid.UUID, data: DeclineIn
+) -> tuple[CheckupAppointment, CheckupRound]:
+    appt, rnd = await _appointment(session, actor, appointment_id)
+    _require_scheduled(appt)
+    appt.status = AppointmentStatus.declined.value
+    appt.decline_reason = data.reason
+    appt.recorded_by = actor.id
+    appt.recorded_at = utcnow()
+    touch(appt)
+    await _close_due_task(session, appt)
+    await session.flush()
+    return appt, rnd
+
+
+async def exempt(
+    session: AsyncSession, actor: Actor, appointment_id: uuid.UUID, data: ExemptIn
+) -> tuple[CheckupAppointment, CheckupRound]:
+    appt, rnd = await _appointment(session, actor, appointment_id)
+    _require_scheduled(appt)
+    if data.until is not None and data.until < date.today():
+        raise hh.invalid("until", "must not be in the past")
+    appt.status = AppointmentStatus.exempted.value
+    appt.exempt_reason = data.reason.value
+    appt.exempt_until = data.until
+    appt.recorded_by = actor.id
+    appt.recorded_at = utcnow()
+    touch(appt)
+    await _close_due_task(session, appt)
+    await session.flush()
+    return appt, rnd
+
+
+# --- joining and leaving while a round is open ----------------------------------------------------
+
+
+async def _residence(session: AsyncSession, person: Person) -> str | None:
+    rows = await session.execute(
+        select(Migrant.direction, Migrant.village_code).where(
+            Migrant.person_id == person.id, Migrant.status == "open"
+        )
+    )
+    open_records: dict[str, str] = {d: v for d, v in rows.all()}  # noqa: C416
+    if "outflow" in open_records:
+        return None
+    return open_records.get("inflow") or person.current_village_code
+
+
+@hh.on_person_change
+async def reevaluate(session: AsyncSession, person: Person, _reason: str) -> None:
+    """Join or leave the open rounds after a register event about this person."""
+    today = date.today()
+    existing = {
+        a.round_id: a
+        for a in (
+            await session.execute(select(CheckupAppointment).where(CheckupAppointment.person_id == person.id))
+        ).scalars()
+    }
+    if person.sex != "female" and not existing:
+        return
+    residence = await _residence(session, person)
+    rounds = (
+        await session.execute(
+            select(CheckupRound).where(
+                col(CheckupRound.closes_on) >= today,
+                or_(
+                    col(CheckupRound.id).in_(list(existing)),
+                    literal(residence or "-").startswith(CheckupRound.area_prefix),
+                ),
+            )
+        )
+    ).scalars()
+    woman = Woman(
+        sex=person.sex,
+        marital_status=person.marital_status,
+        birth_date=person.birth_date,
+        alive=person.death_date is None,
+        merged=person.merged_into_id is not None,
+        residence=residence,
+    )
+    for rnd in rounds:
+        why_not = is_due(
+            woman, area_prefix=rnd.area_prefix, opens_on=rnd.opens_on, closes_on=rnd.closes_on, today=today
+        )
+        appt = existing.get(rnd.id)
+        if why_not is None:
+            assert residence is not None
+            if appt is None:
+                await _join(session, rnd, person, residence)
+            elif appt.status == CANCELLED:
+                appt.status = SCHEDULED
+                appt.cancel_reason = None
+                _move_place(appt, residence)
+                touch(appt)
+                _due_task(session, rnd, appt, person)
+            elif appt.status == SCHEDULED and appt.village_code != residence:
+                _move_place(appt, residence)
+                touch(appt)
+                await _move_tasks(session, appt)
+        elif appt is not None and appt.status == SCHEDULED:
+            appt.status = CANCELLED
+            appt.cancel_reason = why_not
+            touch(appt)
+            await cancel_tasks_for(session, "checkup_appointment", appt.id)
+    await session.flush()
+
+
+def _move_place(appt: CheckupAppointment, village: str) -> None:
+    for key, value in place_columns(village).items():
+        setattr(appt, key, value)
+
+
+async def _move_tasks(session: AsyncSession, appt: CheckupAppointment) -> None:
+    rows = await session.execute(
+        select(Task).where(Task.source_id == appt.id, Task.status == TaskStatus.open.value)
+    )
+    for task in rows.scalars():
+        _move_place(task, appt.village_code)  # type: ignore[arg-type]
+        touch(task)
+
+
+def _due_task(session: AsyncSession, rnd: CheckupRound, appt: CheckupAppointment, person: Person) -> None:
+    open_task(
+        session,
+        kind=TaskKind.checkup_due,
+        title=f"{DUE_TASK_TITLE}: {rnd.name}",
+        due_on=rnd.closes_on,
+        village_code=appt.village_code,
+        household_id=person.household_id,
+        person_id=person.id,
+        source_entity="checkup_appointment",
+        source_id=appt.id,
+    )
+
+
+async def _join(session: AsyncSession, rnd: CheckupRound, person: Person, residence: str) -> None:
+    appt = CheckupAppointment(round_id=rnd.id, person_id=person.id, **place_columns(residence))
+    session.add(appt)
+    await session.flush()
+    _due_task(session, rnd, appt, person)
+
+
+# --- sync --------------------------------------------------------------------------------------------
+
+
+async def find_by_result_id(session: AsyncSession, actor: Actor, result_id: uuid.UUID) -> CheckupAppointment:
+    stmt = scoped(select(CheckupAppointment), actor).where(CheckupAppointment.result_id == result_id)
+    appt = (await session.execute(stmt)).scalar_one_or_none()
+    if appt is None:
+        raise NotFound("No checkup result with this id")
+    return appt
+
+
+# --- offline sync: ``checkup_result`` ops and ``checkup_appointment`` pulls -----------------------
+
+
+def _register_sync() -> None:
+    from app.services import sync
+
+    async def create(s: AsyncSession, a: Actor, _c: sync.SyncContext, i: uuid.UUID, d: dict[str, Any]) -> Any:
+        data = dict(d)
+        appointment_id = data.pop("appointment_id", None)
+        if appointment_id is None:
+            raise hh.invalid("appointment_id", "required for a checkup_result op")
+        result = sync._schema(ResultIn, data, id=i)
+        appt, _rnd, _created = await record_result(s, a, uuid.UUID(str(appointment_id)), result)
+        return appt
+
+    async def correct(
+        s: AsyncSession, a: Actor, _c: sync.SyncContext, i: uuid.UUID, d: dict[str, Any], v: int
+    ) -> Any:
+        appt = await find_by_result_id(s, a, i)
+        fix = sync._schema(ResultCorrection, {k: val for k, val in d.items() if k != "appointment_id"})
+        return (await correct_result(s, a, appt.id, fix, v))[0]
+
+    def values(appt: Any, _c: sync.SyncContext) -> dict[str, Any]:
+        return appointment_public(appt).model_dump(mode="json")
+
+    # Sync addresses a result by its own id; its version is the appointment's.
+    sync.register_push(
+        "checkup_result",
+        sync.PushHandler(
+            CheckupAppointment, create, correct, ResultCorrection, values, values, load=find_by_result_id
+        ),
+    )
+    sync.register_pull("checkup_appointment", sync.PullEntity(CheckupAppointment, values))
+
+
+_register_sync()
