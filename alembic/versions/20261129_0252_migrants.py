@@ -13,7 +13,6 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-
 revision: str = "13d5af2a8586"
 down_revision: str | None = "966fb4838081"
 branch_labels: str | Sequence[str] | None = None
