@@ -23,6 +23,7 @@ from app.core.metrics import LATENCY, REQUESTS
 from app.core.security import FieldCipher, TokenService
 from app.routers import admin, auth, households, ops, sync, visits
 from app.routers import checkups as checkups_router
+from app.routers import indicators as indicators_router
 from app.services.auth import AuthContext, LoginThrottle
 
 log = logging.getLogger("jiahe.http")
@@ -62,7 +63,7 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
     app.state.cipher = app.state.auth.cipher
 
     install_error_handlers(app)
-    for module in (ops, auth, admin, households, visits, sync, checkups_router):
+    for module in (ops, auth, admin, households, visits, sync, checkups_router, indicators_router):
         app.include_router(module.router)
 
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)

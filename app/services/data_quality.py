@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from sqlalchemy import and_, exists, literal_column, or_
+from sqlalchemy import and_, exists, func, literal, literal_column, or_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlmodel import col, select
@@ -53,29 +53,21 @@ def _current(model: Any = Person) -> Any:
     return and_(col(model.merged_into_id).is_(None), col(model.death_date).is_(None))
 
 
-async def list_faults(
-    session: AsyncSession, actor: Actor, *, area_code: str | None, kind: str | None
-) -> list[DataQualityFault]:
-    require_role(actor, *FIELD_ROLES)
-    if area_code:
-        ensure_area_in_scope(actor, area_code)
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    today = date.today()
-    out: list[DataQualityFault] = []
+def _fault_queries(narrow: Any, dialect: str, today: date) -> list[tuple[str, str, Any, Any]]:
+    """(kind, entity, statement, detail) per kind. Each statement selects ``id``, ``info`` (for
+    the detail), and the place columns ``t`` (township) and ``v`` (village) of the record."""
 
-    def narrow(stmt: Any, model: Any) -> Any:
-        stmt = scoped(stmt, actor, model)
-        return stmt.where(area_clause(model, area_code)) if area_code else stmt
-
-    async def run(k: str, stmt: Any, entity: str, detail: Any) -> None:
-        if kind and kind != k:
-            return
-        rows = (await session.execute(stmt.limit(MAX_PER_KIND))).all()
-        out.extend(DataQualityFault(kind=k, entity=entity, id=r[0], detail=detail(r)) for r in rows)
+    def cols(model: Any, info: Any) -> list[Any]:
+        return [
+            col(model.id).label("id"),
+            info.label("info"),
+            col(model.township_code).label("t"),
+            col(model.village_code).label("v"),
+        ]
 
     other = aliased(Person)
     dup = (
-        narrow(select(Person.id, other.id), Person)
+        narrow(select(*cols(Person, col(other.id))), Person)
         .join(
             other,
             and_(
@@ -89,67 +81,79 @@ async def list_faults(
         )
         .where(col(Person.merged_into_id).is_(None))
     )
-    await run(
-        "likely_duplicate",
-        dup.order_by(Person.id),
-        "person",
-        lambda r: f"same name and birth date as person {r[1]}",
-    )
-
     mother = aliased(Person)
     young = (
-        narrow(select(Person.id, mother.id), Person)
-        .join(mother, mother.id == Person.mother_id)
+        narrow(select(*cols(Person, col(mother.id))), Person)
+        .join(mother, col(mother.id) == Person.mother_id)
         .where(
             col(Person.merged_into_id).is_(None),
-            Person.birth_date < _plus_years(mother.birth_date, 15, dialect),
+            col(Person.birth_date) < _plus_years(mother.birth_date, 15, dialect),
         )
     )
-    await run(
-        "child_born_before_mother_15",
-        young.order_by(Person.id),
-        "person",
-        lambda r: f"born before mother {r[1]} turned 15",
-    )
-
-    under20 = narrow(select(Person.id), Person).where(
+    under20 = narrow(select(*cols(Person, literal(""))), Person).where(
         _current(),
-        Person.sex == "female",
-        Person.marital_status == "married",
+        col(Person.sex) == "female",
+        col(Person.marital_status) == "married",
         col(Person.birth_date) > _years_ago(20, today),
     )
-    await run("married_under_20", under20.order_by(Person.id), "person", lambda _r: "married woman under 20")
-
-    cutoff = _years_ago(110, today)
-    old = narrow(select(Person.id), Person).where(_current(), col(Person.birth_date) < cutoff)
-    await run(
-        "over_110_alive",
-        old.order_by(Person.id),
-        "person",
-        lambda _r: "over 110 and not recorded as deceased",
+    old = narrow(select(*cols(Person, literal(""))), Person).where(
+        _current(), col(Person.birth_date) < _years_ago(110, today)
     )
-
-    headless = narrow(select(Household.id), Household).where(col(Household.head_person_id).is_(None))
-    await run(
-        "household_without_head",
-        headless.order_by(Household.id),
-        "household",
-        lambda _r: "no head of household",
+    headless = narrow(select(*cols(Household, literal(""))), Household).where(
+        col(Household.head_person_id).is_(None)
     )
-
     living = exists().where(col(Person.household_id) == Household.id, _current())
-    empty = narrow(select(Household.id), Household).where(~living)
-    await run(
-        "household_no_living_member", empty.order_by(Household.id), "household", lambda _r: "no living member"
+    empty = narrow(select(*cols(Household, literal(""))), Household).where(~living)
+    moved = narrow(select(*cols(Person, col(Person.current_village_code))), Person).where(
+        _current(), col(Person.current_village_code) != Person.village_code
     )
+    return [
+        ("likely_duplicate", "person", dup, lambda i: f"same name and birth date as person {i}"),
+        ("child_born_before_mother_15", "person", young, lambda i: f"born before mother {i} turned 15"),
+        ("married_under_20", "person", under20, lambda _i: "married woman under 20"),
+        ("over_110_alive", "person", old, lambda _i: "over 110 and not recorded as deceased"),
+        ("household_without_head", "household", headless, lambda _i: "no head of household"),
+        ("household_no_living_member", "household", empty, lambda _i: "no living member"),
+        ("village_mismatch", "person", moved, lambda i: f"lives in {i}, household elsewhere"),
+    ]
 
-    moved = narrow(select(Person.id, Person.current_village_code), Person).where(
-        _current(), Person.current_village_code != Person.village_code
-    )
-    await run(
-        "village_mismatch",
-        moved.order_by(Person.id),
-        "person",
-        lambda r: f"lives in {r[1]}, household elsewhere",
-    )
+
+def _dialect(session: AsyncSession) -> str:
+    return session.bind.dialect.name if session.bind is not None else "sqlite"
+
+
+async def list_faults(
+    session: AsyncSession, actor: Actor, *, area_code: str | None, kind: str | None
+) -> list[DataQualityFault]:
+    require_role(actor, *FIELD_ROLES)
+    if area_code:
+        ensure_area_in_scope(actor, area_code)
+
+    def narrow(stmt: Any, model: Any) -> Any:
+        stmt = scoped(stmt, actor, model)
+        return stmt.where(area_clause(model, area_code)) if area_code else stmt
+
+    out: list[DataQualityFault] = []
+    for k, entity, stmt, detail in _fault_queries(narrow, _dialect(session), date.today()):
+        if kind and kind != k:
+            continue
+        rows = (await session.execute(stmt.order_by(literal_column("id")).limit(MAX_PER_KIND))).all()
+        out.extend(DataQualityFault(kind=k, entity=entity, id=r.id, detail=detail(r.info)) for r in rows)
     return out
+
+
+async def count_faults(session: AsyncSession, *, area_code: str, by: str) -> dict[str, int]:
+    """Open faults per child area (``by`` = "t" township or "v" village), for the figures.
+    Callers have checked the area is in scope; counts reveal no record."""
+
+    def narrow(stmt: Any, model: Any) -> Any:
+        return stmt.where(area_clause(model, area_code))
+
+    totals: dict[str, int] = {}
+    for _k, _e, stmt, _d in _fault_queries(narrow, _dialect(session), date.today()):
+        sub = stmt.subquery()
+        group = sub.c[by]
+        rows = await session.execute(select(group, func.count(func.distinct(sub.c.id))).group_by(group))
+        for code, n in rows.all():
+            totals[code] = totals.get(code, 0) + int(n)
+    return totals

@@ -1,0 +1,185 @@
+"""County figures for dashboards: aggregates only, never a personal record."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+
+from app.core.errors import error_responses
+from app.deps import Caller, SessionDep
+from app.services import indicators as svc
+
+router = APIRouter(prefix="/api/v1", tags=["indicators"])
+
+AreaQ = Annotated[str | None, Query(pattern=r"^[0-9]{12}$", description="default: your area")]
+FromQ = Annotated[date | None, Query(alias="from", description="default: 1 January of this year")]
+ToQ = Annotated[date | None, Query(description="default: today")]
+CACHE = "private, max-age=60"
+
+CSV_FIELDS: list[tuple[str, str]] = [
+    ("area_code", "区划代码"),
+    ("name", "名称"),
+    ("population", "总人口"),
+    ("households", "户数"),
+    ("married_women_15_49", "已婚育龄妇女"),
+    ("births.total", "出生"),
+    ("births.first", "一孩"),
+    ("births.second", "二孩"),
+    ("births.third_plus", "三孩及以上"),
+    ("births.boys", "男婴"),
+    ("births.girls", "女婴"),
+    ("sex_ratio_at_birth", "出生人口性别比"),
+    ("deaths", "死亡"),
+    ("natural_growth_rate_per_mille", "人口自然增长率(‰)"),
+    ("migrants.inflow_open", "流入人口"),
+    ("migrants.outflow_open", "流出人口"),
+    ("migrants.inflow_new", "新增流入"),
+    ("migrants.outflow_new", "新增流出"),
+    ("migrants.inflow_women_15_49", "流入育龄妇女"),
+    ("checkups.due", "应查"),
+    ("checkups.done", "已查"),
+    ("checkups.rate", "到位率(%)"),
+    ("visits", "入户走访"),
+    ("data_quality_open", "数据质量问题"),
+]
+
+
+def _period(start: date | None, end: date | None) -> tuple[date, date]:
+    today = date.today()
+    return start or date(today.year, 1, 1), end or today
+
+
+async def _cached(request: Request, response: Response, session: SessionDep, key: str) -> tuple[str, bool]:
+    tag = svc.etag(key, await svc.data_version(session))
+    response.headers["ETag"] = tag
+    response.headers["Cache-Control"] = CACHE
+    return tag, request.headers.get("if-none-match") == tag
+
+
+def _not_modified(tag: str) -> Response:
+    return Response(status_code=304, headers={"ETag": tag, "Cache-Control": CACHE})
+
+
+@router.get(
+    "/indicators", responses={304: {"description": "Not modified"}, **error_responses(401, 403, 404, 422)}
+)
+async def indicators(
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    caller: Caller,
+    area_code: AreaQ = None,
+    from_: FromQ = None,
+    to: ToQ = None,
+    breakdown: bool = False,
+) -> Any:
+    """The figures of an area for a period; ``breakdown=true`` adds each child area."""
+    start, end = _period(from_, to)
+    svc.area_query(caller, area_code)
+    tag, fresh = await _cached(
+        request, response, session, f"ind|{caller.prefix}|{area_code}|{start}|{end}|{breakdown}"
+    )
+    if fresh:
+        return _not_modified(tag)
+    return await svc.indicators(
+        session, caller, area_code=area_code, start=start, end=end, breakdown=breakdown
+    )
+
+
+@router.get(
+    "/indicators/series",
+    responses={304: {"description": "Not modified"}, **error_responses(401, 403, 404, 422)},
+)
+async def series(
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    caller: Caller,
+    metric: Annotated[str, Query(description=", ".join(svc.SERIES_METRICS))],
+    area_code: AreaQ = None,
+    from_: FromQ = None,
+    to: ToQ = None,
+    granularity: Annotated[str, Query(pattern="^month$")] = "month",
+) -> Any:
+    """Monthly values of one metric (months without events are 0)."""
+    del granularity
+    start, end = _period(from_, to)
+    svc.area_query(caller, area_code)
+    tag, fresh = await _cached(
+        request, response, session, f"ser|{caller.prefix}|{area_code}|{metric}|{start}|{end}"
+    )
+    if fresh:
+        return _not_modified(tag)
+    return await svc.series(session, caller, area_code=area_code, metric=metric, start=start, end=end)
+
+
+def _get(row: dict[str, Any], dotted: str) -> Any:
+    value: Any = row
+    for part in dotted.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return "" if value is None else value
+
+
+@router.get(
+    "/indicators.csv",
+    response_class=Response,
+    responses={
+        200: {"content": {"text/csv": {}}},
+        304: {"description": "Not modified"},
+        **error_responses(401, 403, 404, 422),
+    },
+)
+async def indicators_csv(
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    caller: Caller,
+    area_code: AreaQ = None,
+    from_: FromQ = None,
+    to: ToQ = None,
+    breakdown: bool = False,
+    lang: Annotated[str, Query(pattern="^(en|zh)$")] = "en",
+) -> Response:
+    """The figures as CSV (UTF-8 with BOM, opens in Excel); ``lang=zh`` for Chinese headers."""
+    start, end = _period(from_, to)
+    svc.area_query(caller, area_code)
+    tag, fresh = await _cached(
+        request, response, session, f"csv|{caller.prefix}|{area_code}|{start}|{end}|{breakdown}|{lang}"
+    )
+    if fresh:
+        return _not_modified(tag)
+    data = await svc.indicators(
+        session, caller, area_code=area_code, start=start, end=end, breakdown=breakdown
+    )
+    rows = [data, *data.get("children", [])]
+    programmes = sorted({p for r in rows for p in r["claims"]})
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    header = [zh if lang == "zh" else en for en, zh in CSV_FIELDS]
+    for p in programmes:
+        header += [f"claims.{p}.{k}" for k in ("new", "continuing", "exited", "total", "amount")]
+    writer.writerow(header)
+    for r in rows:
+        line = [_get(r, en) for en, _zh in CSV_FIELDS]
+        for p in programmes:
+            v = r["claims"].get(p, {})
+            line += [
+                v.get(k, 0 if k != "amount" else "0.00")
+                for k in ("new", "continuing", "exited", "total", "amount")
+            ]
+        writer.writerow(line)
+    body = "\ufeff" + buf.getvalue()
+    filename = f"indicators_{data['area_code']}_{start}_{end}.csv"
+    return Response(
+        body.encode("utf-8"),
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "ETag": tag,
+            "Cache-Control": CACHE,
+            "Content-Disposition": f'attachment; filename="{filename}"',
+        },
+    )
