@@ -13,10 +13,10 @@ from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.core.bodylimit import BodyLimitMiddleware
 from app.core.config import Settings, get_settings
 from app.core.context import client_ip_var, request_id_var
 from app.core.db import make_engine, make_sessionmaker
+from app.core.limits import EdgeLimitsMiddleware
 from app.core.errors import install_error_handlers, unexpected_error_response
 from app.core.logging import configure_logging
 from app.core.metrics import LATENCY, REQUESTS
@@ -50,6 +50,9 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url="/docs" if settings.docs_enabled else None,
+        redoc_url=None,
+        openapi_url="/openapi.json" if settings.docs_enabled else None,
     )
     app.state.settings = settings
     app.state.engine = engine
@@ -66,7 +69,7 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
     for module in (ops, auth, admin, households, visits, sync, checkups_router, indicators_router):
         app.include_router(module.router)
 
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(EdgeLimitsMiddleware, settings=settings)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

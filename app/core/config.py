@@ -61,14 +61,26 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(default_factory=list)
     log_level: str = "INFO"
     metrics_public: bool = True
-    # Largest accepted request body (a 500-op sync push of visits is well under 1 MiB).
-    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    # Largest accepted request body; sync push has its own (500 ops with notes fit in 8 MiB).
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    sync_max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    max_header_bytes: int = Field(default=8 * 1024, ge=1024)
+    # Requests per minute per bearer token and per client address (0 turns both off).
+    rate_limit_per_token_per_minute: int = Field(default=600, ge=0)
+    rate_limit_per_address_per_minute: int = Field(default=3000, ge=1)
+    # /docs and /openapi.json (switch off in production if the API should not describe itself).
+    docs_enabled: bool = True
+    # Seconds a request waits for a database connection before a 503 with Retry-After.
+    db_pool_timeout: float = Field(default=5.0, gt=0, le=60)
 
     # Failed-login throttling (per username and per client address, in a moving window)
     login_window_seconds: int = 900
     login_slow_after: int = 5
     login_block_after: int = 10
     login_slow_seconds: float = 1.0
+
+    # Days a benefit decision is publicly posted (公示) before it may be paid.
+    claim_notice_days: int = Field(default=7, ge=1, le=90)
 
     @field_validator("cors_origins", mode="before")
     @classmethod

@@ -115,6 +115,7 @@ def make_engine(settings: Settings, *, sqlite_immediate: bool = True) -> AsyncEn
         echo=settings.db_echo,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout,
         pool_pre_ping=True,
     )
 

@@ -192,8 +192,39 @@ def install_error_handlers(app: FastAPI) -> None:
         return unexpected_error_response(exc)
 
 
+def _database_down(exc: BaseException) -> AppError | None:
+    """A database that is unreachable, restarting or out of connections is a 503 with
+    Retry-After (the client retries), not a 500."""
+    from sqlalchemy import exc as sa_exc
+
+    if isinstance(exc, sa_exc.TimeoutError):
+        return ServiceUnavailable(
+            "All database connections are busy; retry shortly",
+            code="database_busy",
+            headers={"Retry-After": "2"},
+        )
+    if isinstance(exc, sa_exc.IntegrityError | sa_exc.DataError | sa_exc.ProgrammingError):
+        return None
+    if (
+        isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError)
+        or (isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated)
+        or isinstance(exc, ConnectionError | OSError)
+    ):
+        return ServiceUnavailable(
+            "The database is unavailable; retry shortly",
+            code="database_unavailable",
+            headers={"Retry-After": "5"},
+        )
+    return None
+
+
 def unexpected_error_response(exc: BaseException) -> JSONResponse:
-    """500: the traceback goes to the log with the request id; the client gets only the id."""
+    """500: the traceback goes to the log with the request id; the client gets only the id.
+    Database outages are 503 with Retry-After instead."""
+    down = _database_down(exc)
+    if down is not None:
+        log.warning("database unavailable", extra={"error": type(exc).__name__})
+        return problem_response(down)
     log.error("unhandled error", exc_info=exc)
     err = AppError("Unexpected error; quote the request id when reporting it", code="internal_error")
     err.status = 500

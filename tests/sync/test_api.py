@@ -148,7 +148,7 @@ async def test_501_ops_refused_with_clear_error(cadre, db):
 
 
 async def test_oversized_body_refused(cadre):
-    huge = "x" * (5 * 1024 * 1024)
+    huge = "x" * (9 * 1024 * 1024)
     r = await cadre.post(
         PUSH,
         content=b'{"device_id":"p","ops":[],"pad":"' + huge.encode() + b'"}',
