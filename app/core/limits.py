@@ -15,8 +15,8 @@ in production, by the reverse proxy in front (see README, Deploying).
 from __future__ import annotations
 
 import hashlib
-import time
 import json
+import time
 
 from limits import RateLimitItemPerMinute
 from limits.aio.storage import MemoryStorage
