@@ -168,16 +168,17 @@ class FieldCipher:
     def __init__(self, settings: Settings) -> None:
         self.active_id, self.keys = settings.field_key_map()
         self.blind_key = settings.blind_key()
+        self._aead = {key_id: AESGCM(key) for key_id, key in self.keys.items()}
 
     def encrypt(self, plain: str, *, context: bytes = b"") -> str:
         nonce = os.urandom(12)
-        ct = AESGCM(self.keys[self.active_id]).encrypt(nonce, plain.encode(), context)
+        ct = self._aead[self.active_id].encrypt(nonce, plain.encode(), context)
         return f"{self.active_id}:{base64.b64encode(nonce + ct).decode()}"
 
     def decrypt(self, stored: str, *, context: bytes = b"") -> str:
         key_id, _, blob = stored.partition(":")
         raw = base64.b64decode(blob)
-        return AESGCM(self.keys[key_id]).decrypt(raw[:12], raw[12:], context).decode()
+        return self._aead[key_id].decrypt(raw[:12], raw[12:], context).decode()
 
     def blind_index(self, value: str, *, purpose: str = "id_number") -> str:
         """Keyed hash for exact lookup and uniqueness without storing the value."""
