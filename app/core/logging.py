@@ -61,3 +61,5 @@ def configure_logging(level: str = "INFO") -> None:
     # uvicorn's access log prints full URLs (query strings may carry an ID number): our own
     # request log replaces it.
     logging.getLogger("uvicorn.access").disabled = True
+    # /readyz compares the schema revision on every call; alembic would log that each time.
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))
