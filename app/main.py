@@ -17,6 +17,7 @@ from app.core.config import Settings, get_settings
 from app.core.context import client_ip_var, request_id_var
 from app.core.db import make_engine, make_sessionmaker
 from app.core.limits import EdgeLimitsMiddleware
+from app.core.openapi import complete_openapi
 from app.core.errors import install_error_handlers, unexpected_error_response
 from app.core.logging import configure_logging
 from app.core.metrics import LATENCY, REQUESTS
@@ -66,6 +67,7 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
     app.state.cipher = app.state.auth.cipher
 
     install_error_handlers(app)
+    app.openapi = lambda: complete_openapi(app)  # type: ignore[method-assign]
     for module in (ops, auth, admin, households, visits, sync, checkups_router, indicators_router):
         app.include_router(module.router)
 

@@ -36,8 +36,8 @@ class PushIn(BaseModel):
 class OpResult(BaseModel):
     op_id: str
     status: str = Field(description="applied | duplicate | conflict | rejected")
-    id: str | None
-    version: int | None
+    id: str | None = None
+    version: int | None = None
     error: dict[str, Any] | None = None
     current: dict[str, Any] | None = None
     fields: list[str] | None = None
