@@ -6,5 +6,6 @@ set -eu
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
-.venv/bin/pip install -q --disable-pip-version-check -e '.[dev]'
+.venv/bin/pip install -q --disable-pip-version-check -r requirements-dev.lock
+.venv/bin/pip install -q --disable-pip-version-check --no-deps -e '.[dev]'
 exec .venv/bin/pytest "$@"
