@@ -16,14 +16,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.core.config import Settings, get_settings
 from app.core.context import client_ip_var, request_id_var
 from app.core.db import make_engine, make_sessionmaker
-from app.core.limits import EdgeLimitsMiddleware
-from app.core.openapi import complete_openapi
 from app.core.errors import install_error_handlers, unexpected_error_response
+from app.core.limits import EdgeLimitsMiddleware
 from app.core.logging import configure_logging
 from app.core.metrics import LATENCY, REQUESTS
+from app.core.openapi import complete_openapi
 from app.core.security import FieldCipher, TokenService
 from app.routers import admin, auth, households, ops, sync, visits
 from app.routers import checkups as checkups_router
+from app.routers import claims as claims_router
 from app.routers import indicators as indicators_router
 from app.services.auth import AuthContext, LoginThrottle
 
@@ -68,7 +69,17 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
 
     install_error_handlers(app)
     app.openapi = lambda: complete_openapi(app)  # type: ignore[method-assign]
-    for module in (ops, auth, admin, households, visits, sync, checkups_router, indicators_router):
+    for module in (
+        ops,
+        auth,
+        admin,
+        households,
+        visits,
+        sync,
+        checkups_router,
+        claims_router,
+        indicators_router,
+    ):
         app.include_router(module.router)
 
     app.add_middleware(EdgeLimitsMiddleware, settings=settings)

@@ -5,6 +5,7 @@ from app.models import (  # noqa: F401
     audit,
     auth,
     checkups,
+    claims,
     households,
     migrants,
     sync,
