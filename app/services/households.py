@@ -19,6 +19,7 @@ from datetime import date
 from typing import Any
 
 from sqlalchemy import func
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
@@ -565,16 +566,27 @@ async def merge_persons(
     if dup.id_number_hash and keep.id_number_hash and dup.id_number_hash != keep.id_number_hash:
         raise Conflict("The two records have different ID numbers", code="different_id_numbers")
     moved: list[dict[str, str]] = []
-    for model, column in PERSON_REFS:
-        attr = getattr(model, column)
-        rows = (await session.execute(select(model).where(attr == dup.id))).scalars().all()
-        for row in rows:
-            if model is Person and row.id == keep.id:
-                continue
-            setattr(row, column, keep.id)
-            if hasattr(row, "version"):
-                touch(row)
-            moved.append({"table": model.__tablename__, "column": column, "id": str(row.id)})
+    try:
+        async with session.begin_nested():
+            for model, column in PERSON_REFS:
+                attr = getattr(model, column)
+                rows = (await session.execute(select(model).where(attr == dup.id))).scalars().all()
+                for row in rows:
+                    if model is Person and row.id == keep.id:
+                        continue
+                    setattr(row, column, keep.id)
+                    if hasattr(row, "version"):
+                        touch(row)
+                    moved.append({"table": model.__tablename__, "column": column, "id": str(row.id)})
+                await session.flush()
+    except IntegrityError:
+        # e.g. both records hold a claim for the same programme and year, or both an
+        # appointment in the same round: one of them must be settled before merging.
+        raise Conflict(
+            "Both records hold the same kind of record (a claim of one programme and year, or an "
+            "appointment of one round); settle one before merging",
+            code="merge_conflict",
+        ) from None
     if dup.id_number_hash and not keep.id_number_hash:
         carried = (dup.id_number_enc, dup.id_number_hash, dup.id_number_masked)
         dup.id_number_enc = dup.id_number_hash = dup.id_number_masked = None

@@ -450,3 +450,16 @@ async def test_results_through_sync_and_pull(cadre, township, db):
     pulled = (await cadre.get("/api/v1/sync/pull", params={"limit": 500})).json()["changes"]
     mine = [c for c in pulled if c["entity"] == "checkup_appointment"]
     assert len(mine) == 1 and mine[0]["data"]["status"] == "done"
+
+
+async def test_merging_two_records_with_appointments_in_one_round_is_refused(cadre, township):
+    h = await mk_household(cadre)
+    a = await woman(cadre, h["id"], date(1990, 1, 1), name="陈静")
+    b = await woman(cadre, h["id"], date(1990, 1, 1), name="陈静")
+    rid = (await township.post("/api/v1/checkup-rounds", json=round_body())).json()["id"]
+    assert len(await appointments(township, round_id=rid)) == 2
+    r = await township.post(f"/api/v1/persons/{b['id']}/merge", json={"into_id": a["id"]})
+    problem(r, 409, "merge_conflict")
+    # nothing half-done: both records and both appointments are as they were
+    assert (await township.get(f"/api/v1/persons/{b['id']}")).json()["merged_into_id"] is None
+    assert {x["person_id"] for x in await appointments(township, round_id=rid)} == {a["id"], b["id"]}
