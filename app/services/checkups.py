@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Table, and_, case, exists, func, insert, literal, literal_column, or_
+from sqlalchemy import Table, and_, case, exists, func, insert, literal, literal_column, or_, text
 from sqlalchemy import select as sa_select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -149,25 +149,23 @@ async def _insert_due(session: AsyncSession, rnd: CheckupRound, today: date) -> 
     inflow = aliased(Migrant)
     residence = func.coalesce(inflow.village_code, Person.current_village_code)
     appt = table_of(CheckupAppointment)
-    prior = aliased(CheckupAppointment)
-    carried_until = (
-        select(func.max(prior.exempt_until))
-        .where(
-            prior.person_id == Person.id,
-            prior.status == AppointmentStatus.exempted.value,
-            col(prior.exempt_until) >= rnd.opens_on,
+    # Exemptions carried from earlier rounds: one grouped scan joined once (not a correlated
+    # subquery per woman).
+    carried = (
+        sa_select(
+            col(CheckupAppointment.person_id).label("person_id"),
+            func.max(CheckupAppointment.exempt_until).label("until"),
+            func.max(CheckupAppointment.exempt_reason).label("reason"),
         )
-        .scalar_subquery()
-    )
-    carried_reason = (
-        select(func.max(prior.exempt_reason))
         .where(
-            prior.person_id == Person.id,
-            prior.status == AppointmentStatus.exempted.value,
-            col(prior.exempt_until) >= rnd.opens_on,
+            col(CheckupAppointment.status) == AppointmentStatus.exempted.value,
+            col(CheckupAppointment.exempt_until) >= rnd.opens_on,
         )
-        .scalar_subquery()
+        .group_by(col(CheckupAppointment.person_id))
+        .subquery()
     )
+    carried_until = carried.c.until
+    carried_reason = carried.c.reason
     now = utcnow()
     due = (
         sa_select(
@@ -185,6 +183,7 @@ async def _insert_due(session: AsyncSession, rnd: CheckupRound, today: date) -> 
             literal(now),
         )
         .select_from(Person)
+        .outerjoin(carried, carried.c.person_id == Person.id)
         .outerjoin(
             inflow,
             and_(
@@ -392,6 +391,10 @@ async def _open_appointments(session: AsyncSession, rnd: CheckupRound) -> int:
     created = await _insert_due(session, rnd, date.today())
     if created:
         await _insert_tasks_and_changes(session, rnd, since)
+        if _dialect(session) == "postgresql" and created > 10_000:
+            # A county-wide round changes the table's statistics at once; plan the breakdown
+            # queries on the new ones (ANALYZE runs inside the transaction, on its snapshot).
+            await session.execute(text("ANALYZE checkup_appointment"))
     return created
 
 

@@ -182,7 +182,8 @@ def check_period(start: date, end: date) -> None:
 
 
 def _ts(d: date) -> datetime:
-    return datetime.combine(d, time.min, tzinfo=UTC)
+    """Local (UTC+8) midnight of a day, as an aware timestamp."""
+    return datetime.combine(d, time.min, tzinfo=UTC) - timedelta(hours=8)
 
 
 def _sum_if(cond: Any) -> Any:
@@ -281,20 +282,23 @@ async def compute(session: AsyncSession, aq: AreaQuery, start: date, end: date) 
             _sum_if(and_(outflow, open_at_end)),
             _sum_if(and_(inflow, new_in)),
             _sum_if(and_(outflow, new_in)),
-            _sum_if(and_(inflow, open_at_end, woman_15_49)),
         )
-        .join(Person, col(Person.id) == Migrant.person_id)
         .where(area_clause(Migrant, aq.code))
         .group_by(group)
     )
     for r in (await session.execute(mig_stmt)).all():
-        at(aq.child_code(r[0])).migrants = dict(
-            zip(
-                ("inflow_open", "outflow_open", "inflow_new", "outflow_new", "inflow_women_15_49"),
-                (int(v or 0) for v in r[1:]),
-                strict=True,
-            )
-        )
+        c = at(aq.child_code(r[0]))
+        for name, v in zip(("inflow_open", "outflow_open", "inflow_new", "outflow_new"), r[1:], strict=True):
+            c.migrants[name] = int(v or 0)
+    # Only open inflows need the person (sex, age): join those, not the whole register.
+    women_stmt = (
+        select(group, func.count())
+        .join(Person, col(Person.id) == Migrant.person_id)
+        .where(area_clause(Migrant, aq.code), inflow, open_at_end, woman_15_49)
+        .group_by(group)
+    )
+    for r in (await session.execute(women_stmt)).all():
+        at(aq.child_code(r[0])).migrants["inflow_women_15_49"] = int(r[1])
 
     status = col(CheckupAppointment.status)
     group = getattr(CheckupAppointment, aq.child_attr)
@@ -434,60 +438,62 @@ def _month_of(value: Any) -> str:
     return str(value)[:7]
 
 
+# Days and months are those of the service's clock (China Standard Time, UTC+8, no DST).
+LOCAL_OFFSET_HOURS = 8
+
+
+def _month_key(column: Any, dialect: str, *, timestamp: bool = False) -> Any:
+    """The 'YYYY-MM' of a date (or of a UTC timestamp in local time), computed in SQL."""
+    if dialect == "postgresql":
+        expr = column
+        if timestamp:
+            expr = func.timezone("Asia/Shanghai", column)
+        return func.to_char(expr, "YYYY-MM")
+    if timestamp:
+        return func.strftime("%Y-%m", column, f"+{LOCAL_OFFSET_HOURS} hours")
+    return func.strftime("%Y-%m", column)
+
+
 async def series(
     session: AsyncSession, actor: Actor, *, area_code: str | None, metric: str, start: date, end: date
 ) -> dict[str, Any]:
+    """Monthly values of one metric, grouped in the database (months without events are 0)."""
     aq = area_query(actor, area_code)
     check_period(start, end)
     if metric not in SERIES_METRICS:
         raise ValidationFailed(f"metric must be one of {', '.join(SERIES_METRICS)}", code="invalid_metric")
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
     values = dict.fromkeys(months_between(start, end), 0)
-    rows: list[tuple[Any, int]] = []
-    stmt: Any
+    model: Any
+    when: Any
+    amount: Any = func.count()
+    where: list[Any] = []
+    timestamp = False
     if metric == "births":
-        stmt = select(col(Birth.birth_date)).where(
-            area_clause(Birth, aq.code), col(Birth.birth_date) >= start, col(Birth.birth_date) <= end
-        )
-        rows = [(r[0], 1) for r in (await session.execute(stmt)).all()]
+        model, when = Birth, col(Birth.birth_date)
     elif metric == "deaths":
-        stmt = select(col(Death.death_date)).where(
-            area_clause(Death, aq.code), col(Death.death_date) >= start, col(Death.death_date) <= end
-        )
-        rows = [(r[0], 1) for r in (await session.execute(stmt)).all()]
+        model, when = Death, col(Death.death_date)
     elif metric == "visits":
-        stmt = select(col(Visit.visited_at)).where(
-            area_clause(Visit, aq.code),
-            col(Visit.visited_at) >= _ts(start),
-            col(Visit.visited_at) < _ts(end + timedelta(days=1)),
-        )
-        rows = [(r[0], 1) for r in (await session.execute(stmt)).all()]
+        model, when, timestamp = Visit, col(Visit.visited_at), True
     elif metric in ("inflow_new", "outflow_new"):
-        stmt = select(col(Migrant.moved_on)).where(
-            area_clause(Migrant, aq.code),
-            col(Migrant.direction) == metric.removesuffix("_new"),
-            col(Migrant.moved_on) >= start,
-            col(Migrant.moved_on) <= end,
-        )
-        rows = [(r[0], 1) for r in (await session.execute(stmt)).all()]
+        model, when = Migrant, col(Migrant.moved_on)
+        where.append(col(Migrant.direction) == metric.removesuffix("_new"))
     elif metric == "checkups_done":
-        stmt = select(col(CheckupAppointment.checked_on)).where(
-            area_clause(CheckupAppointment, aq.code),
-            col(CheckupAppointment.status) == "done",
-            col(CheckupAppointment.checked_on) >= start,
-            col(CheckupAppointment.checked_on) <= end,
-        )
-        rows = [(r[0], 1) for r in (await session.execute(stmt)).all()]
+        model, when = CheckupAppointment, col(CheckupAppointment.checked_on)
+        where.append(col(CheckupAppointment.status) == "done")
     else:
         from app.models.claims import Payment
 
-        stmt = select(col(Payment.paid_on), col(Payment.amount_fen)).where(
-            area_clause(Payment, aq.code), col(Payment.paid_on) >= start, col(Payment.paid_on) <= end
-        )
-        rows = [(r[0], int(r[1])) for r in (await session.execute(stmt)).all()]
-    for when, n in rows:
-        key = _month_of(when)
-        if key in values:
-            values[key] += n
+        model, when, amount = Payment, col(Payment.paid_on), func.sum(col(Payment.amount_fen))
+    if timestamp:
+        where += [when >= _ts(start), when < _ts(end + timedelta(days=1))]
+    else:
+        where += [when >= start, when <= end]
+    key = _month_key(when, dialect, timestamp=timestamp).label("month")
+    stmt = select(key, amount).where(area_clause(model, aq.code), *where).group_by(key)
+    for month, n in (await session.execute(stmt)).all():
+        if month in values:
+            values[month] += int(n or 0)
     points: list[dict[str, Any]] = [{"month": k, "value": v} for k, v in values.items()]
     if metric == "claims_paid_amount":
         points = [{"month": p["month"], "value": _yuan(int(p["value"]))} for p in points]

@@ -302,3 +302,27 @@ async def test_township_cannot_read_another_township(client_as, areas):
         "invalid_period",
     )
     assert (await ts.get("/api/v1/indicators", params={"area_code": V1, **YEAR})).status_code == 200
+
+
+async def test_months_and_days_are_china_time(client_as):
+    c1 = await client_as("village", V1)
+    county = await client_as("county", COUNTY)
+    h = await mk_household(c1)
+    # 2025-06-30 17:00 UTC is 2025-07-01 01:00 in China: a July visit, and a 1 July visit.
+    await c1.post(
+        "/api/v1/visits",
+        json={"household_id": h["id"], "visited_at": "2025-06-30T17:00:00+00:00", "purpose": "other"},
+    )
+    points = (
+        await county.get(
+            "/api/v1/indicators/series", params={"metric": "visits", "from": "2025-06-01", "to": "2025-07-31"}
+        )
+    ).json()["points"]
+    assert points == [{"month": "2025-06", "value": 0}, {"month": "2025-07", "value": 1}]
+    july_first = (
+        await county.get("/api/v1/indicators", params={"from": "2025-07-01", "to": "2025-07-01"})
+    ).json()
+    june_last = (
+        await county.get("/api/v1/indicators", params={"from": "2025-06-30", "to": "2025-06-30"})
+    ).json()
+    assert (july_first["visits"], june_last["visits"]) == (1, 0)
