@@ -28,8 +28,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import func, literal, text, tuple_
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy import bindparam, func, literal, text, tuple_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
@@ -293,25 +295,27 @@ async def _apply(
 async def push(
     session: AsyncSession, actor: Actor, ctx: SyncContext, device_id: str, ops: list[PushOp]
 ) -> list[dict[str, Any]]:
+    """Answers in op order. Stored answers are read and new ops claimed for the whole batch at
+    once (one SELECT, one INSERT … ON CONFLICT DO NOTHING); each new op is then applied in its
+    own savepoint and the answers are written back in one executemany."""
     require_role(actor, *FIELD_ROLES)
+    ids = list(dict.fromkeys(op.op_id for op in ops))
+    stored = await _stored_many(session, device_id, ids)
+    claimed = await _claim(session, device_id, actor, [i for i in ids if i not in stored])
+    missing = [i for i in ids if i not in stored and i not in claimed]
+    if missing:  # claimed by a concurrent request that has committed since: replay its answers
+        stored.update(await _stored_many(session, device_id, missing))
+    answered: dict[str, dict[str, Any]] = {}
     results: list[dict[str, Any]] = []
     for op in ops:
-        prior = await _stored(session, device_id, op.op_id)
-        if prior is not None:
-            results.append(_replay(prior, actor))
+        if op.op_id in answered:  # the same op twice in one batch
+            results.append(_as_duplicate(answered[op.op_id]))
             continue
-        claim = SyncOp(device_id=device_id, op_id=op.op_id, actor_id=actor.id, status="pending", result="{}")
-        try:
-            async with session.begin_nested():
-                session.add(claim)
-                await session.flush()
-        except IntegrityError:
-            prior = await _stored(session, device_id, op.op_id)
-            results.append(
-                _replay(prior, actor)
-                if prior
-                else _rejected(op, Conflict("Op in flight", code="op_in_flight"))
-            )
+        if op.op_id in stored:
+            results.append(_replay(stored[op.op_id], actor))
+            continue
+        if op.op_id not in claimed:
+            results.append(_rejected(op, Conflict("Op in flight", code="op_in_flight")))
             continue
         try:
             async with session.begin_nested():
@@ -320,16 +324,65 @@ async def push(
             result = _rejected(op, err)
         except SQLAlchemyError:
             result = _rejected(op, Conflict("The op clashes with stored data", code="integrity_error"))
-        claim.status = result["status"]
-        claim.result = json.dumps(result, ensure_ascii=False)
-        await session.flush()
+        answered[op.op_id] = result
         results.append(result)
+    if answered:
+        table = SyncOp.__table__  # type: ignore[attr-defined]
+        await session.execute(
+            update(table)
+            .where(table.c.device_id == device_id, table.c.op_id == bindparam("b_op"))
+            .values(status=bindparam("b_status"), result=bindparam("b_result")),
+            [
+                {"b_op": k, "b_status": v["status"], "b_result": json.dumps(v, ensure_ascii=False)}
+                for k, v in answered.items()
+            ],
+        )
     return results
 
 
-async def _stored(session: AsyncSession, device_id: str, op_id: str) -> SyncOp | None:
-    stmt = select(SyncOp).where(SyncOp.device_id == device_id, SyncOp.op_id == op_id)
-    return (await session.execute(stmt)).scalar_one_or_none()
+def _as_duplicate(result: dict[str, Any]) -> dict[str, Any]:
+    out = dict(result)
+    if out.get("status") == OpStatus.applied.value:
+        out["status"] = OpStatus.duplicate.value
+    return out
+
+
+async def _stored_many(session: AsyncSession, device_id: str, op_ids: list[str]) -> dict[str, SyncOp]:
+    if not op_ids:
+        return {}
+    stmt = select(SyncOp).where(SyncOp.device_id == device_id, col(SyncOp.op_id).in_(op_ids))
+    return {r.op_id: r for r in (await session.execute(stmt)).scalars() if r.status != "pending"}
+
+
+async def _claim(session: AsyncSession, device_id: str, actor: Actor, op_ids: list[str]) -> set[str]:
+    """Insert a pending row per new op; a concurrent request holding the same op makes this wait
+    on the unique index and then skip it (it is answered from that request's stored result)."""
+    if not op_ids:
+        return set()
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    insert_fn = pg_insert if dialect == "postgresql" else sqlite_insert
+    table = SyncOp.__table__  # type: ignore[attr-defined]
+    now = utcnow()
+    stmt = (
+        insert_fn(table)
+        .values(
+            [
+                {
+                    "id": uuid.uuid4(),
+                    "device_id": device_id,
+                    "op_id": i,
+                    "actor_id": actor.id,
+                    "status": "pending",
+                    "result": "{}",
+                    "at": now,
+                }
+                for i in op_ids
+            ]
+        )
+        .on_conflict_do_nothing(index_elements=["device_id", "op_id"])
+        .returning(table.c.op_id)
+    )
+    return {r[0] for r in (await session.execute(stmt)).all()}
 
 
 def _replay(prior: SyncOp | None, actor: Actor) -> dict[str, Any]:
