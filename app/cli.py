@@ -119,11 +119,21 @@ def seed_scale(
     townships: Annotated[int, typer.Option(min=1, help="Townships in the county")] = 20,
     villages: Annotated[int, typer.Option(min=1, help="Villages per township")] = 20,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same county)")] = 1,
+    events_year: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="Add a year of events (births, deaths, visits, migrants, claims) for this year; "
+            "default: last calendar year; 0: none. Kinds already there for that year are skipped.",
+        ),
+    ] = None,
 ) -> None:
     """Generate a synthetic county of N people for load tests (skips when already there)."""
     import time
+    from datetime import date
 
     from app.core.security import FieldCipher
+    from app.services.scale import seed_events
     from app.services.scale import seed_scale as run
 
     cipher = FieldCipher(get_settings())
@@ -143,6 +153,20 @@ def seed_scale(
     if counts["skipped"]:
         typer.echo(f"already seeded: county {county} has {counts['persons_total']} persons")
     typer.echo(" ".join(f"{k}={v}" for k, v in counts.items()) + f" elapsed_s={elapsed:.1f}")
+    year = date.today().year - 1 if events_year is None else events_year
+    if year == 0:
+        return
+    started = time.perf_counter()
+    try:
+        events = _run_in_session(lambda s: seed_events(s, cipher, year=year, county_code=county, seed=seed))
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    elapsed = time.perf_counter() - started
+    # -1: that kind was already there for the year (skipped). Keys differ from the line above,
+    # which bench scripts parse.
+    shown = " ".join(f"{k}={'present' if v < 0 else v}" for k, v in events.items())
+    typer.echo(f"events events_year={year} {shown} events_elapsed_s={elapsed:.1f}")
 
 
 @users_cli.command("create")

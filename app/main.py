@@ -26,6 +26,7 @@ from app.routers import admin, auth, households, ops, sync, visits
 from app.routers import checkups as checkups_router
 from app.routers import claims as claims_router
 from app.routers import indicators as indicators_router
+from app.routers import migrants as migrants_router
 from app.services.auth import AuthContext, LoginThrottle
 
 log = logging.getLogger("jiahe.http")
@@ -78,6 +79,7 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
         sync,
         checkups_router,
         claims_router,
+        migrants_router,
         indicators_router,
     ):
         app.include_router(module.router)

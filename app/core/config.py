@@ -66,8 +66,8 @@ class Settings(BaseSettings):
     sync_max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     max_header_bytes: int = Field(default=8 * 1024, ge=1024)
     # Requests per minute per bearer token and per client address (0 turns both off).
-    rate_limit_per_token_per_minute: int = Field(default=600, ge=0)
-    rate_limit_per_address_per_minute: int = Field(default=3000, ge=1)
+    rate_limit_per_token_per_minute: int = Field(default=6000, ge=0)
+    rate_limit_per_address_per_minute: int = Field(default=12000, ge=1)
     # /docs and /openapi.json (switch off in production if the API should not describe itself).
     docs_enabled: bool = True
     # Seconds a request waits for a database connection before a 503 with Retry-After.

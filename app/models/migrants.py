@@ -4,18 +4,31 @@ left). Each movement is opened and later closed (returned, moved on, settled, de
 The record's place (scope columns) is the village that holds it: the receiving village for an
 inflow, the home village for an outflow. Checkup rounds read this table: an open inflow makes a
 woman due here, an open outflow excuses her (she may send a certificate).
+
+A movement inside the deployment links two records: the receiving village's inflow and the
+origin village's outflow (``counterpart_id`` both ways); ``transfer`` is ``pending`` until the
+receiving side confirms and the person's register entry moves (then ``confirmed``).
+
+Partner notifications (police residence registrations, market-regulation business licences) are
+stored as received (``body``, with its hash) and processed in the same request; the
+``idempotency_key`` table keeps each partner client's keys with the hash of the body and the
+answer given, so a resend gets the first answer and nothing is stored twice.
 """
 
 from __future__ import annotations
 
 import uuid
-from datetime import date
+from datetime import date, datetime
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import Index, String
-from sqlmodel import Field
+from pydantic import model_validator
+from sqlalchemy import Index, String, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
 
-from app.models.common import IdMixin, ScopedMixin, VersionedMixin
+from app.core.db import UTCDateTime, utcnow
+from app.models.common import AreaCode, IdMixin, ScopedMixin, VersionedMixin, VillageCode
+from app.models.households import CleanText, HouseholdType, MaritalStatus, Phone, Sex
 
 
 class Direction(StrEnum):
@@ -35,6 +48,13 @@ class CloseReason(StrEnum):
     deceased = "deceased"
 
 
+class Transfer(StrEnum):
+    """State of a movement between two villages of the deployment."""
+
+    pending = "pending"
+    confirmed = "confirmed"
+
+
 class Migrant(IdMixin, ScopedMixin, VersionedMixin, table=True):
     person_id: uuid.UUID = Field(foreign_key="person.id", index=True, nullable=False)
     direction: Direction = Field(sa_type=String(8), nullable=False)
@@ -47,8 +67,250 @@ class Migrant(IdMixin, ScopedMixin, VersionedMixin, table=True):
     phone_enc: str | None = Field(default=None, sa_type=String(255))
     closed_on: date | None = Field(default=None)
     close_reason: CloseReason | None = Field(default=None, sa_type=String(10))
+    # A movement inside the deployment: the other village's record, and whether the receiving
+    # side has confirmed it (the person's register entry moves only then).
+    counterpart_id: uuid.UUID | None = Field(default=None)
+    transfer: Transfer | None = Field(default=None, sa_type=String(10))
 
     __table_args__ = (
         Index("ix_migrant_person_id_direction_status", "person_id", "direction", "status"),
         Index("ix_migrant_village_code_direction_status", "village_code", "direction", "status"),
     )
+
+
+class MigrantPersonIn(SQLModel):
+    """A person not (necessarily) known to the caller, named by ID number. A known number
+    (anywhere in the deployment) names that person; an unknown one registers a new person in
+    the receiving village."""
+
+    id_number: str = Field(max_length=32)
+    name: CleanText = Field(max_length=50)
+    sex: Sex | None = None
+    birth_date: date | None = None
+    marital_status: MaritalStatus = MaritalStatus.single
+
+
+class MigrantCreate(SQLModel):
+    id: uuid.UUID | None = None
+    person_id: uuid.UUID | None = None
+    person: MigrantPersonIn | None = None
+    direction: Direction
+    village_code: VillageCode
+    moved_on: date
+    origin_area_code: AreaCode | None = None
+    destination: CleanText | None = Field(default=None, max_length=200)
+    address: CleanText | None = Field(default=None, max_length=200)
+    employer: CleanText | None = Field(default=None, max_length=200)
+    phone: Phone = None
+    # Where a newly registered person lives: an existing household of the village, or (absent)
+    # a new household at ``address`` of this type.
+    household_id: uuid.UUID | None = None
+    household_type: HouseholdType = HouseholdType.rural
+
+    @model_validator(mode="after")
+    def _shape(self) -> MigrantCreate:
+        if (self.person_id is None) == (self.person is None):
+            raise ValueError("give exactly one of person_id and person")
+        if self.direction == Direction.outflow:
+            if self.origin_area_code is not None:
+                raise ValueError("origin_area_code is for inflows")
+            if self.person is not None:
+                raise ValueError("an outflow names a registered resident by person_id")
+        if self.direction == Direction.inflow and self.destination is not None:
+            raise ValueError("destination is for outflows")
+        return self
+
+
+class MigrantClose(SQLModel):
+    closed_on: date
+    reason: CloseReason
+
+
+class MigrantConfirm(SQLModel):
+    """The receiving side confirms a movement: the person joins this household of the
+    receiving village, or (absent) a new household at the inflow's address."""
+
+    household_id: uuid.UUID | None = None
+
+
+class MigrantPublic(SQLModel):
+    id: uuid.UUID
+    person_id: uuid.UUID
+    direction: Direction
+    status: MigrantStatus
+    village_code: str
+    moved_on: date
+    origin_area_code: str | None
+    destination: str | None
+    address: str | None
+    employer: str | None
+    phone: str | None
+    closed_on: date | None
+    close_reason: CloseReason | None
+    transfer: Transfer | None
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class MigrantFigures(SQLModel):
+    """Aggregates for dashboards (no personal data)."""
+
+    area_code: str
+    open_inflow: int
+    open_outflow: int
+    new_inflow: int
+    new_outflow: int
+    open_inflow_women_15_49: int
+    open_outflow_women_15_49: int
+    new_inflow_women_15_49: int
+    new_outflow_women_15_49: int
+
+
+# --- partner notifications ------------------------------------------------------------------
+
+
+class NotificationKind(StrEnum):
+    residence_registered = "residence_registered"
+    residence_cancelled = "residence_cancelled"
+    business_licensed = "business_licensed"
+
+
+class NotificationStatus(StrEnum):
+    received = "received"
+    matched = "matched"
+    pending_confirmation = "pending_confirmation"
+    applied = "applied"
+    dismissed = "dismissed"
+
+
+class InboxStatus(StrEnum):
+    """Inbox filter: ``pending`` is ``pending_confirmation``."""
+
+    pending = "pending"
+    received = "received"
+    matched = "matched"
+    applied = "applied"
+    dismissed = "dismissed"
+
+
+class PartnerNotification(IdMixin, ScopedMixin, VersionedMixin, table=True):
+    """One notification as a partner sent it. Place: its village, or for a township-level
+    ``area_code`` the 12-digit township code (township staff see it, village cadres do not)."""
+
+    __tablename__ = "partner_notification"
+
+    client_id: uuid.UUID = Field(foreign_key="machine_client.id", nullable=False)
+    agency: str | None = Field(default=None, sa_type=String(32))
+    kind: NotificationKind = Field(sa_type=String(24), nullable=False)
+    reference: str = Field(sa_type=String(100), nullable=False)
+    id_number_enc: str = Field(sa_type=Text, nullable=False)
+    id_number_hash: str = Field(sa_type=String(64), index=True, nullable=False)
+    id_number_masked: str = Field(sa_type=String(18), nullable=False)
+    name: str = Field(sa_type=String(50), nullable=False)
+    address: str = Field(sa_type=String(200), nullable=False)
+    area_code: str = Field(sa_type=String(12), nullable=False)
+    occurred_on: date = Field(nullable=False)
+    details: str | None = Field(default=None, sa_type=Text)  # JSON object
+    body: str = Field(sa_type=Text, nullable=False)  # the request body exactly as received
+    body_sha256: str = Field(sa_type=String(64), nullable=False)
+    status: NotificationStatus = Field(sa_type=String(24), nullable=False)
+    person_id: uuid.UUID | None = Field(default=None, foreign_key="person.id", index=True)
+    migrant_id: uuid.UUID | None = Field(default=None, foreign_key="migrant.id")
+    received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    decided_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    decided_by: uuid.UUID | None = Field(default=None)
+    dismiss_reason: str | None = Field(default=None, sa_type=String(500))
+
+    __table_args__ = (
+        # A resend under a new key (same partner, same reference, same body) is the same one.
+        UniqueConstraint("client_id", "reference", "body_sha256"),
+        Index("ix_partner_notification_village_inbox", "village_code", "status", "received_at", "id"),
+        Index("ix_partner_notification_township_inbox", "township_code", "status", "received_at", "id"),
+    )
+
+
+class IdempotencyKey(IdMixin, table=True):
+    """A partner client's ``Idempotency-Key``: the hash of the body it came with and the answer
+    given (status and JSON body), kept at least ``KEEP_DAYS``."""
+
+    __tablename__ = "idempotency_key"
+
+    client_id: uuid.UUID = Field(foreign_key="machine_client.id", nullable=False)
+    key: str = Field(sa_type=String(255), nullable=False)
+    request_sha256: str = Field(sa_type=String(64), nullable=False)
+    response_status: int = Field(nullable=False)  # 0 while processing
+    response_body: str = Field(sa_type=Text, nullable=False)
+    notification_id: uuid.UUID | None = Field(default=None)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    expires_at: datetime = Field(sa_type=UTCDateTime, index=True, nullable=False)
+
+    __table_args__ = (UniqueConstraint("client_id", "key"),)
+
+
+class PartnerNotificationIn(SQLModel):
+    """What a partner system sends. ``details`` is free-form; for ``business_licensed`` its
+    ``business_name`` becomes the migrant record's employer; ``origin_area_code`` (12 digits),
+    when sent, becomes an inflow's origin."""
+
+    kind: NotificationKind
+    id_number: str = Field(max_length=32)
+    name: CleanText = Field(max_length=50)
+    address: CleanText = Field(max_length=200)
+    area_code: AreaCode
+    occurred_on: date
+    reference: CleanText = Field(max_length=100)
+    details: dict[str, Any] | None = None
+
+
+class NotificationReceipt(SQLModel):
+    id: uuid.UUID
+    status: NotificationStatus
+
+
+class NotificationStatusPublic(SQLModel):
+    """All a partner ever sees of what it sent."""
+
+    id: uuid.UUID
+    status: NotificationStatus
+    received_at: datetime
+
+
+class NotificationPublic(SQLModel):
+    """A notification in the inbox of the village or township it concerns (ID number masked;
+    ``person_id`` only when that person is in the reader's scope)."""
+
+    id: uuid.UUID
+    kind: NotificationKind
+    agency: str | None
+    status: NotificationStatus
+    name: str
+    id_number_masked: str
+    address: str
+    area_code: str
+    village_code: str
+    occurred_on: date
+    reference: str
+    details: dict[str, Any] | None
+    person_id: uuid.UUID | None
+    migrant_id: uuid.UUID | None
+    received_at: datetime
+    decided_at: datetime | None
+    decided_by: uuid.UUID | None
+    dismiss_reason: str | None
+    version: int
+
+
+class NotificationAccept(SQLModel):
+    """Accepting: for a township-level notification, the village it concerns; optionally the
+    household a new person joins, and (cancellations) the close reason."""
+
+    village_code: VillageCode | None = None
+    household_id: uuid.UUID | None = None
+    household_type: HouseholdType = HouseholdType.rural
+    marital_status: MaritalStatus = MaritalStatus.single
+    close_reason: CloseReason = CloseReason.moved_on
+
+
+class NotificationDismiss(SQLModel):
+    reason: CleanText = Field(max_length=500)

@@ -4,8 +4,8 @@ from app.models import (  # noqa: F401
     areas,
     audit,
     auth,
-    checkups,
-    claims,
+    checkups,  # noqa: F401,E402
+    claims,  # noqa: F401,E402
     households,
     migrants,
     sync,

@@ -992,3 +992,52 @@ async def payments_csv(
         f"payments.csv {programme or '*'} {year or '*'} {status.value} rows={len(rows)}",
     )
     return out.getvalue()
+
+
+# --- a beneficiary who moves -------------------------------------------------------------------
+
+PENDING = (
+    ClaimStatus.draft,
+    ClaimStatus.submitted,
+    ClaimStatus.reviewed,
+    ClaimStatus.returned,
+    ClaimStatus.approved,
+    ClaimStatus.posted,
+)
+
+
+async def _follow_relocation(
+    session: AsyncSession, person: Person, from_village: str, to_village: str
+) -> None:
+    """Pending claims of a beneficiary whose move was confirmed follow her, and the receiving
+    township gets a review task for each (its staff decide whether the claim still stands
+    under their programme rules); paid and rejected claims stay where they were decided."""
+    del from_village
+    rows = await session.execute(
+        select(Claim).where(Claim.person_id == person.id, col(Claim.status).in_([s.value for s in PENDING]))
+    )
+    for claim in rows.scalars():
+        for key, value in place_columns(to_village).items():
+            setattr(claim, key, value)
+        touch(claim)
+        await cancel_tasks_for(session, "claim", claim.id)
+        open_task(
+            session,
+            kind=TaskKind.claim_review,
+            title=f"Beneficiary moved in: check pending claim ({claim.programme} {claim.year})",
+            due_on=today() + timedelta(days=TASK_DAYS),
+            village_code=claim.township_code + "000",
+            person_id=claim.person_id,
+            source_entity="claim",
+            source_id=claim.id,
+        )
+    await session.flush()
+
+
+def _register_relocation() -> None:
+    from app.services import migrants
+
+    migrants.on_relocation(_follow_relocation)
+
+
+_register_relocation()

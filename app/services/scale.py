@@ -14,13 +14,18 @@ is left alone; a county with fewer (an interrupted run, or a smaller earlier one
 from __future__ import annotations
 
 import asyncio
+import calendar
+import hashlib
+import heapq
+import math
 import random
 import uuid
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime, time, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import func, insert, text
+from sqlalchemy import func, insert, or_, text, update
+from sqlalchemy import select as sa_select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
@@ -29,7 +34,9 @@ from app.core.db import utcnow
 from app.core.security import FieldCipher
 from app.models.areas import Area
 from app.models.common import place_columns
-from app.models.households import Household, Person
+from app.models.households import Birth, Death, Household, Person
+from app.models.migrants import Migrant
+from app.models.visits import Task, Visit
 from app.services.areas import build_area
 from app.services.idnumber import generate_id_number, mask_id_number
 
@@ -470,4 +477,913 @@ async def seed_scale(
     }
 
 
-__all__ = ["seed_scale"]
+# --- a year of events -----------------------------------------------------------------------------
+#
+# ``seed_events`` adds one calendar year of register events to a seeded county: births (with the
+# child's person row), deaths, home visits with their follow-up tasks, migrant records (inflows of
+# new people from other counties, outflows of residents) and paid benefit claims for that year and
+# the year before. Same technique as above: plain dicts, Core INSERTs. Each kind is written in one
+# transaction whose first row has a deterministic id (``_marker``), so a kind already present for
+# that county and year is skipped: the command is idempotent and an interrupted run resumes.
+
+EVENTS_NAMESPACE = uuid.UUID("3d0f7a52-8a55-4c1e-9f0e-6a4b1f3c2e10")
+BIRTHS_PER_PERSON = 0.010  # crude birth rate about 10 per mille
+DEATHS_PER_PERSON = 0.007
+MALE_BIRTH_SHARE = 107.5 / 207.5  # sex ratio at birth about 107.5
+MIN_BIRTH_GAP_DAYS = 300
+VISITS_PER_VILLAGE_MONTH = (24, 36)
+FOLLOW_UP_SHARE = 0.15
+FOLLOW_UP_DONE_SHARE = 0.9
+INFLOW_OPEN_SHARE = 0.02  # open inflows at the end of the year, per resident
+INFLOW_CLOSED_SHARE = 0.2  # of the year's inflows, closed again within the year
+OUTFLOW_SHARE = 0.01
+OUTFLOW_CLOSED_SHARE = 0.25
+CLAIM_SHARES = {"rural_reward": 0.025, "special_assistance": 0.002, "childcare_subsidy": 0.12}
+CST = timezone(timedelta(hours=8))
+
+#: Fertility by the mother's age (years) and by the children she already has.
+AGE_FERTILITY = ((20, 0.35), (25, 1.0), (30, 0.75), (35, 0.3), (40, 0.08), (43, 0.0))
+PARITY_FERTILITY = (1.0, 0.9, 0.2, 0.05)
+VISIT_PURPOSES = (
+    ("elder_care", 25),
+    ("health_education", 18),
+    ("checkup_reminder", 14),
+    ("postnatal", 8),
+    ("special_family_care", 9),
+    ("migrant_followup", 9),
+    ("claim_verification", 9),
+    ("other", 8),
+)
+VISIT_NOTES = (
+    "家中情况良好",
+    "已宣传政策",
+    "老人身体健康",
+    "需再次回访",
+    "血压偏高，建议复查",
+    None,
+    None,
+    None,
+)
+FOLLOW_UP_NOTES = ("复查血压", "送药上门", "再次核实情况", None, None)
+ORIGINS = (
+    "430124000000",  # 宁乡
+    "430181000000",  # 浏阳
+    "430521000000",  # 邵东
+    "431121000000",  # 祁阳
+    "430922000000",  # 桃江
+    "431225000000",  # 会同
+    "360502000000",  # 新余渝水
+    "522401000000",  # 毕节
+    "450330000000",  # 平乐
+    "421087000000",  # 松滋
+    "500101000000",  # 万州
+    "513030000000",  # 渠县
+)
+DESTINATIONS = (
+    "广东省深圳市",
+    "广东省东莞市",
+    "广东省广州市",
+    "浙江省杭州市",
+    "浙江省宁波市",
+    "上海市",
+    "北京市",
+    "湖南省长沙市岳麓区",
+    "江苏省苏州市",
+)
+EMPLOYERS = ("望城经开区电子厂", "建筑工地", "物流园", "餐馆", "服装厂", "个体经营", None, None)
+BANKS = ("长沙农村商业银行", "中国农业银行望城支行", "中国邮政储蓄银行望城支行")
+
+
+def _marker(county_code: str, year: int, kind: str) -> uuid.UUID:
+    """The id of the first row of one kind of events for one county and year."""
+    return uuid.uuid5(EVENTS_NAMESPACE, f"{county_code}/{year}/{kind}")
+
+
+def _share(seed: int, *parts: object) -> float:
+    """A stable number in [0, 1) for the parts: the same person is picked every year."""
+    digest = hashlib.blake2b("/".join(map(str, (seed, *parts))).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+def _age(birth: date, day: date) -> int:
+    return day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
+
+
+def _add_years(d: date, years: int) -> date:
+    try:
+        return d.replace(year=d.year + years)
+    except ValueError:
+        return date(d.year + years, 3, 1)
+
+
+def _weighted_sample(rng: random.Random, items: list[Any], weights: list[float], k: int) -> list[Any]:
+    """``k`` items without replacement, each with probability proportional to its weight
+    (Efraimidis–Spirakis keys)."""
+    keyed = [(rng.random() ** (1.0 / w), i) for i, w in enumerate(weights) if w > 0]
+    return [items[i] for _key, i in heapq.nlargest(k, keyed)]
+
+
+def _fertility(age: int) -> float:
+    weight = 0.0
+    for lower, value in AGE_FERTILITY:
+        if age >= lower:
+            weight = value
+    return weight
+
+
+def _month_days(year: int, month: int, last: date) -> tuple[date, date] | None:
+    first = date(year, month, 1)
+    if first > last:
+        return None
+    return first, min(date(year, month, calendar.monthrange(year, month)[1]), last)
+
+
+def _at_cst(day: date, rng: random.Random) -> datetime:
+    """A working-hours moment of ``day`` (China time), as an aware UTC datetime."""
+    minute = rng.randint(8 * 60 + 30, 17 * 60 + 30)
+    local = datetime.combine(day, time(minute // 60, minute % 60, rng.randint(0, 59)), tzinfo=CST)
+    return local.astimezone(UTC)
+
+
+@dataclass(slots=True)
+class _P:
+    """What the event generator needs of a person."""
+
+    id: uuid.UUID
+    household_id: uuid.UUID
+    village: str
+    sex: str
+    birth: date
+    marital: str
+    relation: str
+    name: str
+    mother_id: uuid.UUID | None
+    hukou: str | None
+    death: date | None
+
+
+@dataclass
+class _H:
+    id: uuid.UUID
+    village: str
+    rural: bool
+
+
+@dataclass
+class _Events:
+    session: AsyncSession
+    cipher: FieldCipher
+    rng: random.Random
+    seed: int
+    county_code: str
+    year: int
+    start: date
+    end: date  # 31 December, or today for the current year
+    now: datetime
+    persons: list[_P]
+    by_household: dict[uuid.UUID, list[_P]]
+    households: dict[uuid.UUID, _H]
+    villages: dict[str, _Village]
+    taken: set[str]
+    mothers: dict[uuid.UUID, date] = field(default_factory=dict)  # mothers of the year's births
+
+    def alive_on(self, p: _P, day: date) -> bool:
+        return p.birth <= day and (p.death is None or p.death > day)
+
+    def population_at_start(self) -> int:
+        day = self.start - timedelta(days=1)
+        return sum(1 for p in self.persons if self.alive_on(p, day))
+
+    def year_fraction(self) -> float:
+        days = (date(self.year, 12, 31) - self.start).days + 1
+        return ((self.end - self.start).days + 1) / days
+
+    def gen(self, area_code: str) -> _Gen:
+        return _Gen(
+            rng=self.rng, cipher=self.cipher, county_code=area_code, as_of=self.end, taken_hashes=self.taken
+        )
+
+    def random_day(self, first: date | None = None) -> date:
+        first = max(first or self.start, self.start)
+        return date.fromordinal(self.rng.randint(first.toordinal(), self.end.toordinal()))
+
+    async def exists(self, model: Any, marker: uuid.UUID) -> bool:
+        row = await self.session.execute(select(model.id).where(model.id == marker))
+        return row.first() is not None
+
+    async def insert(self, model: Any, rows: list[dict[str, Any]]) -> None:
+        table: Any = model.__table__
+        for i in range(0, len(rows), BATCH_ROWS):
+            await self.session.execute(insert(table), rows[i : i + BATCH_ROWS])
+
+
+async def _load_events(
+    session: AsyncSession, cipher: FieldCipher, county_code: str, year: int, seed: int
+) -> _Events:
+    start = date(year, 1, 1)
+    end = min(date(year, 12, 31), date.today())
+    areas = (
+        await session.execute(select(Area.code, Area.name).where(col(Area.code).startswith(county_code)))
+    ).all()
+    names = dict(areas)  # noqa: C416
+    villages = {
+        code: _Village(code, name, names.get(code[:9] + "000", ""), name.endswith("社区"))
+        for code, name in areas
+        if not code.endswith("000")
+    }
+    households = {
+        r[0]: _H(r[0], r[1], r[2] == "rural")
+        for r in (
+            await session.execute(
+                select(Household.id, Household.village_code, Household.household_type).where(
+                    Household.county_code == county_code
+                )
+            )
+        ).all()
+    }
+    person_columns: list[Any] = [
+        Person.id,
+        Person.household_id,
+        Person.village_code,
+        Person.sex,
+        Person.birth_date,
+        Person.marital_status,
+        Person.relation_to_head,
+        Person.name,
+        Person.mother_id,
+        Person.hukou_area_code,
+        Person.death_date,
+    ]
+    stmt = sa_select(*person_columns).where(
+        col(Person.county_code) == county_code, col(Person.merged_into_id).is_(None)
+    )
+    persons = [_P(*r) for r in (await session.execute(stmt)).all()]
+    by_household: dict[uuid.UUID, list[_P]] = {}
+    for p in persons:
+        by_household.setdefault(p.household_id, []).append(p)
+    # ID numbers that new ones could collide with: people born in the year (numbers of this
+    # county encode the birth date) and people registered from other areas (inflows).
+    taken_stmt = select(Person.id_number_hash).where(
+        col(Person.id_number_hash).is_not(None),
+        or_(
+            col(Person.birth_date) >= start - timedelta(days=7),
+            col(Person.hukou_area_code).is_(None),
+            ~col(Person.hukou_area_code).startswith(county_code),
+        ),
+    )
+    taken = {h for (h,) in (await session.execute(taken_stmt)).all()}
+    return _Events(
+        session=session,
+        cipher=cipher,
+        rng=random.Random(f"events/{seed}/{county_code}/{year}"),  # noqa: S311
+        seed=seed,
+        county_code=county_code,
+        year=year,
+        start=start,
+        end=end,
+        now=utcnow(),
+        persons=persons,
+        by_household=by_household,
+        households=households,
+        villages=villages,
+        taken=taken,
+    )
+
+
+def _husband(ev: _Events, wife: _P) -> _P | None:
+    for p in ev.by_household.get(wife.household_id, ()):
+        if (
+            p.sex == "male"
+            and p.marital == "married"
+            and p.relation in ("户主", "配偶")
+            and p.id != wife.id
+            and p.death is None
+        ):
+            return p
+    return None
+
+
+async def _seed_births(ev: _Events) -> int:
+    rng = ev.rng
+    marker = _marker(ev.county_code, ev.year, "births")
+    if await ev.exists(Birth, marker):
+        return -1
+    children: dict[uuid.UUID, int] = {}
+    last_child: dict[uuid.UUID, date] = {}
+    for p in ev.persons:
+        if p.mother_id is not None:
+            children[p.mother_id] = children.get(p.mother_id, 0) + 1
+            last_child[p.mother_id] = max(p.birth, last_child.get(p.mother_id, p.birth))
+    mid_year = ev.start + (ev.end - ev.start) // 2
+    candidates: list[tuple[_P, _P]] = []
+    weights: list[float] = []
+    for w in ev.persons:
+        if w.sex != "female" or w.marital != "married" or w.relation not in ("户主", "配偶"):
+            continue
+        if not ev.alive_on(w, ev.end):
+            continue
+        weight = _fertility(_age(w.birth, mid_year)) * PARITY_FERTILITY[min(children.get(w.id, 0), 3)]
+        if weight <= 0:
+            continue
+        last = last_child.get(w.id)
+        if last is not None and (last + timedelta(days=MIN_BIRTH_GAP_DAYS)) > ev.end:
+            continue
+        husband = _husband(ev, w)
+        if husband is None:
+            continue
+        candidates.append((w, husband))
+        weights.append(weight)
+    target = round(ev.population_at_start() * BIRTHS_PER_PERSON * ev.year_fraction())
+    chosen = _weighted_sample(rng, candidates, weights, target)
+    gen = ev.gen(ev.county_code)
+    person_rows: list[dict[str, Any]] = []
+    birth_rows: list[dict[str, Any]] = []
+    for mother, father in chosen:
+        last = last_child.get(mother.id)
+        day = ev.random_day(last + timedelta(days=MIN_BIRTH_GAP_DAYS) if last else None)
+        sex = "male" if rng.random() < MALE_BIRTH_SHARE else "female"
+        village = ev.villages.get(mother.village) or _Village(mother.village, "", "", False)
+        builder = _HouseholdBuilder(gen, village, mother.household_id, ev.now)
+        child = builder.add(
+            name=father.name[0] + _given_name(rng, sex),
+            sex=sex,
+            birth_ord=day.toordinal(),
+            relation="子" if sex == "male" else "女",
+            marital="single",
+            mother_id=mother.id,
+            father_id=father.id,
+            hukou=mother.hukou if mother.hukou and mother.hukou.startswith(ev.county_code) else None,
+            with_id=rng.random() >= NO_ID_SHARE_UNDER_3,
+        )
+        born: date = child["birth_date"]
+        order = children.get(mother.id, 0) + 1
+        children[mother.id] = order
+        person_rows.append(child)
+        birth_rows.append(
+            {
+                "id": marker if not birth_rows else uuid.UUID(int=rng.getrandbits(128), version=4),
+                "mother_id": mother.id,
+                "father_id": father.id,
+                "child_person_id": child["id"],
+                "birth_date": born,
+                "sex": sex,
+                "birth_order": order,
+                "version": 1,
+                "created_at": ev.now,
+                "updated_at": ev.now,
+                **place_columns(mother.village),
+            }
+        )
+        ev.mothers[mother.id] = born
+        kid = _P(
+            child["id"], mother.household_id, mother.village, sex, born, "single", child["relation_to_head"],
+            child["name"], mother.id, child["hukou_area_code"], None,
+        )  # fmt: skip
+        ev.persons.append(kid)
+        ev.by_household.setdefault(kid.household_id, []).append(kid)
+    await ev.insert(Person, person_rows)
+    await ev.insert(Birth, birth_rows)
+    await ev.session.commit()
+    return len(birth_rows)
+
+
+def _mortality(age: int) -> float:
+    """Gompertz: about 0.5 per mille at 30, 9 at 60, 60 at 80, 150 at 90."""
+    return 0.00003 * math.exp(0.095 * age)
+
+
+async def _seed_deaths(ev: _Events) -> int:
+    marker = _marker(ev.county_code, ev.year, "deaths")
+    if await ev.exists(Death, marker):
+        return -1
+    day_before = ev.start - timedelta(days=1)
+    candidates = [p for p in ev.persons if ev.alive_on(p, day_before) and p.id not in ev.mothers]
+    weights = [_mortality(_age(p.birth, ev.start)) for p in candidates]
+    target = round(ev.population_at_start() * DEATHS_PER_PERSON * ev.year_fraction())
+    rows: list[dict[str, Any]] = []
+    for p in _weighted_sample(ev.rng, candidates, weights, target):
+        p.death = ev.random_day()
+        rows.append(
+            {
+                "id": marker if not rows else uuid.UUID(int=ev.rng.getrandbits(128), version=4),
+                "person_id": p.id,
+                "death_date": p.death,
+                "version": 1,
+                "created_at": ev.now,
+                "updated_at": ev.now,
+                **place_columns(p.village),
+            }
+        )
+    await ev.insert(Death, rows)
+    # The register follows: every person with a death record of the year is deceased.
+    person: Any = Person.__table__  # type: ignore[attr-defined]
+    death: Any = Death.__table__  # type: ignore[attr-defined]
+    await ev.session.execute(
+        update(person)
+        .where(
+            death.c.person_id == person.c.id,
+            death.c.county_code == ev.county_code,
+            death.c.death_date >= ev.start,
+            death.c.death_date <= ev.end,
+            person.c.death_date.is_(None),
+        )
+        .values(death_date=death.c.death_date, version=person.c.version + 1, updated_at=ev.now)
+    )
+    await ev.session.commit()
+    return len(rows)
+
+
+async def _seed_visits(ev: _Events) -> tuple[int, int]:
+    rng = ev.rng
+    marker = _marker(ev.county_code, ev.year, "visits")
+    if await ev.exists(Visit, marker):
+        return -1, -1
+    today = date.today()
+    by_village: dict[str, list[uuid.UUID]] = {}
+    for h in ev.households.values():
+        by_village.setdefault(h.village, []).append(h.id)
+    mothers_by_village: dict[str, list[_P]] = {}
+    for p in ev.persons:
+        if p.id in ev.mothers:
+            mothers_by_village.setdefault(p.village, []).append(p)
+    purposes = [p for p, _w in VISIT_PURPOSES]
+    purpose_weights = [w for _p, w in VISIT_PURPOSES]
+    visits: list[dict[str, Any]] = []
+    tasks: list[dict[str, Any]] = []
+    for code in sorted(by_village):
+        household_ids = by_village[code]
+        for month in range(1, 13):
+            days = _month_days(ev.year, month, ev.end)
+            if days is None:
+                break
+            first, last = days
+            share = ((last - first).days + 1) / calendar.monthrange(ev.year, month)[1]
+            for _ in range(round(rng.randint(*VISITS_PER_VILLAGE_MONTH) * share)):
+                purpose = rng.choices(purposes, purpose_weights)[0]
+                person: _P | None = None
+                mothers = mothers_by_village.get(code)
+                if purpose == "postnatal" and mothers:
+                    person = rng.choice(mothers)
+                    household_id = person.household_id
+                else:
+                    household_id = rng.choice(household_ids)
+                    members = [m for m in ev.by_household.get(household_id, ()) if m.death is None]
+                    if purpose == "elder_care":
+                        members = [m for m in members if _age(m.birth, first) >= 60] or members
+                    if members and rng.random() < 0.7:
+                        person = rng.choice(members)
+                day = date.fromordinal(rng.randint(first.toordinal(), last.toordinal()))
+                at = _at_cst(day, rng)
+                visit_id = marker if not visits else uuid.UUID(int=rng.getrandbits(128), version=4)
+                located = rng.random() < 0.4
+                follow_up_on = (
+                    day + timedelta(days=rng.randint(3, 30)) if rng.random() < FOLLOW_UP_SHARE else None
+                )
+                follow_up_note = rng.choice(FOLLOW_UP_NOTES) if follow_up_on else None
+                visits.append(
+                    {
+                        "id": visit_id,
+                        "household_id": household_id,
+                        "person_id": person.id if person else None,
+                        "visited_at": at,
+                        "purpose": purpose,
+                        "notes": rng.choice(VISIT_NOTES),
+                        "lat": round(28.25 + rng.random() * 0.25, 6) if located else None,
+                        "lon": round(112.70 + rng.random() * 0.25, 6) if located else None,
+                        "accuracy_m": rng.choice((5.0, 10.0, 25.0)) if located else None,
+                        "follow_up_on": follow_up_on,
+                        "follow_up_note": follow_up_note,
+                        "visitor_id": None,
+                        "version": 1,
+                        "created_at": at,
+                        "updated_at": at,
+                        **place_columns(code),
+                    }
+                )
+                if follow_up_on is None:
+                    continue
+                done = follow_up_on < today and rng.random() < FOLLOW_UP_DONE_SHARE
+                completed = _at_cst(follow_up_on, rng) if done else None
+                tasks.append(
+                    {
+                        "id": uuid.UUID(int=rng.getrandbits(128), version=4),
+                        "kind": "follow_up",
+                        "title": (follow_up_note or f"Follow-up of {purpose} visit")[:200],
+                        "due_on": follow_up_on,
+                        "status": "done" if done else "open",
+                        "household_id": household_id,
+                        "person_id": person.id if person else None,
+                        "source_entity": "visit",
+                        "source_id": visit_id,
+                        "assignee_user_id": None,
+                        "note": None,
+                        "completed_at": completed,
+                        "completed_by": None,
+                        "version": 2 if done else 1,
+                        "created_at": at,
+                        "updated_at": completed or at,
+                        **place_columns(code),
+                    }
+                )
+    await ev.insert(Visit, visits)
+    await ev.insert(Task, tasks)
+    await ev.session.commit()
+    return len(visits), len(tasks)
+
+
+def _close(ev: _Events, moved_on: date, reasons: tuple[str, ...], weights: tuple[int, ...]) -> dict[str, Any]:
+    earliest = moved_on + timedelta(days=30)
+    if earliest > ev.end:
+        return {"status": "open", "closed_on": None, "close_reason": None, "version": 1}
+    return {
+        "status": "closed",
+        "closed_on": ev.random_day(earliest),
+        "close_reason": ev.rng.choices(reasons, weights)[0],
+        "version": 2,
+    }
+
+
+async def _seed_migrants(ev: _Events) -> tuple[int, int]:
+    rng = ev.rng
+    marker = _marker(ev.county_code, ev.year, "migrants")
+    if await ev.exists(Migrant, marker):
+        return -1, -1
+    population = ev.population_at_start()
+    migrants: list[dict[str, Any]] = []
+    households: list[dict[str, Any]] = []
+    people: list[dict[str, Any]] = []
+    gens: dict[str, _Gen] = {}
+    codes = sorted(ev.villages)
+    village_weights = [3 if ev.villages[c].urban else 1 for c in codes]
+
+    def migrant_id() -> uuid.UUID:
+        return marker if not migrants else uuid.UUID(int=rng.getrandbits(128), version=4)
+
+    def phone_enc() -> str | None:
+        return ev.cipher.encrypt(f"1{rng.randint(3, 9)}{rng.randrange(10**9):09d}", context=b"phone")
+
+    # Inflows: people from other counties, alone or as a couple, in a rented household.
+    inflows = round(population * INFLOW_OPEN_SHARE * ev.year_fraction() / (1 - INFLOW_CLOSED_SHARE))
+    made = 0
+    while made < inflows:
+        village = ev.villages[rng.choices(codes, village_weights)[0]]
+        origin = rng.choice(ORIGINS)
+        gen = gens.setdefault(origin, ev.gen(origin[:6]))
+        household_id = uuid.UUID(int=rng.getrandbits(128), version=4)
+        b = _HouseholdBuilder(gen, village, household_id, ev.now)
+        couple = rng.random() < 0.35 and made + 2 <= inflows
+        moved_on = ev.random_day()
+        address = f"{village.township_name}{village.name}{rng.randint(1, 15)}组租住房{rng.randint(1, 60)}号"
+        age = max(17, min(58, round(rng.triangular(17, 58, 28))))
+        first_sex = "male" if couple or rng.random() < 0.6 else "female"
+        married = couple or (age >= 27 and rng.random() < 0.6)
+        surname = rng.choice(SURNAMES)
+        members = [
+            b.add(
+                name=surname + _given_name(rng, first_sex),
+                sex=first_sex,
+                birth_ord=_birth_ord(rng, ev.start.toordinal(), age),
+                relation="户主",
+                marital="married" if married else "single",
+                hukou=origin,
+            )
+        ]
+        if couple:
+            members.append(
+                b.add(
+                    name=rng.choice(SURNAMES) + _given_name(rng, "female"),
+                    sex="female",
+                    birth_ord=_birth_ord(rng, ev.start.toordinal(), max(18, age + rng.randint(-5, 2))),
+                    relation="配偶",
+                    marital="married",
+                    hukou=origin,
+                )
+            )
+        households.append(
+            {
+                "id": household_id,
+                "address": address[:200],
+                "household_type": "urban" if village.urban else "rural",
+                "head_person_id": members[0]["id"],
+                "version": 1,
+                "created_at": ev.now,
+                "updated_at": ev.now,
+                **place_columns(village.code),
+            }
+        )
+        people.extend(members)
+        closing = (
+            _close(ev, moved_on, ("returned", "moved_on", "settled"), (5, 4, 1))
+            if rng.random() < INFLOW_CLOSED_SHARE
+            else {"status": "open", "closed_on": None, "close_reason": None, "version": 1}
+        )
+        employer = rng.choice(EMPLOYERS)
+        for m in members:
+            migrants.append(
+                {
+                    "id": migrant_id(),
+                    "person_id": m["id"],
+                    "direction": "inflow",
+                    "moved_on": moved_on,
+                    "origin_area_code": origin,
+                    "destination": None,
+                    "address": address[:200],
+                    "employer": employer,
+                    "phone_enc": phone_enc() if rng.random() < 0.7 else None,
+                    "counterpart_id": None,
+                    "transfer": None,
+                    "created_at": ev.now,
+                    "updated_at": ev.now,
+                    **closing,
+                    **place_columns(village.code),
+                }
+            )
+        made += len(members)
+
+    # Outflows: residents of working age who left for work elsewhere; some came back.
+    residents = [
+        p
+        for p in ev.persons
+        if p.death is None
+        and p.birth < ev.start
+        and 18 <= _age(p.birth, ev.start) <= 45
+        and (p.hukou or "").startswith(ev.county_code)
+    ]
+    outflows = round(population * OUTFLOW_SHARE * ev.year_fraction() / (1 - OUTFLOW_CLOSED_SHARE))
+    out_made = 0
+    for p in rng.sample(residents, min(outflows, len(residents))):
+        moved_on = ev.random_day()
+        closing = (
+            _close(ev, moved_on, ("returned",), (1,))
+            if rng.random() < OUTFLOW_CLOSED_SHARE
+            else {"status": "open", "closed_on": None, "close_reason": None, "version": 1}
+        )
+        migrants.append(
+            {
+                "id": migrant_id(),
+                "person_id": p.id,
+                "direction": "outflow",
+                "moved_on": moved_on,
+                "origin_area_code": None,
+                "destination": rng.choice(DESTINATIONS),
+                "address": None,
+                "employer": rng.choice(EMPLOYERS),
+                "phone_enc": phone_enc() if rng.random() < 0.5 else None,
+                "counterpart_id": None,
+                "transfer": None,
+                "created_at": ev.now,
+                "updated_at": ev.now,
+                **closing,
+                **place_columns(p.village),
+            }
+        )
+        out_made += 1
+    await ev.insert(Household, households)
+    await ev.insert(Person, people)
+    await ev.insert(Migrant, migrants)
+    await ev.session.commit()
+    return made, out_made
+
+
+def _claim_months(birth: date, year: int, count_from: date, last: date) -> list[str]:
+    """Months of ``year`` (not before ``count_from``, not after ``last``) in which the child is
+    under 3."""
+    months = []
+    for month in range(1, 13):
+        first = date(year, month, 1)
+        end = date(year, month, calendar.monthrange(year, month)[1])
+        if first > last or end < count_from:
+            continue
+        if birth <= end and _add_years(birth, 3) > first:
+            months.append(f"{year:04d}-{month:02d}")
+    return months
+
+
+async def _seed_claims(ev: _Events, claim_year: int) -> tuple[int, int]:
+    """Paid claims of ``claim_year`` (rural reward, special assistance, childcare subsidy)."""
+    try:
+        from app.models.claims import Claim, ClaimHistory, Payment, RuleVersion
+    except ImportError:  # pragma: no cover - the claims domain ships with this service
+        return -1, -1
+    rng = random.Random(f"claims/{ev.seed}/{ev.county_code}/{claim_year}")  # noqa: S311
+    marker = _marker(ev.county_code, claim_year, "claims")
+    if await ev.exists(Claim, marker):
+        return -1, -1
+    versions: dict[str, list[Any]] = {}
+    for v in (
+        await ev.session.execute(select(RuleVersion).order_by(col(RuleVersion.effective_from)))
+    ).scalars():
+        versions.setdefault(v.programme_code, []).append(v)
+
+    def version(programme: str, day: date) -> Any:
+        found = [v for v in versions.get(programme, ()) if v.effective_from <= day]
+        return found[-1] if found else None
+
+    def fen(value: Any) -> int:
+        return round(float(value or 0) * 100)
+
+    first_day, last_day = date(claim_year, 1, 1), min(date(claim_year, 12, 31), date.today())
+    if last_day < first_day:
+        return 0, 0
+    by_id = {p.id: p for p in ev.persons}
+    picks: list[tuple[str, _P, _P, Any, int, list[str], str | None, dict[str, Any]]] = []
+    rural = version("rural_reward", first_day)
+    special = version("special_assistance", first_day)
+    care = version("childcare_subsidy", last_day)
+    facts: dict[str, Any]
+    category: str | None
+    for p in ev.persons:
+        if not ev.alive_on(p, first_day - timedelta(days=1)):
+            continue
+        age = claim_year - p.birth.year
+        household = ev.households.get(p.household_id)
+        local = (p.hukou or "").startswith(ev.county_code)
+        if (
+            rural is not None
+            and local
+            and household is not None
+            and household.rural
+            and age >= int(rural.params.get("min_age", 60))
+            and p.birth >= date(1933, 1, 1)
+            and _share(ev.seed, "rural_reward", p.id) < CLAIM_SHARES["rural_reward"]
+        ):
+            amount = fen(rural.params.get("amount")) + fen(rural.params.get("top_up"))
+            facts = {"hukou_rural": True, "births_within_policy_1973_2001": True}
+            picks.append(("rural_reward", p, p, rural, amount, [], None, facts))
+        if (
+            special is not None
+            and local
+            and age >= int(special.params.get("mother_min_age", 49))
+            and p.birth >= date(1933, 1, 1)
+            and _share(ev.seed, "special_assistance", p.id) < CLAIM_SHARES["special_assistance"]
+        ):
+            category = "death" if _share(ev.seed, "special_category", p.id) < 0.6 else "disability"
+            months = [f"{claim_year:04d}-{m:02d}" for m in range(1, last_day.month + 1)]
+            monthly = fen(special.params.get(f"{category}_monthly")) + fen(
+                special.params.get("top_up_monthly")
+            )
+            facts = {"only_child_disability_grade": 2} if category == "disability" else {}
+            picks.append(
+                ("special_assistance", p, p, special, monthly * len(months), months, category, facts)
+            )
+        if (
+            care is not None
+            and p.mother_id is not None
+            and p.birth > _add_years(first_day, -3)
+            and _share(ev.seed, "childcare_subsidy", p.id) < CLAIM_SHARES["childcare_subsidy"]
+        ):
+            mother = by_id.get(p.mother_id)
+            count_from = date.fromisoformat(str(care.params.get("count_from", care.effective_from)))
+            months = _claim_months(p.birth, claim_year, count_from, last_day)
+            if mother is None or mother.death is not None or not months:
+                continue
+            monthly = fen(care.params.get("monthly")) + fen(care.params.get("top_up_monthly"))
+            picks.append(("childcare_subsidy", p, mother, care, monthly * len(months), months, None, {}))
+
+    claims: list[dict[str, Any]] = []
+    history: list[dict[str, Any]] = []
+    payments: list[dict[str, Any]] = []
+    for programme, person, payee, ver, amount, months, category, facts in picks:
+        claim_id = marker if not claims else uuid.UUID(int=rng.getrandbits(128), version=4)
+        created = date.fromordinal(rng.randint(first_day.toordinal(), date(claim_year, 9, 30).toordinal()))
+        submitted = created + timedelta(days=rng.randint(0, 10))
+        reviewed = submitted + timedelta(days=rng.randint(1, 10))
+        approved = reviewed + timedelta(days=rng.randint(1, 10))
+        posted = approved + timedelta(days=rng.randint(0, 5))
+        notice_until = posted + timedelta(days=7)
+        paid_on = notice_until + timedelta(days=rng.randint(1, 20))
+        if created > last_day:
+            continue
+        paid = paid_on <= last_day
+        account = f"6217{rng.randrange(10**15):015d}"
+        bank = rng.choice(BANKS)
+        steps: list[tuple[str, str | None, str, str, date]] = [
+            ("create", None, "draft", "village", created),
+            ("submit", "draft", "submitted", "village", submitted),
+            ("review", "submitted", "reviewed", "township", reviewed),
+            ("approve", "reviewed", "approved", "county", approved),
+            ("publish", "approved", "posted", "county", posted),
+            ("pay", "posted", "paid", "county", paid_on),
+        ]
+        steps = [s for s in steps if s[4] <= last_day]
+        status = steps[-1][2]
+        at = {name: _at_cst(day, rng) for name, _f, _t, _r, day in steps}
+        reasons = [
+            {"rule": "alive", "passed": True, "detail": "alive"},
+            {"rule": "register", "passed": True, "detail": f"seeded {programme} claim for {claim_year}"},
+        ]
+        claims.append(
+            {
+                "id": claim_id,
+                "programme": programme,
+                "person_id": person.id,
+                "applicant_id": payee.id if payee is not person else None,
+                "year": claim_year,
+                "status": status,
+                "facts": facts,
+                "eligible": True,
+                "amount_fen": amount,
+                "rule_version_id": ver.id,
+                "evaluation": {"reasons": reasons, "months": months, "category": category},
+                "evaluated_at": at["submit"] if "submit" in at else at["create"],
+                "approved_amount_fen": amount if "approve" in at else None,
+                "payee_name": payee.name,
+                "payee_bank": bank,
+                "payee_account_enc": ev.cipher.encrypt(account, context=b"bank_account"),
+                "payee_account_masked": "*" * (len(account) - 4) + account[-4:],
+                "created_by": None,
+                "submitted_by": None,
+                "submitted_at": at.get("submit"),
+                "reviewed_by": None,
+                "posted_on": posted if "publish" in at else None,
+                "notice_until": notice_until if "publish" in at else None,
+                "renewed_from_id": None,
+                "version": len(steps),
+                "created_at": at["create"],
+                "updated_at": at[steps[-1][0]],
+                **place_columns(person.village),
+            }
+        )
+        history.extend(
+            {
+                "id": uuid.UUID(int=rng.getrandbits(128), version=4),
+                "claim_id": claim_id,
+                "action": name,
+                "from_status": from_status,
+                "to_status": to_status,
+                "actor_id": None,
+                "actor_role": role,
+                "at": at[name],
+                "comment": None,
+            }
+            for name, from_status, to_status, role, _day in steps
+        )
+        if paid:
+            payments.append(
+                {
+                    "id": uuid.UUID(int=rng.getrandbits(128), version=4),
+                    "claim_id": claim_id,
+                    "paid_on": paid_on,
+                    "amount_fen": amount,
+                    "reference": f"WC{claim_year}{len(payments) + 1:07d}",
+                    "payee_name": payee.name,
+                    "payee_bank": bank,
+                    "payee_account_enc": ev.cipher.encrypt(account, context=b"bank_account"),
+                    "payee_account_masked": "*" * (len(account) - 4) + account[-4:],
+                    "recorded_by": None,
+                    "recorded_at": at["pay"],
+                    **place_columns(person.village),
+                }
+            )
+    await ev.insert(Claim, claims)
+    await ev.insert(ClaimHistory, history)
+    await ev.insert(Payment, payments)
+    await ev.session.commit()
+    return len(claims), len(payments)
+
+
+async def seed_events(
+    session: AsyncSession,
+    settings_or_cipher: Settings | FieldCipher,
+    *,
+    year: int,
+    county_code: str = "430122",
+    seed: int = 1,
+) -> dict[str, int]:
+    """Add a year of events to a seeded county (each kind skipped when already there for that
+    year). Returns the rows created per kind; -1 marks a kind that was already present."""
+    if year > date.today().year:
+        raise ValueError("the events year must not be in the future")
+    cipher = (
+        settings_or_cipher if isinstance(settings_or_cipher, FieldCipher) else FieldCipher(settings_or_cipher)
+    )
+    ev = await _load_events(session, cipher, county_code, year, seed)
+    if not ev.persons:
+        raise ValueError(f"county {county_code} holds no persons; seed it first")
+    counts: dict[str, int] = {}
+    counts["births"] = await _seed_births(ev)
+    counts["deaths"] = await _seed_deaths(ev)
+    counts["visits"], counts["follow_up_tasks"] = await _seed_visits(ev)
+    counts["inflows"], counts["outflows"] = await _seed_migrants(ev)
+    claims = payments = 0
+    claim_years_skipped = 0
+    for claim_year in (year - 1, year):
+        made, paid = await _seed_claims(ev, claim_year)
+        if made < 0:
+            claim_years_skipped += 1
+            continue
+        claims, payments = claims + made, payments + paid
+    counts["claims"] = claims if claim_years_skipped < 2 else -1
+    counts["payments"] = payments if claim_years_skipped < 2 else -1
+
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        for table in ("person", "household", "birth", "death", "visit", "task", "migrant"):
+            await session.execute(text(f"ANALYZE {table}"))
+        if counts["claims"] > 0:
+            for table in ("claim", "claim_history", "payment"):
+                await session.execute(text(f"ANALYZE {table}"))
+        await session.commit()
+    return counts
+
+
+__all__ = ["seed_events", "seed_scale"]

@@ -1086,3 +1086,43 @@ def test_a_fresh_database_ships_the_national_defaults(tmp_path):
     }
     assert stored == shipped
     assert not any(code == "only_child_parent_reward" for code, *_ in versions)
+
+
+async def test_pending_claims_follow_a_confirmed_move(staff, client_as):
+    """A beneficiary moves to another township: her submitted claim follows her and waits in the
+    receiving township's inbox; the old township no longer sees it."""
+    mother = await elder(staff.village)
+    claim = await mk_claim(staff.village, mother)
+    await step(staff.village, claim["id"], "submit")
+    number = (await staff.village.get(f"/api/v1/persons/{mother['id']}")).json()["id_number"]
+    receiving = await client_as("village", V_OTHER_TS)
+    inflow = await receiving.post(
+        "/api/v1/migrants",
+        json={
+            "person": {
+                "id_number": number,
+                "name": mother["name"],
+                "sex": "female",
+                "birth_date": mother["birth_date"],
+            },
+            "direction": "inflow",
+            "village_code": V_OTHER_TS,
+            "moved_on": date.today().isoformat(),
+            "origin_area_code": V1,
+            "address": "格塘村五组2号",
+        },
+    )
+    assert inflow.status_code == 201, inflow.text
+    r = await receiving.post(f"/api/v1/migrants/{inflow.json()['id']}/confirm", json={})
+    assert r.status_code == 200, r.text
+    other_ts = await client_as("township", "430122101000")
+    moved = (await other_ts.get(f"/api/v1/claims/{claim['id']}")).json()
+    assert moved["village_code"] == V_OTHER_TS and moved["status"] == "submitted"
+    tasks = (await other_ts.get("/api/v1/tasks", params={"kind": "claim_review", "status": "open"})).json()[
+        "items"
+    ]
+    assert [t["source_id"] for t in tasks] == [claim["id"]]
+    problem(await staff.township.get(f"/api/v1/claims/{claim['id']}"), 404, "not_found")
+    assert (
+        await staff.township.get("/api/v1/tasks", params={"kind": "claim_review", "status": "open"})
+    ).json()["items"] == []
