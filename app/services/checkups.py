@@ -293,9 +293,10 @@ async def _insert_tasks_and_changes(session: AsyncSession, rnd: CheckupRound, si
             "task",
             table_of(Task),
             [
+                # the tasks this call inserted carry exactly its ``now`` (a scan of task once,
+                # not an IN over 100k appointment ids, which PostgreSQL may not hash)
                 Task.source_entity == "checkup_appointment",
-                col(Task.created_at) >= since,
-                col(Task.source_id).in_(select(new_appts.c.id)),
+                col(Task.created_at) == now,
             ],
         ),
     ):
