@@ -8,7 +8,7 @@ from enum import StrEnum
 from typing import Literal
 
 from pydantic import field_validator, model_validator
-from sqlalchemy import Index, String, Text, UniqueConstraint
+from sqlalchemy import Index, String, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from app.core.db import UTCDateTime
@@ -110,11 +110,16 @@ class CheckupAppointment(IdMixin, ScopedMixin, VersionedMixin, table=True):
 
     __tablename__ = "checkup_appointment"
 
+    # Indexes cost every county-wide round 123,000 insertions each: the place columns are indexed
+    # only where a query needs them alone (village lists); rounds are read through the
+    # (round, village|township, status) indexes, a person's appointments through person_exempt.
+    county_code: str = Field(sa_type=String(6), nullable=False)
+    township_code: str = Field(sa_type=String(9), nullable=False)
     round_id: uuid.UUID = Field(foreign_key="checkup_round.id", nullable=False)
-    person_id: uuid.UUID = Field(foreign_key="person.id", nullable=False, index=True)
+    person_id: uuid.UUID = Field(foreign_key="person.id", nullable=False)
     status: str = Field(default=AppointmentStatus.scheduled, sa_type=String(10), nullable=False)
     cancel_reason: str | None = Field(default=None, sa_type=String(32))
-    result_id: uuid.UUID | None = Field(default=None, unique=True)
+    result_id: uuid.UUID | None = Field(default=None)  # unique when set (partial index below)
     checked_on: date | None = Field(default=None)
     place: str | None = Field(default=None, sa_type=String(24))
     consent: bool | None = Field(default=None)
@@ -131,6 +136,13 @@ class CheckupAppointment(IdMixin, ScopedMixin, VersionedMixin, table=True):
         Index("ix_checkup_appointment_round_village", "round_id", "village_code", "status"),
         Index("ix_checkup_appointment_round_township", "round_id", "township_code", "status"),
         Index("ix_checkup_appointment_person_exempt", "person_id", "exempt_until"),
+        Index(
+            "uq_checkup_appointment_result_id",
+            "result_id",
+            unique=True,
+            postgresql_where=text("result_id IS NOT NULL"),
+            sqlite_where=text("result_id IS NOT NULL"),
+        ),
     )
 
 

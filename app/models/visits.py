@@ -111,6 +111,10 @@ class TaskStatus(StrEnum):
 class Task(IdMixin, ScopedMixin, VersionedMixin, table=True):
     """One piece of work for the cadres of a village: what, about whom, by when, from where."""
 
+    # township and village are read through the (place, status, due_on, id) indexes below; no
+    # single-column duplicates (every county-wide checkup round inserts 100,000+ tasks).
+    township_code: str = Field(sa_type=String(9), nullable=False)
+    village_code: str = Field(sa_type=String(12), nullable=False)
     kind: TaskKind = Field(sa_type=String(24), nullable=False)
     title: str = Field(sa_type=String(200), nullable=False)
     due_on: date = Field(nullable=False)

@@ -142,9 +142,53 @@ def _dialect(session: AsyncSession) -> str:
     return session.bind.dialect.name if session.bind is not None else "sqlite"
 
 
-async def _insert_due(session: AsyncSession, rnd: CheckupRound, today: date) -> int:
-    """INSERT … SELECT the round's due women who have no appointment yet; returns the count."""
-    dialect = _dialect(session)
+_APPT_COLUMNS = (
+    "id",
+    "round_id",
+    "person_id",
+    "status",
+    "exempt_reason",
+    "exempt_until",
+    "county_code",
+    "township_code",
+    "village_code",
+    "version",
+    "created_at",
+    "updated_at",
+)
+_TASK_COLUMNS = (
+    "id",
+    "kind",
+    "title",
+    "due_on",
+    "status",
+    "household_id",
+    "person_id",
+    "source_entity",
+    "source_id",
+    "county_code",
+    "township_code",
+    "village_code",
+    "version",
+    "created_at",
+    "updated_at",
+)
+_CHANGE_COLUMNS = (
+    "tx_id",
+    "entity",
+    "entity_id",
+    "version",
+    "deleted",
+    "county_code",
+    "township_code",
+    "village_code",
+    "at",
+)
+
+
+def _due_select(dialect: str, rnd: CheckupRound, today: date, now: Any, *, new_round: bool) -> Any:
+    """The round's due women without an appointment yet, as appointment rows (labelled as the
+    appointment's columns, plus ``household_id`` for the inbox task)."""
     born_after, born_by = age_window(rnd.opens_on, rnd.closes_on, today)
     inflow = aliased(Migrant)
     residence = func.coalesce(inflow.village_code, Person.current_village_code)
@@ -164,23 +208,44 @@ async def _insert_due(session: AsyncSession, rnd: CheckupRound, today: date) -> 
         .group_by(col(CheckupAppointment.person_id))
         .subquery()
     )
-    carried_until = carried.c.until
-    carried_reason = carried.c.reason
-    now = utcnow()
-    due = (
+    where = [
+        col(Person.sex) == "female",
+        col(Person.marital_status) == "married",
+        col(Person.death_date).is_(None),
+        col(Person.merged_into_id).is_(None),
+        col(Person.birth_date) > born_after,
+        col(Person.birth_date) <= born_by,
+        residence.like(rnd.area_prefix + "%"),
+        ~exists().where(
+            col(Migrant.person_id) == Person.id,
+            col(Migrant.direction) == "outflow",
+            col(Migrant.status) == "open",
+        ),
+    ]
+    if not new_round:  # a round just created has no appointment yet
+        where.append(
+            ~exists().where(
+                col(CheckupAppointment.person_id) == Person.id,
+                col(CheckupAppointment.round_id) == rnd.id,
+            )
+        )
+    return (
         sa_select(
-            _new_uuid(dialect),
-            literal(rnd.id, type_=appt.c.round_id.type),
-            col(Person.id),
-            case((carried_until.is_not(None), AppointmentStatus.exempted.value), else_=SCHEDULED),
-            carried_reason,
-            carried_until,
-            func.substr(residence, 1, 6),
-            func.substr(residence, 1, 9),
-            residence,
-            literal(1),
-            literal(now),
-            literal(now),
+            _new_uuid(dialect).label("id"),
+            literal(rnd.id, type_=appt.c.round_id.type).label("round_id"),
+            col(Person.id).label("person_id"),
+            case((carried.c.until.is_not(None), AppointmentStatus.exempted.value), else_=SCHEDULED).label(
+                "status"
+            ),
+            carried.c.reason.label("exempt_reason"),
+            carried.c.until.label("exempt_until"),
+            func.substr(residence, 1, 6).label("county_code"),
+            func.substr(residence, 1, 9).label("township_code"),
+            residence.label("village_code"),
+            literal(1).label("version"),
+            literal(now).label("created_at"),
+            literal(now).label("updated_at"),
+            col(Person.household_id).label("household_id"),
         )
         .select_from(Person)
         .outerjoin(carried, carried.c.person_id == Person.id)
@@ -192,140 +257,115 @@ async def _insert_due(session: AsyncSession, rnd: CheckupRound, today: date) -> 
                 col(inflow.status) == "open",
             ),
         )
-        .where(
-            col(Person.sex) == "female",
-            col(Person.marital_status) == "married",
-            col(Person.death_date).is_(None),
-            col(Person.merged_into_id).is_(None),
-            col(Person.birth_date) > born_after,
-            col(Person.birth_date) <= born_by,
-            residence.like(rnd.area_prefix + "%"),
-            ~exists().where(
-                col(Migrant.person_id) == Person.id,
-                col(Migrant.direction) == "outflow",
-                col(Migrant.status) == "open",
-            ),
-            ~exists().where(
-                col(CheckupAppointment.person_id) == Person.id,
-                col(CheckupAppointment.round_id) == rnd.id,
-            ),
-        )
+        .where(*where)
     )
-    stmt = insert(appt).from_select(
-        [
-            "id",
-            "round_id",
-            "person_id",
-            "status",
-            "exempt_reason",
-            "exempt_until",
-            "county_code",
-            "township_code",
-            "village_code",
-            "version",
-            "created_at",
-            "updated_at",
-        ],
-        due,
-    )
-    result = await session.execute(stmt)
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
-async def _insert_tasks_and_changes(session: AsyncSession, rnd: CheckupRound, since: Any) -> None:
-    """Inbox tasks for the new scheduled appointments, and change-log rows for both."""
+def _task_values(rnd: CheckupRound, source: Any, now: Any, dialect: str) -> Any:
+    """The inbox task ("checkup due by the closing day") of each scheduled appointment row."""
+    return sa_select(
+        _new_uuid(dialect),
+        literal(TaskKind.checkup_due.value),
+        literal(f"{DUE_TASK_TITLE}: {rnd.name}"[:200]),
+        literal(rnd.closes_on),
+        literal(TaskStatus.open.value),
+        source.c.household_id,
+        source.c.person_id,
+        literal("checkup_appointment"),
+        source.c.id,
+        source.c.county_code,
+        source.c.township_code,
+        source.c.village_code,
+        literal(1),
+        literal(now),
+        literal(now),
+    ).where(source.c.status == SCHEDULED)
+
+
+def _change_values(entity: str, source: Any, now: Any, dialect: str) -> Any:
+    return sa_select(
+        _txid(dialect),
+        literal(entity),
+        source.c.id,
+        literal(1),
+        literal(False),
+        source.c.county_code,
+        source.c.township_code,
+        source.c.village_code,
+        literal(now),
+    )
+
+
+async def _insert_due(session: AsyncSession, rnd: CheckupRound, today: date, *, new_round: bool) -> int:
+    """Appointments for the round's due women who have none yet, with their inbox tasks and
+    change-log rows; returns how many appointments were created.
+
+    On PostgreSQL this is one statement: the due women are selected once (a CTE) and feeding
+    four data-modifying CTEs (appointments, tasks, and the change rows of both), so nothing is
+    read back. SQLite (no data-modifying CTEs) inserts the appointments, then derives the tasks
+    and change rows from the rows this call inserted (they carry its ``now``)."""
     dialect = _dialect(session)
     now = utcnow()
-    new_appts = (
-        select(CheckupAppointment)
-        .where(CheckupAppointment.round_id == rnd.id, col(CheckupAppointment.created_at) >= since)
+    due = _due_select(dialect, rnd, today, now, new_round=new_round)
+    appt, task, change = table_of(CheckupAppointment), table_of(Task), table_of(Change)
+    if dialect == "postgresql":
+        rows = due.cte("due")
+        new_appts = insert(appt).from_select(
+            list(_APPT_COLUMNS), sa_select(*(rows.c[c] for c in _APPT_COLUMNS))
+        )
+        new_tasks = (
+            insert(task)
+            .from_select(list(_TASK_COLUMNS), _task_values(rnd, rows, now, dialect))
+            .returning(task.c.id, task.c.county_code, task.c.township_code, task.c.village_code)
+            .cte("new_tasks")
+        )
+        appt_changes = insert(change).from_select(
+            list(_CHANGE_COLUMNS), _change_values("checkup_appointment", rows, now, dialect)
+        )
+        task_changes = insert(change).from_select(
+            list(_CHANGE_COLUMNS), _change_values("task", new_tasks, now, dialect)
+        )
+        stmt = (
+            sa_select(func.count())
+            .select_from(rows)
+            .add_cte(
+                new_appts.cte("new_appts"),
+                new_tasks,
+                appt_changes.cte("appt_changes"),
+                task_changes.cte("task_changes"),
+            )
+        )
+        return int((await session.execute(stmt)).scalar_one())
+    due_rows = due.subquery()
+    result = await session.execute(
+        insert(appt).from_select(list(_APPT_COLUMNS), sa_select(*(due_rows.c[c] for c in _APPT_COLUMNS)))
+    )
+    created = int(result.rowcount or 0)  # type: ignore[attr-defined]
+    if not created:
+        return 0
+    mine = (
+        sa_select(appt, col(Person.household_id).label("household_id"))
+        .join(Person, col(Person.id) == appt.c.person_id)
+        .where(appt.c.round_id == rnd.id, appt.c.created_at == now)
         .subquery()
     )
     await session.execute(
-        insert(table_of(Task)).from_select(
-            [
-                "id",
-                "kind",
-                "title",
-                "due_on",
-                "status",
-                "household_id",
-                "person_id",
-                "source_entity",
-                "source_id",
-                "county_code",
-                "township_code",
-                "village_code",
-                "version",
-                "created_at",
-                "updated_at",
-            ],
-            sa_select(
-                _new_uuid(dialect),
-                literal(TaskKind.checkup_due.value),
-                literal(f"{DUE_TASK_TITLE}: {rnd.name}"[:200]),
-                literal(rnd.closes_on),
-                literal(TaskStatus.open.value),
-                col(Person.household_id),
-                new_appts.c.person_id,
-                literal("checkup_appointment"),
-                new_appts.c.id,
-                new_appts.c.county_code,
-                new_appts.c.township_code,
-                new_appts.c.village_code,
-                literal(1),
-                literal(now),
-                literal(now),
-            )
-            .select_from(new_appts)
-            .join(Person, col(Person.id) == new_appts.c.person_id)
-            .where(new_appts.c.status == SCHEDULED),
+        insert(task).from_select(list(_TASK_COLUMNS), _task_values(rnd, mine, now, dialect))
+    )
+    await session.execute(
+        insert(change).from_select(
+            list(_CHANGE_COLUMNS), _change_values("checkup_appointment", mine, now, dialect)
         )
     )
-    change = table_of(Change)
-    for entity, table, where in (
-        (
-            "checkup_appointment",
-            table_of(CheckupAppointment),
-            [CheckupAppointment.round_id == rnd.id, col(CheckupAppointment.created_at) >= since],
-        ),
-        (
-            "task",
-            table_of(Task),
-            [
-                # the tasks this call inserted carry exactly its ``now`` (a scan of task once,
-                # not an IN over 100k appointment ids, which PostgreSQL may not hash)
-                Task.source_entity == "checkup_appointment",
-                col(Task.created_at) == now,
-            ],
-        ),
-    ):
-        await session.execute(
-            insert(change).from_select(
-                [
-                    "tx_id",
-                    "entity",
-                    "entity_id",
-                    "version",
-                    "deleted",
-                    "county_code",
-                    "township_code",
-                    "village_code",
-                    "at",
-                ],
-                sa_select(
-                    _txid(dialect),
-                    literal(entity),
-                    table.c.id,
-                    table.c.version,
-                    literal(False),
-                    table.c.county_code,
-                    table.c.township_code,
-                    table.c.village_code,
-                    literal(now),
-                ).where(*where),
-            )
-        )
+    tasks = (
+        sa_select(task)
+        .where(task.c.source_entity == "checkup_appointment", task.c.created_at == now)
+        .subquery()
+    )
+    await session.execute(
+        insert(change).from_select(list(_CHANGE_COLUMNS), _change_values("task", tasks, now, dialect))
+    )
+    return created
 
 
 # --- rounds ---------------------------------------------------------------------------------------
@@ -382,16 +422,14 @@ async def create_round(session: AsyncSession, actor: Actor, data: RoundCreate) -
     )
     session.add(rnd)
     await session.flush()
-    created = await _open_appointments(session, rnd)
+    created = await _open_appointments(session, rnd, new_round=True)
     audit.record(session, actor, "open_round", "checkup_round", rnd.id, f"{created} appointments")
     return rnd, created
 
 
-async def _open_appointments(session: AsyncSession, rnd: CheckupRound) -> int:
-    since = utcnow()
-    created = await _insert_due(session, rnd, date.today())
+async def _open_appointments(session: AsyncSession, rnd: CheckupRound, *, new_round: bool) -> int:
+    created = await _insert_due(session, rnd, date.today(), new_round=new_round)
     if created:
-        await _insert_tasks_and_changes(session, rnd, since)
         if _dialect(session) == "postgresql" and created > 10_000:
             # A county-wide round changes the table's statistics at once; plan the breakdown
             # queries on the new ones (ANALYZE runs inside the transaction, on its snapshot).
@@ -407,7 +445,7 @@ async def refresh_round(session: AsyncSession, actor: Actor, round_id: uuid.UUID
         raise NotFound("No such round in your area")
     if rnd.closes_on < date.today():
         raise InvalidTransition("The round's window has closed")
-    return rnd, await _open_appointments(session, rnd)
+    return rnd, await _open_appointments(session, rnd, new_round=False)
 
 
 async def get_round(session: AsyncSession, actor: Actor, round_id: uuid.UUID) -> CheckupRound:
