@@ -53,6 +53,20 @@ async def get_scoped(session: AsyncSession, model: type[T], ident: uuid.UUID | s
     return row
 
 
+async def get_many_scoped(
+    session: AsyncSession, model: type[T], ids: set[uuid.UUID], actor: Actor
+) -> dict[uuid.UUID, T]:
+    """The rows with these ids the caller may see, by id (one query; missing ids are absent,
+    callers answer them 404 like ``get_scoped``)."""
+    from sqlalchemy import select
+
+    if not ids:
+        return {}
+    pk = model.id  # type: ignore[attr-defined]
+    stmt = scoped(select(model).where(pk.in_(ids)), actor, model)
+    return {row.id: row for row in (await session.execute(stmt)).scalars()}  # type: ignore[attr-defined]
+
+
 def ensure_can_place(actor: Actor, village_code: str) -> None:
     """Creating a record in a village outside the caller's scope is 403 ``out_of_scope``."""
     if actor.is_machine or not actor.covers(village_code):

@@ -1,7 +1,7 @@
 """Audit log writing and reading.
 
 Writes are recorded automatically: a ``before_flush`` hook on every session turns each new,
-changed or deleted row of an audited table into an ``AuditEvent`` (so no endpoint can forget).
+changed or deleted row of an audited table into an audit row (so no endpoint can forget).
 Reads of one personal record are recorded explicitly with ``record``. No API changes or
 deletes an audit event: the table has no update path in the code, and tests assert so.
 """
@@ -12,7 +12,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import event, inspect
+from sqlalchemy import Table, event, inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 from sqlmodel import col, select
@@ -20,9 +20,10 @@ from sqlmodel import col, select
 from app.authz.actor import Actor
 from app.authz.policies import ADMIN_ROLES, require_role
 from app.core.context import client_ip_var, request_id_var
-from app.core.db import as_utc
+from app.core.db import as_utc, new_id, utcnow
 from app.core.pagination import paginate
 from app.models.audit import AuditEvent
+from app.services.bookkeeping import add_rows
 
 # Tables whose writes are bookkeeping, not acts of a person (logins are audited explicitly).
 NOT_AUDITED = {"audit_event", "refresh_token", "login_session", "change", "record_history", "sync_op"}
@@ -69,10 +70,16 @@ def _pk(obj: Any) -> Any:
     return getattr(obj, "id", None) or getattr(obj, "code", None) or getattr(obj, "jti", None)
 
 
+_AUDIT: Table = AuditEvent.__table__  # type: ignore[attr-defined]
+
+
 @event.listens_for(Session, "before_flush")
-def _audit_writes(session: Session, _ctx: Any, _instances: Any) -> None:
+def _audit_writes(session: Session, flush_context: Any, _instances: Any) -> None:
+    """One audit row per written record, inserted at the end of the flush (``bookkeeping``)."""
     actor: Actor | None = session.info.get("actor")
-    events = []
+    now = utcnow()
+    request_id, client_ip = request_id_var.get(), client_ip_var.get()
+    rows: list[dict[str, Any]] = []
     for action, objs in (
         ("create", session.new),
         ("update", session.dirty),
@@ -85,9 +92,23 @@ def _audit_writes(session: Session, _ctx: Any, _instances: Any) -> None:
             if action == "update" and not session.is_modified(obj, include_collections=False):
                 continue
             county = getattr(obj, "county_code", None) or (getattr(obj, "code", "") or "")[:6] or None
-            events.append(_event(actor, action, table, _pk(obj), None, county))
-    for e in events:
-        session.add(e)
+            ident = _pk(obj)
+            rows.append(
+                {
+                    "id": new_id(),
+                    "at": now,
+                    "actor_id": actor.id if actor else None,
+                    "actor_role": str(actor.role) if actor else None,
+                    "county_code": actor.county_code if actor else county,
+                    "action": action,
+                    "entity": table,
+                    "entity_id": str(ident) if ident is not None else None,
+                    "request_id": request_id,
+                    "client_ip": client_ip,
+                    "detail": None,
+                }
+            )
+    add_rows(flush_context, _AUDIT, rows)
 
 
 async def list_events(

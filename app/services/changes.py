@@ -1,6 +1,6 @@
 """The change log behind sync pull, written by a ``before_flush`` hook (no service can forget).
 
-For every created or changed row of a synced table the hook appends a ``Change`` (with the
+For every created or changed row of a synced table the hook appends a change row (with the
 record's place), and for a change of place a second, ``deleted`` change at the old place, so the
 phones of the old village drop the record. For updates it also records which API fields the new
 version changed (``RecordHistory``), which sync push uses to merge stale edits field by field.
@@ -11,10 +11,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import event, inspect
+from sqlalchemy import Table, event, inspect
 from sqlalchemy.orm import Session, SessionTransaction
 
+from app.core.db import new_id, utcnow
 from app.models.sync import Change, RecordHistory
+from app.services.bookkeeping import add_rows
+
+_CHANGE: Table = Change.__table__  # type: ignore[attr-defined]
+_RECORD_HISTORY: Table = RecordHistory.__table__  # type: ignore[attr-defined]
 
 # table name → sync entity name; domains register their tables.
 SYNCED_TABLES: dict[str, str] = {}
@@ -58,17 +63,20 @@ def _forget_txid(session: Session, transaction: SessionTransaction) -> None:
         session.info.pop("_sync_txid", None)
 
 
-def _change(session: Session, entity: str, obj: Any, *, deleted: bool, place: tuple[str, str, str]) -> Change:
-    return Change(
-        tx_id=_txid(session),
-        entity=entity,
-        entity_id=obj.id,
-        version=obj.version,
-        deleted=deleted,
-        county_code=place[0],
-        township_code=place[1],
-        village_code=place[2],
-    )
+def _change(
+    session: Session, entity: str, obj: Any, *, deleted: bool, place: tuple[str, str, str], at: Any
+) -> dict[str, Any]:
+    return {
+        "tx_id": _txid(session),
+        "entity": entity,
+        "entity_id": obj.id,
+        "version": obj.version,
+        "deleted": deleted,
+        "county_code": place[0],
+        "township_code": place[1],
+        "village_code": place[2],
+        "at": at,
+    }
 
 
 def _place(obj: Any) -> tuple[str, str, str]:
@@ -76,12 +84,14 @@ def _place(obj: Any) -> tuple[str, str, str]:
 
 
 @event.listens_for(Session, "before_flush")
-def _log_changes(session: Session, _ctx: Any, _instances: Any) -> None:
-    added: list[Any] = []
+def _log_changes(session: Session, flush_context: Any, _instances: Any) -> None:
+    now = utcnow()
+    changes: list[dict[str, Any]] = []
+    history: list[dict[str, Any]] = []
     for obj in list(session.new):
         entity = SYNCED_TABLES.get(getattr(obj, "__tablename__", ""))
         if entity:
-            added.append(_change(session, entity, obj, deleted=False, place=_place(obj)))
+            changes.append(_change(session, entity, obj, deleted=False, place=_place(obj), at=now))
     for obj in list(session.dirty):
         entity = SYNCED_TABLES.get(getattr(obj, "__tablename__", ""))
         if not entity or not session.is_modified(obj, include_collections=False):
@@ -91,16 +101,24 @@ def _log_changes(session: Session, _ctx: Any, _instances: Any) -> None:
         if not changed:
             continue
         fields = sorted({FIELD_ALIASES.get(k, k) for k in changed})
-        added.append(
-            RecordHistory(entity=entity, entity_id=obj.id, version=obj.version, fields=json.dumps(fields))
+        history.append(
+            {
+                "id": new_id(),
+                "entity": entity,
+                "entity_id": obj.id,
+                "version": obj.version,
+                "fields": json.dumps(fields),
+                "at": now,
+            }
         )
         old_village = state.attrs.village_code.history.deleted
         if old_village and old_village[0] != obj.village_code:
             v = old_village[0]
-            added.append(_change(session, entity, obj, deleted=True, place=(v[:6], v[:9], v)))
-        added.append(_change(session, entity, obj, deleted=False, place=_place(obj)))
+            changes.append(_change(session, entity, obj, deleted=True, place=(v[:6], v[:9], v), at=now))
+        changes.append(_change(session, entity, obj, deleted=False, place=_place(obj), at=now))
     for obj in list(session.deleted):
         entity = SYNCED_TABLES.get(getattr(obj, "__tablename__", ""))
         if entity:
-            added.append(_change(session, entity, obj, deleted=True, place=_place(obj)))
-    session.add_all(added)
+            changes.append(_change(session, entity, obj, deleted=True, place=_place(obj), at=now))
+    add_rows(flush_context, _RECORD_HISTORY, history)
+    add_rows(flush_context, _CHANGE, changes)

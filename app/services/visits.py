@@ -5,6 +5,7 @@ may not be in the future beyond a small clock skew, and a ``follow_up_on`` date 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -12,9 +13,9 @@ from sqlmodel import col, select
 
 from app.authz.actor import Actor
 from app.authz.policies import FIELD_ROLES, require_role
-from app.authz.scope import ensure_can_place, get_scoped, scoped
+from app.authz.scope import ensure_can_place, get_many_scoped, get_scoped, scoped
 from app.core.db import as_utc, utcnow
-from app.core.errors import Conflict
+from app.core.errors import Conflict, NotFound
 from app.core.pagination import paginate
 from app.models.common import place_columns
 from app.models.households import Household, Person
@@ -30,7 +31,7 @@ from app.models.visits import (
 )
 from app.services import households as hh
 from app.services.changes import register_synced
-from app.services.records import check_version, existing_by_id, replay_or_conflict, touch
+from app.services.records import check_version, replay_or_conflict, touch
 from app.services.tasks import open_task
 
 register_synced("visit", "visit")
@@ -79,22 +80,48 @@ def _same(v: Visit, data: VisitCreate) -> bool:
     )
 
 
-async def create_visit(session: AsyncSession, actor: Actor, data: VisitCreate) -> tuple[Visit, bool]:
-    require_role(actor, *FIELD_ROLES)
-    existing = await existing_by_id(session, Visit, data.id)
+@dataclass
+class VisitRefs:
+    """What a batch of new visits refers to, loaded once: existing visits with the same ids (any
+    scope), and the households and persons in the caller's scope."""
+
+    existing: dict[uuid.UUID, Visit]
+    households: dict[uuid.UUID, Household]
+    persons: dict[uuid.UUID, Person]
+
+
+async def load_refs(session: AsyncSession, actor: Actor, items: list[VisitCreate]) -> VisitRefs:
+    ids = {d.id for d in items if d.id is not None}
+    existing: dict[uuid.UUID, Visit] = {}
+    if ids:
+        rows = await session.execute(select(Visit).where(col(Visit.id).in_(ids)))
+        existing = {v.id: v for v in rows.scalars()}
+    households = await get_many_scoped(session, Household, {d.household_id for d in items}, actor)
+    person_ids = {d.person_id for d in items if d.person_id is not None}
+    persons = await get_many_scoped(session, Person, person_ids, actor)
+    return VisitRefs(existing, households, persons)
+
+
+def build_visit(
+    session: AsyncSession, actor: Actor, data: VisitCreate, refs: VisitRefs
+) -> tuple[Visit, bool]:
+    """The visit (and its follow-up task) added to the session, or the existing visit of a
+    replayed create; raises the API error of a refused one. No database access: the rules run
+    on ``refs``, so a batch of visits is checked in memory and written by one flush."""
+    existing = refs.existing.get(data.id) if data.id is not None else None
     if existing is not None:
         replay_or_conflict(actor.covers(existing.village_code) and _same(existing, data))
         return existing, False
-    household = await get_scoped(session, Household, data.household_id, actor)
+    household = refs.households.get(data.household_id)
+    if household is None:
+        raise NotFound("No household with this id")
     ensure_can_place(actor, household.village_code)
     visited_at = as_utc(data.visited_at)
     assert visited_at is not None
     if visited_at > utcnow() + CLOCK_SKEW:
         raise hh.invalid("visited_at", "must not be in the future")
     if data.person_id is not None:
-        person = (
-            await session.execute(scoped(select(Person), actor).where(Person.id == data.person_id))
-        ).scalar_one_or_none()
+        person = refs.persons.get(data.person_id)
         if person is None or person.merged_into_id is not None:
             raise hh.invalid("person_id", "no such person in your area")
         if person.household_id != household.id:
@@ -122,6 +149,8 @@ async def create_visit(session: AsyncSession, actor: Actor, data: VisitCreate) -
         **place_columns(household.village_code),
     )
     session.add(visit)
+    if data.id is not None:
+        refs.existing[data.id] = visit  # the same id again in this batch is a replay
     if data.follow_up_on is not None:
         open_task(
             session,
@@ -134,8 +163,16 @@ async def create_visit(session: AsyncSession, actor: Actor, data: VisitCreate) -
             source_entity="visit",
             source_id=visit.id,
         )
-    await session.flush()
     return visit, True
+
+
+async def create_visit(session: AsyncSession, actor: Actor, data: VisitCreate) -> tuple[Visit, bool]:
+    require_role(actor, *FIELD_ROLES)
+    refs = await load_refs(session, actor, [data])
+    visit, created = build_visit(session, actor, data, refs)
+    if created:
+        await session.flush()
+    return visit, created
 
 
 async def get_visit(session: AsyncSession, actor: Actor, visit_id: uuid.UUID) -> Visit:

@@ -139,6 +139,94 @@ async def test_rejected_op_among_good_ones_is_alone(cadre, db):
     assert again[0]["error"]["code"] == "id_number_invalid"
 
 
+async def test_run_of_new_visits_answers_each_op_as_if_alone(cadre, client_as, db):
+    """Consecutive new visits are checked together and written by one flush: refused ones are
+    rejected with their own error and write nothing, the rest land with their tasks, change rows
+    and audit rows; the same visit id twice in the run is a replay, not a second visit."""
+    from app.models.audit import AuditEvent
+    from app.models.sync import Change
+    from app.models.visits import Task
+
+    hid = (await push(cadre, [household_op()]))[0]["id"]
+    other = await client_as("village", V2)
+    far_hid = (await push(other, [household_op(village=V2)], device="phone-2"))[0]["id"]
+    follow = visit_op(hid)
+    follow["data"]["follow_up_on"] = (date.today() + timedelta(days=3)).isoformat()
+    plain = visit_op(hid)
+    outside = visit_op(far_hid)
+    future = visit_op(hid)
+    future["data"]["visited_at"] = (datetime.now(UTC) + timedelta(days=2)).isoformat()
+    unknown = visit_op(str(uuid.uuid4()))
+    invalid = visit_op(hid)
+    invalid["data"]["purpose"] = "gossip"
+    again = {**plain, "op_id": str(uuid.uuid4())}  # same visit, another op id: a replay
+    clash = op("visit", {**plain["data"], "notes": "other"}, rid=plain["id"])  # same id, other content
+    ops = [follow, plain, outside, future, unknown, invalid, again, clash]
+    results = await push(cadre, ops)
+    assert [x["status"] for x in results] == [
+        "applied",
+        "applied",
+        "rejected",
+        "rejected",
+        "rejected",
+        "rejected",
+        "applied",
+        "rejected",
+    ]
+    assert [x["error"]["code"] for x in results[2:6] + results[7:]] == [
+        "not_found",
+        "validation_failed",
+        "not_found",
+        "validation_failed",
+        "id_conflict",
+    ]
+    assert results[3]["error"]["errors"][0]["field"] == "visited_at"
+    assert results[6]["id"] == plain["id"]
+    visits = (await db.execute(select(Visit.id).order_by(Visit.id))).scalars().all()
+    await db.commit()
+    assert sorted(map(str, visits)) == sorted([follow["id"], plain["id"]])
+    tasks = (await db.execute(select(Task).where(Task.source_entity == "visit"))).scalars().all()
+    await db.commit()
+    assert [str(t.source_id) for t in tasks] == [follow["id"]]
+    logged = (
+        await db.execute(
+            select(Change.entity, func.count())
+            .where(Change.entity.in_(["visit", "task"]))
+            .group_by(Change.entity)
+        )
+    ).all()
+    audited = (
+        await db.execute(select(func.count()).select_from(AuditEvent).where(AuditEvent.entity == "visit"))
+    ).scalar_one()
+    await db.commit()
+    assert dict(logged) == {"visit": 2, "task": 1}
+    assert audited == 2
+    # Re-sent: the stored answers, nothing written twice.
+    replay = await push(cadre, ops)
+    assert [x["status"] for x in replay] == ["duplicate", "duplicate"] + ["rejected"] * 4 + [
+        "duplicate",
+        "rejected",
+    ]
+    assert await count(db, Visit) == 2
+
+
+async def test_concurrent_pushes_of_the_same_new_visit_store_it_once(cadre, db):
+    """Two phones send the same visit (same id) at the same moment, each with its own visits:
+    whichever flush loses the race is re-applied op by op — one row, no error for the rest."""
+    import asyncio
+
+    hid = (await push(cadre, [household_op()]))[0]["id"]
+    shared = visit_op(hid)
+    a = [visit_op(hid), {**shared, "op_id": str(uuid.uuid4())}, visit_op(hid)]
+    b = [visit_op(hid), {**shared, "op_id": str(uuid.uuid4())}, visit_op(hid)]
+    ra, rb = await asyncio.gather(push(cadre, a, device="phone-a"), push(cadre, b, device="phone-b"))
+    assert [x["status"] for x in ra][::2] == ["applied", "applied"]
+    assert [x["status"] for x in rb][::2] == ["applied", "applied"]
+    assert {ra[1]["status"], rb[1]["status"]} <= {"applied", "rejected"}
+    assert "applied" in (ra[1]["status"], rb[1]["status"])
+    assert await count(db, Visit) == 5
+
+
 async def test_501_ops_refused_with_clear_error(cadre, db):
     ops = [household_op() for _ in range(501)]
     r = await cadre.post(PUSH, json={"device_id": "phone-1", "ops": ops})
