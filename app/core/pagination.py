@@ -16,6 +16,7 @@ from fastapi import Query
 from pydantic import BaseModel
 from sqlalchemy import Select, literal, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.types import TypeDecorator
 
 from app.core.errors import ValidationFailed
 
@@ -58,6 +59,18 @@ def _dec(v: Any, python_type: type) -> Any:
     return str(v)
 
 
+def _python_type(type_: Any) -> type:
+    """The Python type of a column's values; a TypeDecorator (``UTCDateTime``) answers for its
+    underlying type, whose ``python_type`` it does not pass on."""
+    if isinstance(type_, TypeDecorator):
+        type_ = type_.impl_instance
+    try:
+        pt: type = type_.python_type
+    except NotImplementedError:
+        pt = str
+    return pt
+
+
 def decode_cursor(cursor: str, columns: list[Any]) -> list[Any]:
     bad = ValidationFailed("The cursor is not valid", code="invalid_cursor")
     try:
@@ -67,11 +80,7 @@ def decode_cursor(cursor: str, columns: list[Any]) -> list[Any]:
             raise bad
         out = []
         for v, col in zip(values, columns, strict=True):
-            try:
-                pt = col.type.python_type
-            except NotImplementedError:
-                pt = str
-            out.append(_dec(v, pt))
+            out.append(_dec(v, _python_type(col.type)))
         return out
     except (ValueError, TypeError):
         raise bad from None

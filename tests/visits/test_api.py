@@ -183,3 +183,32 @@ async def test_township_sees_overdue_tasks_of_its_villages(client_as, db):
     assert len(allt) == 4
     mine = (await c1.get("/api/v1/tasks", params={"status": "open"})).json()["items"]
     assert {t["village_code"] for t in mine} == {V1}
+
+
+async def test_pages_keyed_by_a_timestamp_follow_their_cursor(cadre, client_as):
+    """The second page of a list sorted by a timestamp (visits, the audit trail) follows the
+    cursor of the first; every record comes exactly once."""
+    h = await mk_household(cadre)
+    now = datetime.now(UTC)
+    for i in range(5):
+        r = await cadre.post(
+            "/api/v1/visits", json=visit_body(h["id"], visited_at=(now - timedelta(hours=5 - i)).isoformat())
+        )
+        assert r.status_code == 201, r.text
+    township = await client_as("township", TS1)
+    admin = await client_as("admin", COUNTY)
+    for c, path, params in (
+        (cadre, "/api/v1/visits", {}),
+        (township, "/api/v1/visits", {"from": (now - timedelta(days=1)).isoformat()}),
+        (admin, "/api/v1/audit-events", {"entity": "visit"}),
+    ):
+        seen: list[str] = []
+        cursor = None
+        while True:
+            r = await c.get(path, params={**params, "limit": 2} | ({"cursor": cursor} if cursor else {}))
+            assert r.status_code == 200, (path, r.text)
+            seen += [x["id"] for x in r.json()["items"]]
+            cursor = r.json()["next_cursor"]
+            if cursor is None:
+                break
+        assert len(seen) == len(set(seen)) == 5, path
