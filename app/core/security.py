@@ -9,12 +9,14 @@ claim separates access from refresh tokens.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
 import os
 import secrets
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -47,6 +49,20 @@ def verify_password(password: str, hashed: str | None) -> bool:
         return _hasher.verify(hashed or _DUMMY_HASH, password) and hashed is not None
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
+
+
+# Argon2 is built to be slow (≈0.1–0.5 s, 64 MiB): run it off the event loop so a login does not
+# stall every other request of the worker, on at most two threads so a burst of logins cannot
+# take the machine's memory or starve requests of CPU (the rest wait their turn).
+_HASH_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="argon2")
+
+
+async def verify_password_async(password: str, hashed: str | None) -> bool:
+    return await asyncio.get_running_loop().run_in_executor(_HASH_POOL, verify_password, password, hashed)
+
+
+async def hash_password_async(password: str) -> str:
+    return await asyncio.get_running_loop().run_in_executor(_HASH_POOL, hash_password, password)
 
 
 def new_secret(nbytes: int = 32) -> str:

@@ -27,7 +27,7 @@ from app.authz.actor import Actor
 from app.core.config import Settings
 from app.core.db import utcnow
 from app.core.errors import InvalidCredentials, TooManyRequests, Unauthorized, ValidationFailed
-from app.core.security import FieldCipher, TokenService, verify_password
+from app.core.security import FieldCipher, TokenService, verify_password_async
 from app.models.auth import LoginSession, RefreshToken, TokenPair
 from app.models.users import MachineClient, Role, User
 from app.services import audit
@@ -107,7 +107,7 @@ async def password_login(
 ) -> TokenPair:
     await ctx.throttle.before_attempt(username, ip)
     user = (await session.execute(select(User).where(User.username == username))).scalar_one_or_none()
-    ok = verify_password(password, user.password_hash if user else None)
+    ok = await verify_password_async(password, user.password_hash if user else None)
     if user is None or not ok or user.disabled:
         await ctx.throttle.failed(username, ip)
         raise InvalidCredentials("Wrong username or password")
@@ -129,7 +129,7 @@ async def client_login(
     client = (
         await session.execute(select(MachineClient).where(MachineClient.client_id == client_id))
     ).scalar_one_or_none()
-    ok = verify_password(secret, client.secret_hash if client else None)
+    ok = await verify_password_async(secret, client.secret_hash if client else None)
     if client is None or not ok or client.disabled:
         await ctx.throttle.failed(client_id, ip)
         raise InvalidCredentials("Wrong client id or secret")

@@ -13,7 +13,7 @@ from app.authz.policies import ADMIN_ROLES, require_role
 from app.core.db import utcnow
 from app.core.errors import Conflict, NotFound, OutOfScope, ValidationFailed
 from app.core.pagination import paginate
-from app.core.security import hash_password, new_secret
+from app.core.security import hash_password_async, new_secret
 from app.models.areas import AreaLevel
 from app.models.auth import LoginSession
 from app.models.users import ClientCreate, MachineClient, Role, User, UserCreate, UserPublic, UserUpdate
@@ -53,7 +53,7 @@ async def create_user(session: AsyncSession, actor: Actor | None, data: UserCrea
         raise Conflict("That username is taken", code="username_taken")
     user = User(
         username=data.username,
-        password_hash=hash_password(data.password),
+        password_hash=await hash_password_async(data.password),
         role=data.role,
         area_code=data.area_code,
         county_code=data.area_code[:6],
@@ -121,7 +121,7 @@ async def update_user(
     if set(changes) - {"display_name"}:
         await revoke_logins(session, user.id, "user_changed")
     if "password" in changes:
-        user.password_hash = hash_password(changes.pop("password"))
+        user.password_hash = await hash_password_async(changes.pop("password"))
     for key, value in changes.items():
         setattr(user, key, value)
     user.county_code = user.area_code[:6]
@@ -140,7 +140,7 @@ async def create_client(
     secret = new_secret()
     client = MachineClient(
         client_id="cl_" + uuid.uuid4().hex[:20],
-        secret_hash=hash_password(secret),
+        secret_hash=await hash_password_async(secret),
         name=data.name,
         role=data.role,
         agency=data.agency,
