@@ -70,15 +70,32 @@ def _pk(obj: Any) -> Any:
     return getattr(obj, "id", None) or getattr(obj, "code", None) or getattr(obj, "jti", None)
 
 
-_AUDIT: Table = AuditEvent.__table__  # type: ignore[attr-defined]
+AUDIT_TABLE: Table = AuditEvent.__table__  # type: ignore[attr-defined]
+
+
+def create_row(
+    actor: Actor | None, table: str, ident: Any, county: str | None, action: str = "create"
+) -> dict[str, Any]:
+    """The audit row of one written record (the hook's, and ``records.insert_new``'s)."""
+    return {
+        "id": new_id(),
+        "at": utcnow(),
+        "actor_id": actor.id if actor else None,
+        "actor_role": str(actor.role) if actor else None,
+        "county_code": actor.county_code if actor else county,
+        "action": action,
+        "entity": table,
+        "entity_id": str(ident) if ident is not None else None,
+        "request_id": request_id_var.get(),
+        "client_ip": client_ip_var.get(),
+        "detail": None,
+    }
 
 
 @event.listens_for(Session, "before_flush")
 def _audit_writes(session: Session, flush_context: Any, _instances: Any) -> None:
     """One audit row per written record, inserted at the end of the flush (``bookkeeping``)."""
     actor: Actor | None = session.info.get("actor")
-    now = utcnow()
-    request_id, client_ip = request_id_var.get(), client_ip_var.get()
     rows: list[dict[str, Any]] = []
     for action, objs in (
         ("create", session.new),
@@ -92,23 +109,8 @@ def _audit_writes(session: Session, flush_context: Any, _instances: Any) -> None
             if action == "update" and not session.is_modified(obj, include_collections=False):
                 continue
             county = getattr(obj, "county_code", None) or (getattr(obj, "code", "") or "")[:6] or None
-            ident = _pk(obj)
-            rows.append(
-                {
-                    "id": new_id(),
-                    "at": now,
-                    "actor_id": actor.id if actor else None,
-                    "actor_role": str(actor.role) if actor else None,
-                    "county_code": actor.county_code if actor else county,
-                    "action": action,
-                    "entity": table,
-                    "entity_id": str(ident) if ident is not None else None,
-                    "request_id": request_id,
-                    "client_ip": client_ip,
-                    "detail": None,
-                }
-            )
-    add_rows(flush_context, _AUDIT, rows)
+            rows.append(create_row(actor, table, _pk(obj), county, action))
+    add_rows(flush_context, AUDIT_TABLE, rows)
 
 
 async def list_events(

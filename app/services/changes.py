@@ -18,7 +18,7 @@ from app.core.db import new_id, utcnow
 from app.models.sync import Change, RecordHistory
 from app.services.bookkeeping import add_rows
 
-_CHANGE: Table = Change.__table__  # type: ignore[attr-defined]
+CHANGE_TABLE: Table = Change.__table__  # type: ignore[attr-defined]
 _RECORD_HISTORY: Table = RecordHistory.__table__  # type: ignore[attr-defined]
 
 # table name → sync entity name; domains register their tables.
@@ -44,7 +44,7 @@ def register_synced(table: str, entity: str) -> None:
     SYNCED_TABLES[table] = entity
 
 
-def _txid(session: Session) -> int:
+def txid(session: Session) -> int:
     """The writer's PostgreSQL transaction id (0 on SQLite, where writers are serialized)."""
     cached = session.info.get("_sync_txid")
     if cached is not None:
@@ -67,7 +67,7 @@ def _change(
     session: Session, entity: str, obj: Any, *, deleted: bool, place: tuple[str, str, str], at: Any
 ) -> dict[str, Any]:
     return {
-        "tx_id": _txid(session),
+        "tx_id": txid(session),
         "entity": entity,
         "entity_id": obj.id,
         "version": obj.version,
@@ -121,4 +121,4 @@ def _log_changes(session: Session, flush_context: Any, _instances: Any) -> None:
         if entity:
             changes.append(_change(session, entity, obj, deleted=True, place=_place(obj), at=now))
     add_rows(flush_context, _RECORD_HISTORY, history)
-    add_rows(flush_context, _CHANGE, changes)
+    add_rows(flush_context, CHANGE_TABLE, changes)
