@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from limits import RateLimitItemPerSecond
 from limits.aio.storage import MemoryStorage
 from limits.aio.strategies import MovingWindowRateLimiter
+from sqlalchemy import and_, func
+from sqlalchemy import select as sa_select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import select
 
@@ -212,21 +214,39 @@ async def authenticate(session: AsyncSession, ctx: AuthContext, token: str) -> A
         sid = uuid.UUID(claims.sid)
     except ValueError:
         raise Unauthorized("Invalid token", code="invalid_token") from None
-    login = await session.get(LoginSession, sid)
-    if login is None or login.revoked_at is not None or str(login.principal_id) != claims.sub:
+    # One round trip per request: the login and its principal (user or machine client) together.
+    ls = LoginSession.__table__  # type: ignore[attr-defined]
+    us = User.__table__  # type: ignore[attr-defined]
+    mc = MachineClient.__table__  # type: ignore[attr-defined]
+    stmt = (
+        sa_select(
+            ls.c.principal_id,
+            ls.c.principal_kind,
+            ls.c.revoked_at,
+            func.coalesce(us.c.role, mc.c.role).label("role"),
+            func.coalesce(us.c.area_code, mc.c.area_code).label("area_code"),
+            func.coalesce(us.c.username, mc.c.client_id).label("username"),
+            func.coalesce(us.c.display_name, mc.c.name).label("display_name"),
+            func.coalesce(us.c.disabled, mc.c.disabled).label("disabled"),
+        )
+        .select_from(ls)
+        .outerjoin(us, and_(ls.c.principal_kind == "user", us.c.id == ls.c.principal_id))
+        .outerjoin(mc, and_(ls.c.principal_kind == "client", mc.c.id == ls.c.principal_id))
+        .where(ls.c.id == sid)
+    )
+    row = (await session.execute(stmt)).one_or_none()
+    if row is None or row.revoked_at is not None or str(row.principal_id) != claims.sub:
         raise Unauthorized("This login has ended", code="invalid_token")
-    principal = await _principal(session, login)
-    if principal is None or principal[4]:
+    if row.role is None or row.disabled:
         raise Unauthorized("This account is disabled", code="invalid_token")
-    role, area, username, display, _ = principal
     return Actor(
-        id=login.principal_id,
-        kind=login.principal_kind,
-        role=role,
-        area_code=area,
-        session_id=login.id,
-        username=username,
-        display_name=display,
+        id=row.principal_id,
+        kind=row.principal_kind,
+        role=Role(row.role),
+        area_code=row.area_code,
+        session_id=sid,
+        username=row.username,
+        display_name=row.display_name,
     )
 
 

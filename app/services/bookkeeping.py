@@ -17,18 +17,27 @@ from sqlalchemy.orm import Session
 _KEY = "jiahe_bookkeeping_rows"
 
 
-def add_rows(flush_context: Any, table: Table, rows: list[dict[str, Any]]) -> None:
-    """Queue rows for ``table`` to be inserted when this flush has written its objects."""
+def add_rows(
+    flush_context: Any, table: Table, rows: list[dict[str, Any]], fixed: dict[str, Any] | None = None
+) -> None:
+    """Queue rows for ``table`` to be inserted when this flush has written its objects;
+    ``fixed`` gives columns computed by the same SQL expression for every row (e.g. the
+    writer's transaction id, read by the INSERT itself instead of a query of its own)."""
     if rows:
-        pending: dict[Table, list[dict[str, Any]]] = flush_context.attributes.setdefault(_KEY, {})
-        pending.setdefault(table, []).extend(rows)
+        pending: dict[Table, tuple[list[dict[str, Any]], dict[str, Any]]] = (
+            flush_context.attributes.setdefault(_KEY, {})
+        )
+        pending.setdefault(table, ([], fixed or {}))[0].extend(rows)
 
 
 @event.listens_for(Session, "after_flush")
 def _insert_pending(session: Session, flush_context: Any) -> None:
-    pending: dict[Table, list[dict[str, Any]]] | None = flush_context.attributes.pop(_KEY, None)
+    pending: dict[Table, tuple[list[dict[str, Any]], dict[str, Any]]] | None = flush_context.attributes.pop(
+        _KEY, None
+    )
     if not pending:
         return
     conn = session.connection()
-    for table, rows in pending.items():
-        conn.execute(insert(table), rows)
+    for table, (rows, fixed) in pending.items():
+        stmt = insert(table).values(**fixed) if fixed else insert(table)
+        conn.execute(stmt, rows)

@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import Table, event, inspect
-from sqlalchemy.orm import Session, SessionTransaction
+from sqlalchemy import Table, event, inspect, literal, literal_column
+from sqlalchemy.orm import Session
 
 from app.core.db import new_id, utcnow
 from app.models.sync import Change, RecordHistory
@@ -44,30 +44,17 @@ def register_synced(table: str, entity: str) -> None:
     SYNCED_TABLES[table] = entity
 
 
-def txid(session: Session) -> int:
-    """The writer's PostgreSQL transaction id (0 on SQLite, where writers are serialized)."""
-    cached = session.info.get("_sync_txid")
-    if cached is not None:
-        return int(cached)
-    conn = session.connection()
-    txid = 0
-    if conn.dialect.name == "postgresql":
-        txid = int(conn.exec_driver_sql("SELECT pg_current_xact_id()::text::bigint").scalar_one())
-    session.info["_sync_txid"] = txid
-    return txid
+def _txid_expr(session: Session) -> Any:
+    """The writer's PostgreSQL transaction id as computed by the INSERT of the change rows
+    (0 on SQLite, where writers are serialized)."""
+    bind = session.get_bind()
+    if bind.dialect.name == "postgresql":
+        return literal_column("pg_current_xact_id()::text::bigint")
+    return literal(0)
 
 
-@event.listens_for(Session, "after_transaction_end")
-def _forget_txid(session: Session, transaction: SessionTransaction) -> None:
-    if transaction.parent is None:
-        session.info.pop("_sync_txid", None)
-
-
-def _change(
-    session: Session, entity: str, obj: Any, *, deleted: bool, place: tuple[str, str, str], at: Any
-) -> dict[str, Any]:
+def _change(entity: str, obj: Any, *, deleted: bool, place: tuple[str, str, str], at: Any) -> dict[str, Any]:
     return {
-        "tx_id": txid(session),
         "entity": entity,
         "entity_id": obj.id,
         "version": obj.version,
@@ -91,7 +78,7 @@ def _log_changes(session: Session, flush_context: Any, _instances: Any) -> None:
     for obj in list(session.new):
         entity = SYNCED_TABLES.get(getattr(obj, "__tablename__", ""))
         if entity:
-            changes.append(_change(session, entity, obj, deleted=False, place=_place(obj), at=now))
+            changes.append(_change(entity, obj, deleted=False, place=_place(obj), at=now))
     for obj in list(session.dirty):
         entity = SYNCED_TABLES.get(getattr(obj, "__tablename__", ""))
         if not entity or not session.is_modified(obj, include_collections=False):
@@ -114,11 +101,11 @@ def _log_changes(session: Session, flush_context: Any, _instances: Any) -> None:
         old_village = state.attrs.village_code.history.deleted
         if old_village and old_village[0] != obj.village_code:
             v = old_village[0]
-            changes.append(_change(session, entity, obj, deleted=True, place=(v[:6], v[:9], v), at=now))
-        changes.append(_change(session, entity, obj, deleted=False, place=_place(obj), at=now))
+            changes.append(_change(entity, obj, deleted=True, place=(v[:6], v[:9], v), at=now))
+        changes.append(_change(entity, obj, deleted=False, place=_place(obj), at=now))
     for obj in list(session.deleted):
         entity = SYNCED_TABLES.get(getattr(obj, "__tablename__", ""))
         if entity:
-            changes.append(_change(session, entity, obj, deleted=True, place=_place(obj), at=now))
+            changes.append(_change(entity, obj, deleted=True, place=_place(obj), at=now))
     add_rows(flush_context, _RECORD_HISTORY, history)
-    add_rows(flush_context, CHANGE_TABLE, changes)
+    add_rows(flush_context, CHANGE_TABLE, changes, {"tx_id": _txid_expr(session)})
