@@ -1,8 +1,9 @@
 """One async engine per process; one session (= one transaction) per request.
 
 SQLite (embedded default) gets WAL, foreign keys and a busy timeout on every connection;
-PostgreSQL gets a pool sized by settings. The request dependency commits after the handler
-returns and rolls back on any exception; services only flush.
+both databases get a pool sized by settings (a request waits at most ``db_pool_timeout`` for a
+connection). The request dependency commits after the handler returns and rolls back on any
+exception; services only flush.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import DateTime, MetaData, event
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -85,8 +86,13 @@ def make_engine(settings: Settings, *, sqlite_immediate: bool = True) -> AsyncEn
     deferred BEGIN so that a read held open does not block the app's writers."""
     url = settings.database_url
     if url.startswith("sqlite"):
+        # A file database gets a queue pool like PostgreSQL's, so the pool settings (above all
+        # db_pool_timeout: how long a request waits for a connection before its 503) hold on
+        # both; SQLAlchemy's own default would wait 30 s. In-memory databases keep their pool.
+        memory = make_url(url).database in (None, "", ":memory:") or "mode=memory" in url
+        pool: dict[str, Any] = {} if memory else _pool_args(settings)
         engine = create_async_engine(
-            url, echo=settings.db_echo, connect_args={"timeout": 30}, pool_pre_ping=False
+            url, echo=settings.db_echo, connect_args={"timeout": 30}, pool_pre_ping=False, **pool
         )
 
         @event.listens_for(engine.sync_engine, "connect")
@@ -110,14 +116,20 @@ def make_engine(settings: Settings, *, sqlite_immediate: bool = True) -> AsyncEn
             dbapi_conn.isolation_level = None
 
         return engine
+    # Opening a connection gives up after the pool timeout too (asyncpg would wait 60 s for a
+    # server that accepts the TCP connection and then says nothing): a 503, not a hung request.
+    connect = {"timeout": settings.db_pool_timeout} if make_url(url).get_driver_name() == "asyncpg" else {}
     return create_async_engine(
-        url,
-        echo=settings.db_echo,
-        pool_size=settings.db_pool_size,
-        max_overflow=settings.db_max_overflow,
-        pool_timeout=settings.db_pool_timeout,
-        pool_pre_ping=True,
+        url, echo=settings.db_echo, pool_pre_ping=True, connect_args=connect, **_pool_args(settings)
     )
+
+
+def _pool_args(settings: Settings) -> dict[str, Any]:
+    return {
+        "pool_size": settings.db_pool_size,
+        "max_overflow": settings.db_max_overflow,
+        "pool_timeout": settings.db_pool_timeout,
+    }
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -205,10 +205,25 @@ def _database_down(exc: BaseException) -> AppError | None:
         )
     if isinstance(exc, sa_exc.IntegrityError | sa_exc.DataError | sa_exc.ProgrammingError):
         return None
+    # PostgreSQL's own word, which asyncpg's errors reach SQLAlchemy as a plain DBAPIError with:
+    # 08… connection exception, 57P… shutting down / starting up / crashed, 53300 too many
+    # connections (a server restarting answers "the database system is shutting down").
+    sqlstate = str(getattr(getattr(exc, "orig", None), "sqlstate", None) or "")
+    if isinstance(exc, sa_exc.DBAPIError) and sqlstate == "53300":
+        return ServiceUnavailable(
+            "The database has no free connections; retry shortly",
+            code="database_busy",
+            headers={"Retry-After": "2"},
+        )
     if (
         isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError)
         or (isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated)
+        or (isinstance(exc, sa_exc.DBAPIError) and (sqlstate[:2] == "08" or sqlstate[:3] == "57P"))
         or isinstance(exc, ConnectionError | OSError)
+        # The connection was lost inside the transaction and the error saying so was handled
+        # (a savepoint's ``except``, as in sync push): the next statement meets the invalidated
+        # connection. (The session's own PendingRollbackError after a failed flush stays a 500.)
+        or (isinstance(exc, sa_exc.PendingRollbackError) and "Can't reconnect until invalid" in str(exc))
     ):
         return ServiceUnavailable(
             "The database is unavailable; retry shortly",

@@ -31,7 +31,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import bindparam, func, literal, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
@@ -372,13 +372,16 @@ async def push(
 async def _apply_one(
     session: AsyncSession, actor: Actor, ctx: SyncContext, op: PushOp, device_id: str
 ) -> dict[str, Any]:
-    """One op in its own savepoint: its writes land whole or not at all."""
+    """One op in its own savepoint: its writes land whole or not at all. A clash with stored
+    data (integrity, bad data) is that op's rejection; any other database error (lost
+    connection, deadlock, timeout) fails the whole request, which stores nothing, so the phone
+    re-sends instead of being told a transient failure for good."""
     try:
         async with session.begin_nested():
             return await _apply(session, actor, ctx, op, device_id)
     except AppError as err:
         return _rejected(op, err)
-    except SQLAlchemyError:
+    except (IntegrityError, DataError):
         return _rejected(op, Conflict("The op clashes with stored data", code="integrity_error"))
 
 
@@ -439,7 +442,7 @@ async def _apply_run(
                 else:
                     results[k] = _result(run[k], OpStatus.applied, version=record.version)
             await session.flush()
-    except SQLAlchemyError:
+    except (IntegrityError, DataError):
         checked = {k for k, _d in parsed}
         out: list[dict[str, Any]] = []
         for k, op in enumerate(run):
