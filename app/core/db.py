@@ -59,6 +59,8 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
+        if value.tzinfo is UTC:  # asyncpg's timestamptz: already UTC (the common case, cheap)
+            return value
         return value.astimezone(UTC)
 
 
