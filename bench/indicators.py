@@ -17,6 +17,10 @@ time after 3 warm-up requests each:
 
 prints p50/p95 of the client round trip and of the time inside the server (JSON request log), a
 few of the figures, the database size and the row counts of the main tables.
+
+``--check`` also proves the figures exact at scale: the year's breakdown as served (maintained
+tallies, issue 8) against the former live count of every source table
+(``tests/indicators/live_reference.py``), per child area, in one transaction.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from datetime import date
 from typing import Any
 
 import httpx
+from sqlalchemy import text
 
 from bench.register import COUNTY_USER, Api, ensure_user, run_cli, safe_url
 from bench.sync import DEFAULT_PG_URL, SyncServer, pct, pg_connect
@@ -57,6 +62,34 @@ async def _make_dashboard(url: str, county: str) -> tuple[str, str]:
             client, secret = await create_client(session, None, data)
             await session.commit()
             return client.client_id, secret
+    finally:
+        await engine.dispose()
+
+
+async def _check_exact(url: str, county: str, year: int) -> str:
+    """The served figures against the live reference, for the county's year breakdown."""
+    os.environ["JIAHE_DATABASE_URL"] = url
+    from app.core.config import get_settings
+    from app.core.db import make_engine, make_sessionmaker
+    from app.services import indicators as svc
+    from tests.indicators import live_reference as ref
+
+    engine = make_engine(get_settings())
+    try:
+        async with make_sessionmaker(engine)() as session:
+            await session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
+            aq = svc.AreaQuery(code=f"{county}000000", prefix=county, child_attr="township_code")
+            start, end = date(year, 1, 1), date(year, 12, 31)
+            t0 = time.perf_counter()
+            got = await svc.compute(session, aq, start, end)
+            t1 = time.perf_counter()
+            want = await ref.compute(session, aq, start, end)
+            t2 = time.perf_counter()
+        zero = svc.Counts()
+        same = {k: v for k, v in got.items() if v != zero} == {k: v for k, v in want.items() if v != zero}
+        verdict = "equal" if same else "DIFFERENT"
+        kept, live = 1000 * (t1 - t0), 1000 * (t2 - t1)
+        return f"{verdict} ({len(want)} areas; maintained {kept:.0f} ms, live {live:.0f} ms)"
     finally:
         await engine.dispose()
 
@@ -145,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--year", type=int, default=date.today().year - 1, help="the events year")
     parser.add_argument("--requests", type=int, default=30)
     parser.add_argument("--port", type=int, default=8772)
+    parser.add_argument("--check", action="store_true", help="compare with the live count (slow)")
     args = parser.parse_args(argv)
 
     url: str = args.database_url
@@ -213,6 +247,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     print("\n".join(rows))
     print(f"\ndatabase size: {size}; rows: " + ", ".join(f"{t} {n}" for t, n in counts.items()))
+    if args.check:
+        verdict = asyncio.run(_check_exact(url, county, args.year))
+        print(f"figures vs the live count of the source tables: {verdict}")
+        if not verdict.startswith("equal"):
+            return 1
     print(f"server log: {server.log.name}")
     return 0
 

@@ -53,8 +53,10 @@ def _period(start: date | None, end: date | None) -> tuple[date, date]:
     return start or date(today.year, 1, 1), end or today
 
 
-async def _cached(request: Request, response: Response, session: SessionDep, key: str) -> tuple[str, bool]:
-    tag = svc.etag(key, await svc.data_version(session))
+async def _cached(
+    request: Request, response: Response, session: SessionDep, key: str, area: svc.AreaQuery
+) -> tuple[str, bool]:
+    tag = svc.etag(key, await svc.data_version(session, area.code))
     response.headers["ETag"] = tag
     response.headers["Cache-Control"] = CACHE
     return tag, request.headers.get("if-none-match") == tag
@@ -79,9 +81,9 @@ async def indicators(
 ) -> Any:
     """The figures of an area for a period; ``breakdown=true`` adds each child area."""
     start, end = _period(from_, to)
-    svc.area_query(caller, area_code)
+    aq = svc.area_query(caller, area_code)
     tag, fresh = await _cached(
-        request, response, session, f"ind|{caller.prefix}|{area_code}|{start}|{end}|{breakdown}"
+        request, response, session, f"ind|{caller.prefix}|{area_code}|{start}|{end}|{breakdown}", aq
     )
     if fresh:
         return _not_modified(tag)
@@ -108,9 +110,9 @@ async def series(
     """Monthly values of one metric (months without events are 0)."""
     del granularity
     start, end = _period(from_, to)
-    svc.area_query(caller, area_code)
+    aq = svc.area_query(caller, area_code)
     tag, fresh = await _cached(
-        request, response, session, f"ser|{caller.prefix}|{area_code}|{metric}|{start}|{end}"
+        request, response, session, f"ser|{caller.prefix}|{area_code}|{metric}|{start}|{end}", aq
     )
     if fresh:
         return _not_modified(tag)
@@ -146,9 +148,9 @@ async def indicators_csv(
 ) -> Response:
     """The figures as CSV (UTF-8 with BOM, opens in Excel); ``lang=zh`` for Chinese headers."""
     start, end = _period(from_, to)
-    svc.area_query(caller, area_code)
+    aq = svc.area_query(caller, area_code)
     tag, fresh = await _cached(
-        request, response, session, f"csv|{caller.prefix}|{area_code}|{start}|{end}|{breakdown}|{lang}"
+        request, response, session, f"csv|{caller.prefix}|{area_code}|{start}|{end}|{breakdown}|{lang}", aq
     )
     if fresh:
         return _not_modified(tag)

@@ -1,10 +1,16 @@
-"""Data-quality faults of the register, computed live (a fault disappears once fixed).
+"""Data-quality faults of the register (a fault disappears once fixed).
 
 Kinds (stable): ``likely_duplicate`` (same name and birth date in the county, at least one
 without ID number — searched county-wide, reported on the side in the caller's scope),
 ``child_born_before_mother_15``, ``married_under_20`` (women; the legal age of marriage),
 ``over_110_alive``, ``household_without_head``, ``household_no_living_member``,
 ``village_mismatch`` (the person's current village differs from the household's).
+
+The list (``list_faults``) runs the live queries. The counts the figures show
+(``count_faults``) read ``data_quality_flag`` for the five kinds that do not depend on the date:
+those flags are re-derived with the same queries, narrowed to the touched records, in every
+transaction that writes a person or a household (``indicator_upkeep``). The two date-dependent
+kinds stay live: each is a range scan of a partial index of living people by birth date.
 """
 
 from __future__ import annotations
@@ -12,15 +18,16 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from sqlalchemy import and_, exists, func, literal, literal_column, or_
+from sqlalchemy import and_, exists, func, literal, literal_column, or_, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 
-from app.authz.actor import Actor
+from app.authz.actor import Actor, scope_prefix
 from app.authz.policies import FIELD_ROLES, require_role
 from app.authz.scope import area_clause, ensure_area_in_scope, scoped
 from app.models.households import DataQualityFault, Household, Person
+from app.models.indicators import LIVING, LIVING_MARRIED_WOMEN, DataQualityFlag
 
 KINDS = (
     "likely_duplicate",
@@ -53,7 +60,7 @@ def _current(model: Any = Person) -> Any:
     return and_(col(model.merged_into_id).is_(None), col(model.death_date).is_(None))
 
 
-def _fault_queries(narrow: Any, dialect: str, today: date) -> list[tuple[str, str, Any, Any]]:
+def fault_queries(narrow: Any, dialect: str, today: date) -> list[tuple[str, str, Any, Any]]:
     """(kind, entity, statement, detail) per kind. Each statement selects ``id``, ``info`` (for
     the detail), and the place columns ``t`` (township) and ``v`` (village) of the record."""
 
@@ -134,7 +141,7 @@ async def list_faults(
         return stmt.where(area_clause(model, area_code)) if area_code else stmt
 
     out: list[DataQualityFault] = []
-    for k, entity, stmt, detail in _fault_queries(narrow, _dialect(session), date.today()):
+    for k, entity, stmt, detail in fault_queries(narrow, _dialect(session), date.today()):
         if kind and kind != k:
             continue
         rows = (await session.execute(stmt.order_by(literal_column("id")).limit(MAX_PER_KIND))).all()
@@ -144,16 +151,31 @@ async def list_faults(
 
 async def count_faults(session: AsyncSession, *, area_code: str, by: str) -> dict[str, int]:
     """Open faults per child area (``by`` = "t" township or "v" village), for the figures.
-    Callers have checked the area is in scope; counts reveal no record."""
+    Callers have checked the area is in scope; counts reveal no record.
 
-    def narrow(stmt: Any, model: Any) -> Any:
-        return stmt.where(area_clause(model, area_code))
-
+    The maintained kinds are counted from their flags; ``married_under_20`` and
+    ``over_110_alive`` live, with the very predicates of the partial indexes (literal SQL, so
+    that PostgreSQL's generic plans and SQLite can match them) plus the county column."""
+    prefix = scope_prefix(area_code)
+    flag, person = DataQualityFlag, Person
+    group: Any = col(flag.township_code) if by == "t" else col(flag.village_code)
     totals: dict[str, int] = {}
-    for _k, _e, stmt, _d in _fault_queries(narrow, _dialect(session), date.today()):
-        sub = stmt.subquery()
-        group = sub.c[by]
-        rows = await session.execute(select(group, func.count(func.distinct(sub.c.id))).group_by(group))
-        for code, n in rows.all():
+    stmt = select(group, func.count()).where(area_clause(flag, area_code)).group_by(group)
+    for code, n in (await session.execute(stmt)).all():
+        totals[code] = totals.get(code, 0) + int(n)
+    today = date.today()
+    group = col(person.township_code) if by == "t" else col(person.village_code)
+    for predicate, bound in (
+        (LIVING_MARRIED_WOMEN, col(person.birth_date) > _years_ago(20, today)),
+        (LIVING, col(person.birth_date) < _years_ago(110, today)),
+    ):
+        stmt = (
+            select(group, func.count())
+            .where(
+                col(person.county_code) == prefix[:6], text(predicate), bound, area_clause(person, area_code)
+            )
+            .group_by(group)
+        )
+        for code, n in (await session.execute(stmt)).all():
             totals[code] = totals.get(code, 0) + int(n)
     return totals

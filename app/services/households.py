@@ -45,7 +45,10 @@ from app.models.households import (
     Sex,
 )
 from app.services import areas as areas_svc
-from app.services import audit
+from app.services import (
+    audit,
+    indicator_upkeep,  # noqa: F401  (issue 8: figures kept in every write)
+)
 from app.services.changes import register_synced
 from app.services.idnumber import IdNumberError, mask_id_number, parse_id_number
 from app.services.records import check_version, existing_by_id, replay_or_conflict, touch

@@ -1,10 +1,21 @@
 """County figures: aggregates only, for an area in scope and a period, with a per-child breakdown.
 
-Every figure is computed by one grouped query per source table (grouped by the child area column
-of the requested area: townships of a county, villages of a township), so a breakdown costs the
-same as the total, and the totals are the sums of the children (all counts are additive; rates
-are derived from the summed counts). Places are the register's: a person counts where her
-household is (``village_code``), events where they were recorded.
+Every figure is read per child area of the requested area (townships of a county, villages of a
+township), so a breakdown costs the same as the total, and the totals are the sums of the
+children (all counts are additive; rates are derived from the summed counts). Places are the
+register's: a person counts where her household is (``village_code``), events where they were
+recorded.
+
+Issue 8 (a 700,000-person county in a fraction of a second, exact): the figures no longer count
+the source tables on every request. They read state kept exact in every writing transaction by
+``indicator_upkeep``: tallies per area and year or month (living persons by birth year, married
+women by birth year, households, visits, births, deaths, migrant entries and exits, payment
+amounts, beneficiaries per programme and year), plus, for the days of a period that do not fill
+a whole year or month, a live count of those days through an index (see ``_Plan``). What stays
+live is small by construction: the dead (who are alive at a past day), the inflow women of the
+maintained copy, checkups (a round's appointments), beneficiaries of periods that are not a
+calendar year, the two date-dependent data-quality kinds. ``tests/indicators/live_reference.py``
+keeps the former one-query-per-table code, and ``test_equivalence.py`` proves the two agree.
 
 Definitions (see the domain brief, "Figures the county reads"):
 - ``population``: persons on the register at ``to`` — born by then, not deceased by then, not
@@ -26,11 +37,13 @@ from __future__ import annotations
 
 import calendar
 import hashlib
+from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import and_, case, func, literal, or_, select, text, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -39,9 +52,16 @@ from app.authz.policies import require_role
 from app.authz.scope import area_clause, ensure_area_in_scope
 from app.core.errors import ValidationFailed
 from app.models.areas import Area
-from app.models.audit import AuditEvent
 from app.models.checkups import CheckupAppointment, CheckupRound
-from app.models.households import Birth, Death, Household, Person
+from app.models.households import Birth, Death, Person
+from app.models.indicators import (
+    DEAD,
+    LIVING,
+    LIVING_MARRIED_WOMEN,
+    DataVersion,
+    IndicatorInflowWoman,
+    IndicatorTally,
+)
 from app.models.migrants import Migrant
 from app.models.users import Role
 from app.models.visits import Visit
@@ -198,120 +218,318 @@ async def _grouped(
     return {aq.child_code(r[0]): tuple(r[1:]) for r in (await session.execute(stmt)).all()}
 
 
+# --- maintained tallies, exact to the day -----------------------------------------------------------
+#
+# ``indicator_tally`` (kept by ``indicator_upkeep`` in every writing transaction) holds additive
+# counts per area and bucket: living persons per birth year (``alive``, and ``alive_fm`` for
+# married women), households, visits per local month, births (by order and sex) and deaths per
+# month, migrant entries and exits per month (``in_entry`` ...), payment amounts per month, each
+# also with an all-time bucket 0 where a stock needs it. A period is
+# rarely made of whole buckets, so a sum over days [lo, hi] is planned as whole buckets from
+# the tally, plus or minus the days of the partial buckets counted live from the source table
+# through an index (whichever side of a partial bucket is shorter). All tally parts of one
+# request are read by one query.
+
+Counter = Callable[[AreaQuery, date, date], tuple[Any, list[Any]]]
+PerChild = dict[str, int]
+LAST_DAY = date.max
+
+
+def _bucket(d: date, unit: str) -> int:
+    return d.year if unit == "year" else d.year * 100 + d.month
+
+
+def _bucket_days(d: date, unit: str) -> tuple[date, date]:
+    if unit == "year":
+        return date(d.year, 1, 1), date(d.year, 12, 31)
+    return date(d.year, d.month, 1), date(d.year, d.month, calendar.monthrange(d.year, d.month)[1])
+
+
+def _next_day(d: date) -> date | None:
+    return None if d == LAST_DAY else d + timedelta(days=1)
+
+
+def _in_county(model: Any, aq: AreaQuery) -> Any:
+    """The county column too, so that the (county_code, date) indexes serve township and village
+    requests as well."""
+    return col(model.county_code) == aq.prefix[:6]
+
+
+def _living_born(fm: bool) -> Counter:
+    """Living, unmerged persons (married women if ``fm``) born within [lo, hi]: the source of
+    the ``alive`` / ``alive_fm`` tallies. Literal predicates: they select a partial index."""
+
+    def count(aq: AreaQuery, lo: date, hi: date) -> tuple[Any, list[Any]]:
+        return Person, [
+            _in_county(Person, aq),
+            text(LIVING_MARRIED_WOMEN if fm else LIVING),
+            col(Person.birth_date) >= lo,
+            col(Person.birth_date) <= hi,
+        ]
+
+    return count
+
+
+def _visits_on(aq: AreaQuery, lo: date, hi: date) -> tuple[Any, list[Any]]:
+    where = [_in_county(Visit, aq), col(Visit.visited_at) >= _ts(lo)]
+    if hi < LAST_DAY:
+        where.append(col(Visit.visited_at) < _ts(hi + timedelta(days=1)))
+    return Visit, where
+
+
+BIRTH_TALLIES: dict[str, tuple[str, Callable[[], Any] | None]] = {
+    "total": ("births", None),
+    "first": ("births_first", lambda: col(Birth.birth_order) == 1),
+    "second": ("births_second", lambda: col(Birth.birth_order) == 2),
+    "third_plus": ("births_third", lambda: col(Birth.birth_order) >= 3),
+    "boys": ("births_male", lambda: col(Birth.sex) == "male"),
+    "girls": ("births_female", lambda: col(Birth.sex) == "female"),
+}
+
+
+def _births(condition: Callable[[], Any] | None) -> Counter:
+    def count(aq: AreaQuery, lo: date, hi: date) -> tuple[Any, list[Any]]:
+        where = [_in_county(Birth, aq), col(Birth.birth_date) >= lo, col(Birth.birth_date) <= hi]
+        return Birth, where + ([condition()] if condition else [])
+
+    return count
+
+
+def _deaths_on(aq: AreaQuery, lo: date, hi: date) -> tuple[Any, list[Any]]:
+    return Death, [_in_county(Death, aq), col(Death.death_date) >= lo, col(Death.death_date) <= hi]
+
+
+def _paid_on(aq: AreaQuery, lo: date, hi: date) -> tuple[Any, list[Any]]:
+    from app.models.claims import Payment
+
+    return Payment, [_in_county(Payment, aq), col(Payment.paid_on) >= lo, col(Payment.paid_on) <= hi]
+
+
+def _entries(direction: str) -> Counter:
+    def count(aq: AreaQuery, lo: date, hi: date) -> tuple[Any, list[Any]]:
+        return Migrant, [
+            _in_county(Migrant, aq),
+            col(Migrant.direction) == direction,
+            col(Migrant.moved_on) >= lo,
+            col(Migrant.moved_on) <= hi,
+        ]
+
+    return count
+
+
+def _exits(direction: str) -> Counter:
+    """Records that ended within [lo, hi]; a record ends on max(moved_on, closed_on)."""
+
+    def count(aq: AreaQuery, lo: date, hi: date) -> tuple[Any, list[Any]]:
+        moved, closed = col(Migrant.moved_on), col(Migrant.closed_on)
+        return Migrant, [
+            _in_county(Migrant, aq),
+            col(Migrant.direction) == direction,
+            closed.is_not(None),
+            or_(
+                and_(closed >= moved, closed >= lo, closed <= hi),
+                and_(closed < moved, moved >= lo, moved <= hi),
+            ),
+        ]
+
+    return count
+
+
+@dataclass
+class _Plan:
+    """Sums of tallied metrics over day ranges, per child area, read with one tally query plus
+    the few live edge counts."""
+
+    aq: AreaQuery
+    tally_parts: list[tuple[str, str, int, int, int]] = field(default_factory=list)
+    live_parts: list[tuple[str, Counter, date, date, int]] = field(default_factory=list)
+
+    def tally(self, key: str, metric: str, first: int, last: int, sign: int = 1) -> None:
+        self.tally_parts.append((key, metric, first, last, sign))
+
+    def days(self, key: str, metric: str, lo: date | None, hi: date, unit: str, live: Counter) -> None:
+        """``key`` += the metric over the days [lo, hi] (nothing when ``lo`` is None or > hi)."""
+        if lo is None or hi < lo:
+            return
+        first, last = _bucket(lo, unit), _bucket(hi, unit)
+        f_lo, l_lo = _bucket_days(lo, unit)
+        f_hi, l_hi = _bucket_days(hi, unit)
+        if first == last:
+            span = (hi - lo).days + 1
+            if span <= (l_lo - f_lo).days + 1 - span:
+                self.live_parts.append((key, live, lo, hi, 1))
+                return
+            self.tally(key, metric, first, first)
+            if lo > f_lo:
+                self.live_parts.append((key, live, f_lo, lo - timedelta(days=1), -1))
+            if hi < l_hi:
+                self.live_parts.append((key, live, hi + timedelta(days=1), l_hi, -1))
+            return
+        if lo > f_lo:
+            if (l_lo - lo).days + 1 <= (lo - f_lo).days:
+                self.live_parts.append((key, live, lo, l_lo, 1))
+                first = _bucket(l_lo + timedelta(days=1), unit)
+            else:
+                self.live_parts.append((key, live, f_lo, lo - timedelta(days=1), -1))
+        if hi < l_hi:
+            if (hi - f_hi).days + 1 <= (l_hi - hi).days:
+                self.live_parts.append((key, live, f_hi, hi, 1))
+                last = _bucket(f_hi - timedelta(days=1), unit)
+            else:
+                self.live_parts.append((key, live, hi + timedelta(days=1), l_hi, -1))
+        if first <= last:
+            self.tally(key, metric, first, last)
+
+    async def run(self, session: AsyncSession) -> dict[str, PerChild]:
+        out: dict[str, PerChild] = defaultdict(lambda: defaultdict(int))
+        aq, t = self.aq, IndicatorTally
+        if self.tally_parts:
+            conds = [
+                and_(col(t.metric) == m, col(t.bucket) >= a, col(t.bucket) <= b)
+                for _k, m, a, b, _s in self.tally_parts
+            ]
+            area = col(t.area_code) == aq.prefix if len(aq.prefix) == 12 else col(t.parent_code) == aq.prefix
+            stmt = (
+                select(col(t.area_code), *(func.sum(case((c, col(t.n)), else_=0)) for c in conds))
+                .where(area, or_(*conds))
+                .group_by(col(t.area_code))
+            )
+            for row in (await session.execute(stmt)).all():
+                child = aq.child_code(row[0])
+                for (key, _m, _a, _b, sign), n in zip(self.tally_parts, row[1:], strict=True):
+                    out[key][child] += sign * int(n or 0)
+        counted: dict[tuple[Counter, date, date], dict[str, tuple[Any, ...]]] = {}
+        for key, live, lo, hi, sign in self.live_parts:
+            if (live, lo, hi) not in counted:
+                model, where = live(aq, lo, hi)
+                value = func.sum(col(model.amount_fen)) if live is _paid_on else func.count()
+                counted[(live, lo, hi)] = await _grouped(session, aq, model, [value], *where)
+            for child, (n,) in counted[(live, lo, hi)].items():
+                out[key][child] += sign * int(n or 0)
+        return out
+
+
 async def compute(session: AsyncSession, aq: AreaQuery, start: date, end: date) -> dict[str, Counts]:
-    """Counts per child area (village areas: one entry for the village itself)."""
+    """Counts per child area (village areas: one entry for the village itself); equal, figure
+    by figure, to counting the source tables (``tests/indicators/live_reference.py``)."""
     out: dict[str, Counts] = {}
 
     def at(code: str) -> Counts:
-        return out.setdefault(code, Counts())
+        c = out.get(code)
+        if c is None:
+            c = out[code] = Counts()
+        return c
 
     day_before = start - timedelta(days=1)
-    alive_at_end = and_(
-        col(Person.birth_date) <= end, or_(col(Person.death_date).is_(None), col(Person.death_date) > end)
-    )
-    alive_at_start = and_(
-        col(Person.birth_date) <= day_before,
-        or_(col(Person.death_date).is_(None), col(Person.death_date) > day_before),
-    )
-    woman_15_49 = and_(
-        col(Person.sex) == "female",
-        col(Person.birth_date) > years_before(end, 50),
-        col(Person.birth_date) <= years_before(end, 15),
-    )
-    rows = await _grouped(
-        session,
-        aq,
-        Person,
-        [
-            _sum_if(alive_at_end),
-            _sum_if(alive_at_start),
-            _sum_if(and_(alive_at_end, woman_15_49, col(Person.marital_status) == "married")),
-        ],
-        col(Person.merged_into_id).is_(None),
-    )
-    for code, (pop, pop0, mw) in rows.items():
-        c = at(code)
-        c.population, c.population_start, c.married_women_15_49 = int(pop or 0), int(pop0 or 0), int(mw or 0)
+    after_end = _next_day(end)
+    old, young = years_before(end, 50), years_before(end, 15)  # women born in (old, young]
+    plan = _Plan(aq)
+    # Living persons born by a day = all of them minus those born after it; the dead are few
+    # and counted live below.
+    plan.tally("alive", "alive", 0, 0)
+    plan.days("born_after_end", "alive", after_end, LAST_DAY, "year", _living_born(False))
+    plan.days("born_after_start", "alive", start, LAST_DAY, "year", _living_born(False))
+    plan.days("married_women", "alive_fm", old + timedelta(days=1), young, "year", _living_born(True))
+    plan.tally("households", "households", 0, 0)
+    plan.days("visits", "visits", start, end, "month", _visits_on)
+    for d, direction in (("in", "inflow"), ("out", "outflow")):
+        for kind, live in (("entry", _entries(direction)), ("exit", _exits(direction))):
+            plan.tally(f"{d}_{kind}", f"{d}_{kind}", 0, 0)
+            plan.days(f"{d}_{kind}_after", f"{d}_{kind}", after_end, LAST_DAY, "month", live)
+        plan.days(f"{d}_new", f"{d}_entry", start, end, "month", _entries(direction))
+    for name, (metric, condition) in BIRTH_TALLIES.items():
+        plan.days(f"births_{name}", metric, start, end, "month", _births(condition))
+    plan.days("deaths", "deaths", start, end, "month", _deaths_on)
+    got = await plan.run(session)
 
-    for code, (n,) in (await _grouped(session, aq, Household, [func.count()])).items():
-        at(code).households = int(n)
-
-    order = col(Birth.birth_order)
-    birth_rows = await _grouped(
-        session,
-        aq,
-        Birth,
-        [
-            func.count(),
-            _sum_if(order == 1),
-            _sum_if(order == 2),
-            _sum_if(order >= 3),
-            _sum_if(col(Birth.sex) == "male"),
-            _sum_if(col(Birth.sex) == "female"),
-        ],
-        col(Birth.birth_date) >= start,
-        col(Birth.birth_date) <= end,
-    )
-    for code, vals in birth_rows.items():
-        at(code).births = dict(
-            zip(
-                ("total", "first", "second", "third_plus", "boys", "girls"),
-                (int(v or 0) for v in vals),
-                strict=True,
-            )
-        )
-
-    for code, (n,) in (
+    dead = text(DEAD)
+    for code, (pop_end, pop_start, mw) in (
         await _grouped(
-            session, aq, Death, [func.count()], col(Death.death_date) >= start, col(Death.death_date) <= end
+            session,
+            aq,
+            Person,
+            [
+                _sum_if(and_(col(Person.birth_date) <= end, col(Person.death_date) > end)),
+                _sum_if(and_(col(Person.birth_date) <= day_before, col(Person.death_date) > day_before)),
+                _sum_if(
+                    and_(
+                        col(Person.birth_date) > old,
+                        col(Person.birth_date) <= young,
+                        col(Person.death_date) > end,
+                        text("sex = 'female' AND marital_status = 'married'"),
+                    )
+                ),
+            ],
+            _in_county(Person, aq),
+            dead,
+            col(Person.death_date) > day_before,
         )
     ).items():
-        at(code).deaths = int(n)
+        c = at(code)
+        c.population, c.population_start, c.married_women_15_49 = int(pop_end), int(pop_start), int(mw)
+    for code, n in got["alive"].items():
+        c = at(code)
+        c.population += n - got["born_after_end"].get(code, 0)
+        c.population_start += n - got["born_after_start"].get(code, 0)
+    for code, n in got["married_women"].items():
+        at(code).married_women_15_49 += n
+    for code, n in got["households"].items():
+        at(code).households = n
+    for code, n in got["visits"].items():
+        at(code).visits = n
+    for d, direction in (("in", "inflow"), ("out", "outflow")):
+        entered, left = got[f"{d}_entry"], got[f"{d}_exit"]
+        for code in set(entered) | set(left):
+            c = at(code)
+            c.migrants[f"{direction}_open"] = (
+                entered.get(code, 0)
+                - got[f"{d}_entry_after"].get(code, 0)
+                - left.get(code, 0)
+                + got[f"{d}_exit_after"].get(code, 0)
+            )
+        for code, n in got[f"{d}_new"].items():
+            at(code).migrants[f"{direction}_new"] = n
 
-    open_at_end = and_(
-        col(Migrant.moved_on) <= end, or_(col(Migrant.closed_on).is_(None), col(Migrant.closed_on) > end)
-    )
-    new_in = and_(col(Migrant.moved_on) >= start, col(Migrant.moved_on) <= end)
-    inflow = col(Migrant.direction) == "inflow"
-    outflow = col(Migrant.direction) == "outflow"
-    group = getattr(Migrant, aq.child_attr)
-    mig_stmt = (
-        select(
-            group,
-            _sum_if(and_(inflow, open_at_end)),
-            _sum_if(and_(outflow, open_at_end)),
-            _sum_if(and_(inflow, new_in)),
-            _sum_if(and_(outflow, new_in)),
+    # Open inflows of women 15-49 at ``to``: the maintained copy of inflow records with the
+    # woman's birth date (no join with the register).
+    w = IndicatorInflowWoman
+    for code, (n,) in (
+        await _grouped(
+            session,
+            aq,
+            w,
+            [func.count()],
+            _in_county(w, aq),
+            col(w.birth_date) > old,
+            col(w.birth_date) <= young,
+            col(w.moved_on) <= end,
+            or_(col(w.closed_on).is_(None), col(w.closed_on) > end),
         )
-        .where(area_clause(Migrant, aq.code))
-        .group_by(group)
-    )
-    for r in (await session.execute(mig_stmt)).all():
-        c = at(aq.child_code(r[0]))
-        for name, v in zip(("inflow_open", "outflow_open", "inflow_new", "outflow_new"), r[1:], strict=True):
-            c.migrants[name] = int(v or 0)
-    # Only open inflows need the person (sex, age): join those, not the whole register.
-    women_stmt = (
-        select(group, func.count())
-        .join(Person, col(Person.id) == Migrant.person_id)
-        .where(area_clause(Migrant, aq.code), inflow, open_at_end, woman_15_49)
-        .group_by(group)
-    )
-    for r in (await session.execute(women_stmt)).all():
-        at(aq.child_code(r[0])).migrants["inflow_women_15_49"] = int(r[1])
+    ).items():
+        at(code).migrants["inflow_women_15_49"] = int(n)
 
+    for name in BIRTH_TALLIES:
+        for code, n in got[f"births_{name}"].items():
+            at(code).births[name] = n
+    for code, n in got["deaths"].items():
+        at(code).deaths = n
+
+    # A county-wide round holds 100,000+ appointments: read them from the (round, township |
+    # village, status) indexes alone, the area as a range of the child column (a place's codes
+    # extend its parents', ``place_columns``).
     status = col(CheckupAppointment.status)
     group = getattr(CheckupAppointment, aq.child_attr)
+    in_area = (
+        group == aq.prefix
+        if len(aq.prefix) == 12
+        else and_(group >= aq.prefix + "000", group <= aq.prefix + "999")
+    )
     ck_stmt = (
         select(
             group, _sum_if(status != "cancelled"), _sum_if(status == "done"), _sum_if(status == "exempted")
         )
         .join(CheckupRound, col(CheckupRound.id) == CheckupAppointment.round_id)
-        .where(
-            area_clause(CheckupAppointment, aq.code),
-            col(CheckupRound.opens_on) <= end,
-            col(CheckupRound.closes_on) >= start,
-        )
+        .where(in_area, col(CheckupRound.opens_on) <= end, col(CheckupRound.closes_on) >= start)
         .group_by(group)
     )
     for r in (await session.execute(ck_stmt)).all():
@@ -321,19 +539,10 @@ async def compute(session: AsyncSession, aq: AreaQuery, start: date, end: date) 
             "exempted": int(r[3] or 0),
         }
 
-    for code, (n,) in (
-        await _grouped(
-            session,
-            aq,
-            Visit,
-            [func.count()],
-            col(Visit.visited_at) >= _ts(start),
-            col(Visit.visited_at) < _ts(end + timedelta(days=1)),
-        )
-    ).items():
-        at(code).visits = int(n)
-
-    await _claims(session, aq, start, end, at)
+    if (start.month, start.day, end.month, end.day) == (1, 1, 12, 31) and start.year == end.year:
+        await _claims_of_year(session, aq, start.year, at)
+    else:
+        await _claims(session, aq, start, end, at)
 
     by = "t" if aq.child_attr == "township_code" else "v"
     for code, n in (await data_quality.count_faults(session, area_code=aq.code, by=by)).items():
@@ -348,44 +557,111 @@ def _year_earlier(d: date) -> date:
         return d.replace(year=d.year - 1, day=28)
 
 
+async def _claims_of_year(session: AsyncSession, aq: AreaQuery, year: int, at: Any) -> None:
+    """The claims figures of a calendar year from the beneficiary tallies (``bt`` paid persons,
+    ``ba`` amount, ``bc`` continuing, ``bx`` exited; per programme, for the request's level:
+    ``c`` township rows of a county, ``t`` village rows of a township, a village alone reads its
+    own ``v`` continuing and exited), equal to ``_claims`` for that year."""
+    t = IndicatorTally
+    if len(aq.prefix) == 12:
+        area, level = col(t.area_code) == aq.prefix, {"bt": "t", "ba": "t", "bc": "v", "bx": "v"}
+    else:
+        lv = "c" if len(aq.prefix) == 6 else "t"
+        area, level = col(t.parent_code) == aq.prefix, dict.fromkeys(("bt", "ba", "bc", "bx"), lv)
+    stmt = select(col(t.area_code), col(t.metric), col(t.n)).where(
+        area, col(t.metric) >= "b", col(t.metric) < "c", col(t.bucket) == year
+    )
+    found: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for code, metric, n in (await session.execute(stmt)).all():
+        kind, _, programme = metric.partition(":")
+        if len(kind) == 3 and level.get(kind[:2]) == kind[2]:
+            found[(aq.child_code(code), programme)][kind[:2]] += int(n)
+    for (code, programme), v in found.items():
+        if v["bt"] or v["bx"]:
+            at(code).claims[programme] = {
+                "new": v["bt"] - v["bc"],
+                "continuing": v["bc"],
+                "exited": v["bx"],
+                "total": v["bt"],
+                "amount_fen": v["ba"],
+            }
+
+
 async def _claims(session: AsyncSession, aq: AreaQuery, start: date, end: date, at: Any) -> None:
+    """Beneficiaries and amounts per child area and programme, aggregated in the database:
+    ``total`` distinct persons paid in the period, of whom ``continuing`` were paid (anywhere in
+    the area) in the same period a year earlier and ``new`` were not; ``exited`` persons paid a
+    year earlier (counted where they were paid then) and not now."""
     try:
         from app.models.claims import Claim, Payment
     except ImportError:  # pragma: no cover - the claims domain ships with this service
         return
     group = getattr(Payment, aq.child_attr)
 
-    async def paid(a: date, b: date) -> list[tuple[str, str, Any, int]]:
-        stmt = (
-            select(group, col(Claim.programme), col(Claim.person_id), col(Payment.amount_fen))
+    def paid(a: date, b: date, name: str) -> Any:
+        return (
+            select(
+                group.label("c"),
+                col(Claim.programme).label("prog"),
+                col(Claim.person_id).label("pid"),
+                col(Payment.amount_fen).label("fen"),
+            )
             .join(Claim, col(Claim.id) == Payment.claim_id)
-            .where(area_clause(Payment, aq.code), col(Payment.paid_on) >= a, col(Payment.paid_on) <= b)
+            .where(
+                _in_county(Payment, aq),
+                area_clause(Payment, aq.code),
+                col(Payment.paid_on) >= a,
+                col(Payment.paid_on) <= b,
+            )
+            .cte(name)
         )
-        return [(aq.child_code(r[0]), r[1], r[2], int(r[3])) for r in (await session.execute(stmt)).all()]
 
-    now = await paid(start, end)
-    before = await paid(_year_earlier(start), _year_earlier(end))
-    prior = {(prog, pid) for _c, prog, pid, _a in before}
-    current = {(prog, pid) for _c, prog, pid, _a in now}
-    seen: set[tuple[str, str, Any]] = set()
-    for code, prog, pid, amount in now:
-        v = at(code).claims.setdefault(
+    now = paid(start, end, "paid_now")
+    before = paid(_year_earlier(start), _year_earlier(end), "paid_before")
+    now_set = select(now.c.prog, now.c.pid).distinct().cte("now_set")
+    before_set = select(before.c.prog, before.c.pid).distinct().cte("before_set")
+    current = (
+        select(
+            literal("now").label("part"),
+            now.c.c,
+            now.c.prog,
+            func.sum(now.c.fen),
+            func.count(func.distinct(now.c.pid)),
+            func.count(func.distinct(case((before_set.c.pid.is_not(None), now.c.pid)))),
+        )
+        .select_from(
+            now.outerjoin(before_set, and_(before_set.c.prog == now.c.prog, before_set.c.pid == now.c.pid))
+        )
+        .group_by(now.c.c, now.c.prog)
+    )
+    gone = (
+        select(
+            literal("gone").label("part"),
+            before.c.c,
+            before.c.prog,
+            literal(0),
+            func.count(func.distinct(before.c.pid)),
+            literal(0),
+        )
+        .select_from(
+            before.outerjoin(now_set, and_(now_set.c.prog == before.c.prog, now_set.c.pid == before.c.pid))
+        )
+        .where(now_set.c.pid.is_(None))
+        .group_by(before.c.c, before.c.prog)
+    )
+    for part, code, prog, fen, persons, continuing in (await session.execute(union_all(current, gone))).all():
+        v = at(aq.child_code(code)).claims.setdefault(
             prog, dict.fromkeys(("new", "continuing", "exited", "total", "amount_fen"), 0)
         )
-        v["amount_fen"] += amount
-        if (code, prog, pid) in seen:
-            continue
-        seen.add((code, prog, pid))
-        v["total"] += 1
-        v["continuing" if (prog, pid) in prior else "new"] += 1
-    gone: set[tuple[str, str, Any]] = set()
-    for code, prog, pid, _a in before:
-        if (prog, pid) not in current and (code, prog, pid) not in gone:
-            gone.add((code, prog, pid))
-            v = at(code).claims.setdefault(
-                prog, dict.fromkeys(("new", "continuing", "exited", "total", "amount_fen"), 0)
+        if part == "gone":
+            v["exited"] = int(persons)
+        else:
+            v.update(
+                amount_fen=int(fen or 0),
+                total=int(persons),
+                continuing=int(continuing),
+                new=int(persons) - int(continuing),
             )
-            v["exited"] += 1
 
 
 async def child_areas(session: AsyncSession, aq: AreaQuery) -> list[Area]:
@@ -464,6 +740,25 @@ async def series(
         raise ValidationFailed(f"metric must be one of {', '.join(SERIES_METRICS)}", code="invalid_metric")
     dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
     values = dict.fromkeys(months_between(start, end), 0)
+    tallied: dict[str, tuple[str, Counter]] = {
+        "births": ("births", _births(None)),
+        "deaths": ("deaths", _deaths_on),
+        "visits": ("visits", _visits_on),
+        "inflow_new": ("in_entry", _entries("inflow")),
+        "outflow_new": ("out_entry", _entries("outflow")),
+        "claims_paid_amount": ("paid_fen", _paid_on),
+    }
+    if metric in tallied:
+        tally_metric, live = tallied[metric]
+        plan = _Plan(aq)
+        for month in values:
+            first, last = _bucket_days(date(int(month[:4]), int(month[5:]), 1), "month")
+            plan.days(month, tally_metric, max(first, start), min(last, end), "month", live)
+        got = await plan.run(session)
+        tallied_points: list[dict[str, Any]] = [{"month": k, "value": sum(got[k].values())} for k in values]
+        if metric == "claims_paid_amount":
+            tallied_points = [{"month": p["month"], "value": _yuan(int(p["value"]))} for p in tallied_points]
+        return {"area_code": aq.code, "metric": metric, "granularity": "month", "points": tallied_points}
     model: Any
     when: Any
     amount: Any = func.count()
@@ -503,11 +798,20 @@ async def series(
 # --- caching ---------------------------------------------------------------------------------------
 
 
-async def data_version(session: AsyncSession) -> str:
-    """Changes whenever anything is written (every write leaves an audit event) and daily (ages
-    move): a cheap validator for ETags, read with one index lookup."""
-    last = (await session.execute(select(func.max(col(AuditEvent.at))))).scalar_one()
-    return f"{last.isoformat() if last else '-'}|{date.today().isoformat()}"
+async def data_version(session: AsyncSession, area_code: str) -> str:
+    """The ETag validator of an area's figures: the area's county's data version (bumped at
+    commit by every transaction that wrote in the county), the version of writes without a
+    county, and the date (ages and the date-dependent faults move daily). A few primary-key
+    rows; see ``indicator_upkeep`` for why a counter and not the latest audit timestamp."""
+    county = area_code[:6]
+    v = DataVersion
+    stmt = (
+        select(col(v.county_code), func.sum(col(v.n)))
+        .where(col(v.county_code).in_((county, "")))
+        .group_by(col(v.county_code))
+    )
+    got = {c: int(n or 0) for c, n in (await session.execute(stmt)).all()}
+    return f"{county}:{got.get(county, 0)}|{got.get('', 0)}|{date.today().isoformat()}"
 
 
 def etag(*parts: str) -> str:

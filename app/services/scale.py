@@ -391,6 +391,15 @@ async def _ensure_areas(
     return len(rows), villages
 
 
+async def _rebuild_figures(session: AsyncSession, county_code: str) -> None:
+    """Issue 8: the Core inserts above bypass the hooks that keep the figures' tallies, flags
+    and data version; recompute them for the county in one transaction."""
+    from app.services.indicator_upkeep import rebuild
+
+    await session.run_sync(lambda s: rebuild(s.connection(), county_code))
+    await session.commit()
+
+
 async def _count(session: AsyncSession, model: Any, county_code: str) -> int:
     stmt = select(func.count()).select_from(model).where(model.county_code == county_code)
     return int((await session.execute(stmt)).scalar_one())
@@ -460,6 +469,7 @@ async def seed_scale(
         made_households += len(households)
         made_persons += len(people)
 
+    await _rebuild_figures(session, county_code)
     if session.bind is not None and session.bind.dialect.name == "postgresql":
         # Fresh statistics, so the planner sees the new size right away (autovacuum would
         # get there too, a little later).
@@ -1375,6 +1385,7 @@ async def seed_events(
         claims, payments = claims + made, payments + paid
     counts["claims"] = claims if claim_years_skipped < 2 else -1
     counts["payments"] = payments if claim_years_skipped < 2 else -1
+    await _rebuild_figures(session, county_code)
 
     if session.bind is not None and session.bind.dialect.name == "postgresql":
         for table in ("person", "household", "birth", "death", "visit", "task", "migrant"):

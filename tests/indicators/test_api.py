@@ -9,13 +9,17 @@ from datetime import date
 
 import pytest
 
+from app.core.db import make_sessionmaker
 from app.models.common import place_columns
+from app.models.households import Household
 from app.models.migrants import Migrant
+from tests.conftest import IS_PG
 from tests.factories import make_client
 from tests.households.test_api import COUNTY, TS1, V1, V2, V_OTHER_TS, mk_household, mk_person, problem
 
 YEAR = {"from": "2025-01-01", "to": "2025-12-31"}
 DEC = {"from": "2025-12-01", "to": "2025-12-31"}
+V_ELSEWHERE = "430181100201"  # another county
 
 
 @pytest.fixture
@@ -326,3 +330,34 @@ async def test_months_and_days_are_china_time(client_as):
         await county.get("/api/v1/indicators", params={"from": "2025-06-30", "to": "2025-06-30"})
     ).json()
     assert (july_first["visits"], june_last["visits"]) == (1, 0)
+
+
+async def test_etag_belongs_to_the_county(county_fixture, client_as):
+    """Writes in another county leave this county's validator alone."""
+    params = {"area_code": COUNTY, **YEAR}
+    tag = (await county_fixture.get("/api/v1/indicators", params=params)).headers["etag"]
+    elsewhere = await client_as("village", V_ELSEWHERE)
+    await mk_household(elsewhere, V_ELSEWHERE)
+    again = await county_fixture.get("/api/v1/indicators", params=params, headers={"If-None-Match": tag})
+    assert again.status_code == 304
+
+
+@pytest.mark.skipif(not IS_PG, reason="concurrent writers: PostgreSQL (SQLite serializes them)")
+async def test_a_write_committed_late_still_changes_the_etag(client_as, engine):
+    """A transaction that wrote before another but commits after it: its write must still
+    invalidate the figures read in between (a validator from the latest audit timestamp would
+    keep answering 304 with stale figures)."""
+    county = await client_as("county", COUNTY)
+    cadre = await client_as("village", V1)
+    params = {"area_code": COUNTY, **YEAR}
+    async with make_sessionmaker(engine)() as late:
+        late.add(Household(address="晚提交", household_type="rural", **place_columns(V1)))
+        await late.flush()  # stamped (audit event) now, committed below
+        await mk_household(cadre)  # a later write, committed first
+        first = await county.get("/api/v1/indicators", params=params)
+        assert first.json()["households"] == 1
+        await late.commit()
+    r = await county.get(
+        "/api/v1/indicators", params=params, headers={"If-None-Match": first.headers["etag"]}
+    )
+    assert r.status_code == 200 and r.json()["households"] == 2
