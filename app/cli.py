@@ -112,6 +112,21 @@ def seed_demo() -> None:
         typer.echo(f"  {username:<14} {password:<20} {role}")
 
 
+@cli.command("figures-rebuild")
+def figures_rebuild(
+    county: Annotated[str | None, typer.Option(help="6-digit county code (default: every county)")] = None,
+) -> None:
+    """Recompute the figures' kept state (tallies, data-quality flags) from the register, after
+    rows were written around the API (an import by SQL, a restore)."""
+    from app.services.indicator_upkeep import rebuild
+
+    async def work(session: AsyncSession) -> None:
+        await session.run_sync(lambda s: rebuild(s.connection(), county))
+
+    _run_in_session(work)
+    typer.echo(f"figures rebuilt for {county or 'every county'}")
+
+
 @cli.command("seed-scale")
 def seed_scale(
     persons: Annotated[int, typer.Option(min=0, help="People the county should hold")],
