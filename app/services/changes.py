@@ -44,11 +44,10 @@ def register_synced(table: str, entity: str) -> None:
     SYNCED_TABLES[table] = entity
 
 
-def _txid_expr(session: Session) -> Any:
-    """The writer's PostgreSQL transaction id as computed by the INSERT of the change rows
+def txid_expr(dialect: str) -> Any:
+    """The writer's PostgreSQL transaction id as computed by the INSERT of change rows itself
     (0 on SQLite, where writers are serialized)."""
-    bind = session.get_bind()
-    if bind.dialect.name == "postgresql":
+    if dialect == "postgresql":
         return literal_column("pg_current_xact_id()::text::bigint")
     return literal(0)
 
@@ -108,4 +107,4 @@ def _log_changes(session: Session, flush_context: Any, _instances: Any) -> None:
         if entity:
             changes.append(_change(entity, obj, deleted=True, place=_place(obj), at=now))
     add_rows(flush_context, _RECORD_HISTORY, history)
-    add_rows(flush_context, CHANGE_TABLE, changes, {"tx_id": _txid_expr(session)})
+    add_rows(flush_context, CHANGE_TABLE, changes, {"tx_id": txid_expr(session.get_bind().dialect.name)})

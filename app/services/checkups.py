@@ -60,7 +60,7 @@ from app.models.visits import Task, TaskKind, TaskStatus
 from app.services import areas as areas_svc
 from app.services import audit
 from app.services import households as hh
-from app.services.changes import register_synced
+from app.services.changes import register_synced, txid_expr
 from app.services.records import check_version, touch
 from app.services.tasks import cancel_tasks_for, open_task
 
@@ -125,12 +125,6 @@ def _new_uuid(dialect: str) -> Any:
     if dialect == "postgresql":
         return literal_column("gen_random_uuid()")
     return literal_column("lower(hex(randomblob(16)))")
-
-
-def _txid(dialect: str) -> Any:
-    if dialect == "postgresql":
-        return literal_column("pg_current_xact_id()::text::bigint")
-    return literal(0)
 
 
 def table_of(model: Any) -> Table:
@@ -284,7 +278,7 @@ def _task_values(rnd: CheckupRound, source: Any, now: Any, dialect: str) -> Any:
 
 def _change_values(entity: str, source: Any, now: Any, dialect: str) -> Any:
     return sa_select(
-        _txid(dialect),
+        txid_expr(dialect),
         literal(entity),
         source.c.id,
         literal(1),
