@@ -25,7 +25,7 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
-def get_auth_context(request: Request) -> AuthContext:
+async def get_auth_context(request: Request) -> AuthContext:
     ctx: AuthContext = request.app.state.auth
     return ctx
 
@@ -47,7 +47,7 @@ async def current_actor(request: Request, session: SessionDep, ctx: AuthCtx) -> 
 Caller = Annotated[Actor, Depends(current_actor)]
 
 
-def if_match(if_match: Annotated[str | None, Header(alias="If-Match")] = None) -> int:
+async def if_match(if_match: Annotated[str | None, Header(alias="If-Match")] = None) -> int:
     """The version a PATCH was based on: 428 without the header."""
     if if_match is None:
         raise PreconditionRequired("Send If-Match with the version you read (its ETag)")
@@ -63,7 +63,7 @@ def if_match(if_match: Annotated[str | None, Header(alias="If-Match")] = None) -
 IfMatch = Annotated[int, Depends(if_match)]
 
 
-def get_cipher(request: Request) -> FieldCipher:
+async def get_cipher(request: Request) -> FieldCipher:
     cipher: FieldCipher = request.app.state.cipher
     return cipher
 

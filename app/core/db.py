@@ -8,6 +8,7 @@ exception; services only flush.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import DateTime, MetaData, event
 from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -121,9 +123,41 @@ def make_engine(settings: Settings, *, sqlite_immediate: bool = True) -> AsyncEn
     # Opening a connection gives up after the pool timeout too (asyncpg would wait 60 s for a
     # server that accepts the TCP connection and then says nothing): a 503, not a hung request.
     connect = {"timeout": settings.db_pool_timeout} if make_url(url).get_driver_name() == "asyncpg" else {}
-    return create_async_engine(
-        url, echo=settings.db_echo, pool_pre_ping=True, connect_args=connect, **_pool_args(settings)
-    )
+    engine = create_async_engine(url, echo=settings.db_echo, connect_args=connect, **_pool_args(settings))
+    _ping_when_idle(engine)
+    return engine
+
+
+# A pooled connection idle longer than this is pinged before it is handed out. SQLAlchemy's
+# pool_pre_ping pings on every checkout (three round trips with asyncpg: BEGIN, ";",
+# ROLLBACK), which was the costliest part of authenticating a busy partner's request; a
+# connection back in the pool within the last seconds was working then. A connection that breaks
+# anyway (the server restarted meanwhile) fails its request with a 503 and the disconnect
+# invalidates the whole pool, so the next requests get fresh connections.
+IDLE_PING_AFTER_S = 2.0
+
+
+def _ping_when_idle(engine: AsyncEngine) -> None:
+    target = engine.sync_engine
+
+    @event.listens_for(target, "connect")
+    def _fresh(_dbapi_conn: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(target, "checkin")
+    def _back(_dbapi_conn: Any, record: Any) -> None:
+        if record is not None:
+            record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(target, "checkout")
+    def _ping_if_idle(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("idle_since")
+        if since is not None and time.monotonic() - since < IDLE_PING_AFTER_S:
+            return
+        try:
+            dbapi_conn.ping()
+        except Exception as exc:  # the pool discards this connection and checks out another
+            raise DisconnectionError("pooled connection failed its ping") from exc
 
 
 def _pool_args(settings: Settings) -> dict[str, Any]:

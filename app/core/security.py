@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import os
 import secrets
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ from app.core.errors import Unauthorized
 
 ALGORITHM = "ES256"
 MAX_TOKEN_LENGTH = 4096
+VERIFIED_CACHE_SIZE = 4096  # verified tokens remembered per process (each ~1 KB)
 MAX_KID_LENGTH = 64
 
 _hasher = PasswordHasher()
@@ -86,6 +88,7 @@ class TokenService:
 
     def __init__(self, settings: Settings) -> None:
         self.active_kid, self.private, self.public = settings.signing_keys()
+        self._verified: dict[str, TokenClaims] = {}
         self.issuer = settings.jwt_issuer
         self.audience = settings.jwt_audience
         self.leeway = settings.jwt_leeway_seconds
@@ -119,6 +122,23 @@ class TokenService:
         return token, jti, exp
 
     def decode(self, token: str, *, typ: str) -> TokenClaims:
+        """The verified claims of a token of type ``typ``.
+
+        A token that verified once is remembered (keyed by its exact text) until it expires:
+        the signature check is the costliest step of a request's authentication, and a phone or
+        partner sends the same access token hundreds of times. Expiry is checked on every use."""
+        cached = self._verified.get(token)
+        if cached is not None:
+            if cached.typ == typ and cached.exp.timestamp() + self.leeway > time.time():
+                return cached
+            raise Unauthorized("Invalid or expired token", code="invalid_token")
+        claims = self._verify(token, typ=typ)
+        if len(self._verified) >= VERIFIED_CACHE_SIZE:
+            self._verified.pop(next(iter(self._verified)))  # oldest first (insertion order)
+        self._verified[token] = claims
+        return claims
+
+    def _verify(self, token: str, *, typ: str) -> TokenClaims:
         bad = Unauthorized("Invalid or expired token", code="invalid_token")
         if not token or len(token) > MAX_TOKEN_LENGTH:
             raise bad

@@ -16,11 +16,12 @@ import asyncio
 import json
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from limits import RateLimitItemPerSecond
 from limits.aio.storage import MemoryStorage
 from limits.aio.strategies import MovingWindowRateLimiter
-from sqlalchemy import and_, func
+from sqlalchemy import and_, bindparam, func
 from sqlalchemy import select as sa_select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import select
@@ -207,18 +208,13 @@ async def logout(session: AsyncSession, ctx: AuthContext, actor: Actor, token: s
         audit.record(session, actor, "logout", "login_session", login.id)
 
 
-async def authenticate(session: AsyncSession, ctx: AuthContext, token: str) -> Actor:
-    """The caller of a request, from its access token, checked against the database."""
-    claims = ctx.tokens.decode(token, typ="access")
-    try:
-        sid = uuid.UUID(claims.sid)
-    except ValueError:
-        raise Unauthorized("Invalid token", code="invalid_token") from None
-    # One round trip per request: the login and its principal (user or machine client) together.
+def _principal_of_session() -> Any:
+    """One round trip per request: the login and its principal (user or machine client)
+    together. Built once: constructing it per request cost more than running it."""
     ls = LoginSession.__table__  # type: ignore[attr-defined]
     us = User.__table__  # type: ignore[attr-defined]
     mc = MachineClient.__table__  # type: ignore[attr-defined]
-    stmt = (
+    return (
         sa_select(
             ls.c.principal_id,
             ls.c.principal_kind,
@@ -232,9 +228,21 @@ async def authenticate(session: AsyncSession, ctx: AuthContext, token: str) -> A
         .select_from(ls)
         .outerjoin(us, and_(ls.c.principal_kind == "user", us.c.id == ls.c.principal_id))
         .outerjoin(mc, and_(ls.c.principal_kind == "client", mc.c.id == ls.c.principal_id))
-        .where(ls.c.id == sid)
+        .where(ls.c.id == bindparam("sid"))
     )
-    row = (await session.execute(stmt)).one_or_none()
+
+
+_PRINCIPAL_OF_SESSION = _principal_of_session()
+
+
+async def authenticate(session: AsyncSession, ctx: AuthContext, token: str) -> Actor:
+    """The caller of a request, from its access token, checked against the database."""
+    claims = ctx.tokens.decode(token, typ="access")
+    try:
+        sid = uuid.UUID(claims.sid)
+    except ValueError:
+        raise Unauthorized("Invalid token", code="invalid_token") from None
+    row = (await session.execute(_PRINCIPAL_OF_SESSION, {"sid": sid})).one_or_none()
     if row is None or row.revoked_at is not None or str(row.principal_id) != claims.sub:
         raise Unauthorized("This login has ended", code="invalid_token")
     if row.role is None or row.disabled:

@@ -335,3 +335,28 @@ async def test_slowdown_applies_before_refusal(anon, db, settings):
     start = time.perf_counter()
     problem(await login(anon, user.username, "wrong"), 401, "invalid_credentials")
     assert time.perf_counter() - start >= settings.login_slow_seconds
+
+
+def test_a_remembered_token_is_refused_once_it_expires(settings, monkeypatch):
+    """Verified tokens are remembered per process; expiry is still checked on every use, and a
+    remembered token is not accepted as another type."""
+    from app.core import security
+    from app.core.errors import Unauthorized
+
+    tokens = security.TokenService(settings.model_copy(update={"jwt_leeway_seconds": 0}))
+    token, _jti, _exp = tokens.sign(
+        sub=str(uuid.uuid4()),
+        typ="access",
+        role="village",
+        area="430122100201",
+        sid=str(uuid.uuid4()),
+        ttl=timedelta(seconds=60),
+    )
+    first = tokens.decode(token, typ="access")
+    assert tokens.decode(token, typ="access") is first  # remembered: no second signature check
+    with pytest.raises(Unauthorized):
+        tokens.decode(token, typ="refresh")
+    later = time.time() + 61
+    monkeypatch.setattr(security.time, "time", lambda: later)
+    with pytest.raises(Unauthorized):
+        tokens.decode(token, typ="access")

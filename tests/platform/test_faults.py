@@ -208,3 +208,36 @@ async def test_postgres_refusing_connections_while_restarting_or_full_is_503(
     assert r.headers["retry-after"] == retry_after and "request_id" in body
     assert message not in r.text  # the database's words stay in the log
     assert seen and waited < POOL_TIMEOUT + 1.5 and health == 200  # no waiting at all, in fact
+
+
+@pytest.mark.skipif(not IS_PG, reason="PostgreSQL backends are terminated")
+async def test_a_pooled_connection_that_died_while_idle_is_replaced_without_an_error(
+    settings, client_as, monkeypatch
+):
+    """Connections idle for a while are pinged before use (not every checkout: that cost three
+    round trips per request); one whose backend died meanwhile is replaced, the request
+    does not see it."""
+    from app.core import db as db_module
+
+    c = await client_as("village", V1)
+    engine = make_engine(settings)
+    app = create_app(settings, engine)
+    try:
+        async with AsyncClient(
+            transport=ASGITransport(app=app), base_url="http://t", headers=dict(c.headers)
+        ) as api:
+            assert (await api.get("/api/v1/me")).status_code == 200
+            async with engine.connect() as conn:
+                pid = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+            # the request's connection and this one are the same pooled connection
+            monkeypatch.setattr(db_module, "IDLE_PING_AFTER_S", 0.0)
+            killer = make_engine(settings)
+            async with killer.connect() as k:
+                await k.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+            await killer.dispose()
+            r = await api.get("/api/v1/households")
+            assert r.status_code == 200, r.text
+            async with engine.connect() as conn:
+                assert (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one() != pid
+    finally:
+        await engine.dispose()
