@@ -12,7 +12,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, event, inspect
+from sqlalchemy import Table, event, insert, inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 from sqlmodel import col, select
@@ -90,6 +90,17 @@ def create_row(
         "client_ip": client_ip_var.get(),
         "detail": None,
     }
+
+
+_INSERT_AUDIT = insert(AUDIT_TABLE)
+
+
+async def record_now(
+    session: AsyncSession, actor: Actor | None, action: str, entity: str, entity_id: Any
+) -> None:
+    """``record``, written at once by a prepared Core INSERT (no ORM object): for hot paths
+    whose record is itself written with Core. Inside the caller's transaction or savepoint."""
+    await session.execute(_INSERT_AUDIT, create_row(actor, entity, entity_id, None, action))
 
 
 @event.listens_for(Session, "before_flush")

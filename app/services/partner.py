@@ -303,8 +303,8 @@ async def _store_and_process(
     one waits for the first to commit). Written with one Core INSERT (the audit event is added
     explicitly): the partner hot path is a handful of round trips."""
     data, number = valid.data, valid.number
-    person = await migrants_svc.find_by_id_number(session, cipher, number)
-    inflows = await migrants_svc.open_records(session, person.id, Direction.inflow) if person else []
+    person_id = await migrants_svc.find_id_by_id_number(session, cipher, number)
+    inflows = await migrants_svc.open_records(session, person_id, Direction.inflow) if person_id else []
     now = utcnow()
     n: dict[str, Any] = {
         "id": uuid.uuid4(),
@@ -326,7 +326,7 @@ async def _store_and_process(
         "body": raw.decode("utf-8", errors="replace"),
         "body_sha256": digest,
         "status": NotificationStatus.received.value,
-        "person_id": person.id if person is not None else None,
+        "person_id": person_id,
         "migrant_id": None,
         "received_at": now,
         "decided_at": None,
@@ -343,7 +343,7 @@ async def _store_and_process(
             PartnerNotification.body_sha256 == digest,
         )
         return (await session.execute(earlier)).scalar_one()
-    audit.record(session, actor, "create", "partner_notification", n["id"])
+    await audit.record_now(session, actor, "create", "partner_notification", n["id"])
     if outcome.record is not None and outcome.changes:
         for key, value in outcome.changes.items():
             setattr(outcome.record, key, value)
