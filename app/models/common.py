@@ -66,7 +66,7 @@ def _plan(cls: type[SQLModel]) -> list[_Slot] | None:
     plan: list[_Slot] | None = []
     manager = manager_of_class(cls)
     if (
-        cls.__sqlmodel_relationships__  # type: ignore[attr-defined]
+        cls.__sqlmodel_relationships__
         or cls.__pydantic_post_init__
         or cls.model_config.get("extra") == "allow"
     ):
