@@ -7,9 +7,10 @@ round's area: their current village, or the village of an open inflow migrant re
 with an open outflow record lives elsewhere and is not due. A woman exempted in an earlier round
 until a date on or after this round's opening is carried in as ``exempted``.
 
-Appointments are created set-based (INSERT … SELECT), with their inbox tasks ("checkup due by
-the closing day", overdue the moment the window closes) and their change-log rows, so a county
-of 140,000 women takes seconds. While a round is open, register events (marriage, move, death,
+Appointments are created set-based (INSERT … SELECT) with their change-log rows, so a county of
+140,000 women takes seconds. Each appointment is its woman's "checkup due by the closing day"
+inbox item (read from the appointments by ``tasks.list_tasks``, overdue the moment the window
+closes), not a task row of its own. While a round is open, register events (marriage, move, death,
 merge, migrant records) re-evaluate the woman through the person-change hook: she joins or
 leaves (``cancelled`` with the reason) where the event is recorded.
 """
@@ -69,7 +70,6 @@ hh.register_person_ref(CheckupAppointment, "person_id")
 
 SCHEDULED = AppointmentStatus.scheduled.value
 CANCELLED = AppointmentStatus.cancelled.value
-DUE_TASK_TITLE = "三查到期 / checkup due"
 
 
 # --- the rule -------------------------------------------------------------------------------------
@@ -150,23 +150,6 @@ _APPT_COLUMNS = (
     "created_at",
     "updated_at",
 )
-_TASK_COLUMNS = (
-    "id",
-    "kind",
-    "title",
-    "due_on",
-    "status",
-    "household_id",
-    "person_id",
-    "source_entity",
-    "source_id",
-    "county_code",
-    "township_code",
-    "village_code",
-    "version",
-    "created_at",
-    "updated_at",
-)
 _CHANGE_COLUMNS = (
     "tx_id",
     "entity",
@@ -182,7 +165,7 @@ _CHANGE_COLUMNS = (
 
 def _due_select(dialect: str, rnd: CheckupRound, today: date, now: Any, *, new_round: bool) -> Any:
     """The round's due women without an appointment yet, as appointment rows (labelled as the
-    appointment's columns, plus ``household_id`` for the inbox task)."""
+    appointment's columns)."""
     born_after, born_by = age_window(rnd.opens_on, rnd.closes_on, today)
     inflow = aliased(Migrant)
     residence = func.coalesce(inflow.village_code, Person.current_village_code)
@@ -239,7 +222,6 @@ def _due_select(dialect: str, rnd: CheckupRound, today: date, now: Any, *, new_r
             literal(1).label("version"),
             literal(now).label("created_at"),
             literal(now).label("updated_at"),
-            col(Person.household_id).label("household_id"),
         )
         .select_from(Person)
         .outerjoin(carried, carried.c.person_id == Person.id)
@@ -253,27 +235,6 @@ def _due_select(dialect: str, rnd: CheckupRound, today: date, now: Any, *, new_r
         )
         .where(*where)
     )
-
-
-def _task_values(rnd: CheckupRound, source: Any, now: Any, dialect: str) -> Any:
-    """The inbox task ("checkup due by the closing day") of each scheduled appointment row."""
-    return sa_select(
-        _new_uuid(dialect),
-        literal(TaskKind.checkup_due.value),
-        literal(f"{DUE_TASK_TITLE}: {rnd.name}"[:200]),
-        literal(rnd.closes_on),
-        literal(TaskStatus.open.value),
-        source.c.household_id,
-        source.c.person_id,
-        literal("checkup_appointment"),
-        source.c.id,
-        source.c.county_code,
-        source.c.township_code,
-        source.c.village_code,
-        literal(1),
-        literal(now),
-        literal(now),
-    ).where(source.c.status == SCHEDULED)
 
 
 def _change_values(entity: str, source: Any, now: Any, dialect: str) -> Any:
@@ -291,43 +252,32 @@ def _change_values(entity: str, source: Any, now: Any, dialect: str) -> Any:
 
 
 async def _insert_due(session: AsyncSession, rnd: CheckupRound, today: date, *, new_round: bool) -> int:
-    """Appointments for the round's due women who have none yet, with their inbox tasks and
-    change-log rows; returns how many appointments were created.
+    """Appointments for the round's due women who have none yet, with their change-log rows;
+    returns how many appointments were created.
 
-    On PostgreSQL this is one statement: the due women are selected once (a CTE) and feeding
-    four data-modifying CTEs (appointments, tasks, and the change rows of both), so nothing is
-    read back. SQLite (no data-modifying CTEs) inserts the appointments, then derives the tasks
-    and change rows from the rows this call inserted (they carry its ``now``)."""
+    No task rows: a scheduled appointment *is* its woman's "checkup due" inbox item
+    (``tasks.list_tasks`` reads them from the appointments), so a county-wide round writes
+    123,000 rows fewer (and as many change rows), and the item follows the appointment when
+    she moves, is done, declines or leaves. On PostgreSQL this is one statement: the due women
+    are selected once (a CTE) feeding two data-modifying CTEs (appointments and their change
+    rows), so nothing is read back. SQLite (no data-modifying CTEs) inserts the appointments,
+    then their change rows from the rows this call inserted (they carry its ``now``)."""
     dialect = _dialect(session)
     now = utcnow()
     due = _due_select(dialect, rnd, today, now, new_round=new_round)
-    appt, task, change = table_of(CheckupAppointment), table_of(Task), table_of(Change)
+    appt, change = table_of(CheckupAppointment), table_of(Change)
     if dialect == "postgresql":
         rows = due.cte("due")
         new_appts = insert(appt).from_select(
             list(_APPT_COLUMNS), sa_select(*(rows.c[c] for c in _APPT_COLUMNS))
         )
-        new_tasks = (
-            insert(task)
-            .from_select(list(_TASK_COLUMNS), _task_values(rnd, rows, now, dialect))
-            .returning(task.c.id, task.c.county_code, task.c.township_code, task.c.village_code)
-            .cte("new_tasks")
-        )
         appt_changes = insert(change).from_select(
             list(_CHANGE_COLUMNS), _change_values("checkup_appointment", rows, now, dialect)
-        )
-        task_changes = insert(change).from_select(
-            list(_CHANGE_COLUMNS), _change_values("task", new_tasks, now, dialect)
         )
         stmt = (
             sa_select(func.count())
             .select_from(rows)
-            .add_cte(
-                new_appts.cte("new_appts"),
-                new_tasks,
-                appt_changes.cte("appt_changes"),
-                task_changes.cte("task_changes"),
-            )
+            .add_cte(new_appts.cte("new_appts"), appt_changes.cte("appt_changes"))
         )
         return int((await session.execute(stmt)).scalar_one())
     due_rows = due.subquery()
@@ -337,27 +287,11 @@ async def _insert_due(session: AsyncSession, rnd: CheckupRound, today: date, *, 
     created = int(result.rowcount or 0)  # type: ignore[attr-defined]
     if not created:
         return 0
-    mine = (
-        sa_select(appt, col(Person.household_id).label("household_id"))
-        .join(Person, col(Person.id) == appt.c.person_id)
-        .where(appt.c.round_id == rnd.id, appt.c.created_at == now)
-        .subquery()
-    )
-    await session.execute(
-        insert(task).from_select(list(_TASK_COLUMNS), _task_values(rnd, mine, now, dialect))
-    )
+    mine = sa_select(appt).where(appt.c.round_id == rnd.id, appt.c.created_at == now).subquery()
     await session.execute(
         insert(change).from_select(
             list(_CHANGE_COLUMNS), _change_values("checkup_appointment", mine, now, dialect)
         )
-    )
-    tasks = (
-        sa_select(task)
-        .where(task.c.source_entity == "checkup_appointment", task.c.created_at == now)
-        .subquery()
-    )
-    await session.execute(
-        insert(change).from_select(list(_CHANGE_COLUMNS), _change_values("task", tasks, now, dialect))
     )
     return created
 
@@ -644,21 +578,6 @@ def _consequences(
         )
 
 
-async def _close_due_task(session: AsyncSession, appt: CheckupAppointment) -> None:
-    rows = await session.execute(
-        select(Task).where(
-            Task.source_entity == "checkup_appointment",
-            Task.source_id == appt.id,
-            Task.kind == TaskKind.checkup_due.value,
-            Task.status == TaskStatus.open.value,
-        )
-    )
-    for task in rows.scalars():
-        task.status = TaskStatus.done if appt.status == "done" else TaskStatus.cancelled
-        task.completed_at = utcnow()
-        touch(task)
-
-
 def _require_scheduled(appt: CheckupAppointment) -> None:
     if appt.status != SCHEDULED:
         raise InvalidTransition(f"The appointment is {appt.status}; only a scheduled one takes this")
@@ -701,7 +620,6 @@ async def record_result(
     appt.recorded_by = actor.id
     appt.recorded_at = utcnow()
     touch(appt)
-    await _close_due_task(session, appt)
     _consequences(session, appt, items, today)
     await session.flush()
     return appt, rnd, True
@@ -747,7 +665,6 @@ async def decline(
     appt.recorded_by = actor.id
     appt.recorded_at = utcnow()
     touch(appt)
-    await _close_due_task(session, appt)
     await session.flush()
     return appt, rnd
 
@@ -765,7 +682,6 @@ async def exempt(
     appt.recorded_by = actor.id
     appt.recorded_at = utcnow()
     touch(appt)
-    await _close_due_task(session, appt)
     await session.flush()
     return appt, rnd
 
@@ -831,7 +747,6 @@ async def reevaluate(session: AsyncSession, person: Person, _reason: str) -> Non
                 appt.cancel_reason = None
                 _move_place(appt, residence)
                 touch(appt)
-                _due_task(session, rnd, appt, person)
             elif appt.status == SCHEDULED and appt.village_code != residence:
                 _move_place(appt, residence)
                 touch(appt)
@@ -858,25 +773,9 @@ async def _move_tasks(session: AsyncSession, appt: CheckupAppointment) -> None:
         touch(task)
 
 
-def _due_task(session: AsyncSession, rnd: CheckupRound, appt: CheckupAppointment, person: Person) -> None:
-    open_task(
-        session,
-        kind=TaskKind.checkup_due,
-        title=f"{DUE_TASK_TITLE}: {rnd.name}",
-        due_on=rnd.closes_on,
-        village_code=appt.village_code,
-        household_id=person.household_id,
-        person_id=person.id,
-        source_entity="checkup_appointment",
-        source_id=appt.id,
-    )
-
-
 async def _join(session: AsyncSession, rnd: CheckupRound, person: Person, residence: str) -> None:
     appt = CheckupAppointment(round_id=rnd.id, person_id=person.id, **place_columns(residence))
     session.add(appt)
-    await session.flush()
-    _due_task(session, rnd, appt, person)
 
 
 # --- sync --------------------------------------------------------------------------------------------

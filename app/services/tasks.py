@@ -1,22 +1,37 @@
 """The task inbox. Other domains open tasks with ``open_task`` (follow-ups from visits,
-prenatal care and referrals from checkups, partner notifications to confirm, overdue checkups);
-cadres and township staff list and complete them."""
+prenatal care and referrals from checkups, partner notifications to confirm, claims to correct);
+cadres and township staff list and complete them.
+
+"Checkup due" items are not task rows: every appointment of a checkup round is its woman's
+item, read from ``checkup_appointment`` with the round's closing day as due date (open while the
+appointment is scheduled, done when her result is recorded, cancelled when she declines, is
+exempted or leaves the round; overdue once the window has closed). A county-wide round thus
+writes its 123,000 appointments and not as many task rows again, and the item can never
+disagree with the appointment. The item's id is the appointment's; phones build the same items
+from the appointments they pull. Completing one is refused: the result, decline or exemption
+is what closes it.
+"""
 
 from __future__ import annotations
 
 import uuid
 from datetime import date
+from typing import Any
 
+from sqlalchemy import String, Uuid, case, cast, func, literal, null, union_all
+from sqlalchemy import select as sa_select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from app.authz.actor import Actor
 from app.authz.policies import FIELD_ROLES, require_role
 from app.authz.scope import get_scoped, scoped
-from app.core.db import utcnow
-from app.core.errors import InvalidTransition
+from app.core.db import UTCDateTime, utcnow
+from app.core.errors import InvalidTransition, NotFound
 from app.core.pagination import paginate
+from app.models.checkups import AppointmentStatus, CheckupAppointment, CheckupRound
 from app.models.common import place_columns
+from app.models.households import Person
 from app.models.visits import Task, TaskKind, TaskPublic, TaskStatus
 from app.services.changes import register_synced
 from app.services.records import touch
@@ -24,7 +39,8 @@ from app.services.records import touch
 register_synced("task", "task")
 
 
-def task_public(t: Task, today: date | None = None) -> TaskPublic:
+def task_public(t: Any, today: date | None = None) -> TaskPublic:
+    """A task row or ORM object, or a checkup-due item row, as the API shows it."""
     today = today or date.today()
     data = {name: getattr(t, name) for name in TaskPublic.model_fields if name != "overdue"}
     data["overdue"] = t.status == TaskStatus.open and t.due_on < today
@@ -59,6 +75,66 @@ def open_task(
     return task
 
 
+DUE_TASK_TITLE = "三查到期 / checkup due"
+APPOINTMENT = "checkup_appointment"
+_ITEM_COLUMNS = [name for name in TaskPublic.model_fields if name != "overdue"] + [
+    "county_code",
+    "township_code",
+]
+
+
+def _task_rows(actor: Actor) -> Any:
+    return scoped(sa_select(*(getattr(Task, c) for c in _ITEM_COLUMNS)), actor, Task)
+
+
+def _due_items(actor: Actor) -> Any:
+    """Every appointment as its "checkup due" inbox item, with the task columns."""
+    a, r = CheckupAppointment, CheckupRound
+    status = col(a.status)
+    scheduled = status == AppointmentStatus.scheduled.value
+    columns = {
+        "id": col(a.id),
+        "kind": literal(TaskKind.checkup_due.value, String()),
+        "title": func.substr(literal(f"{DUE_TASK_TITLE}: ", String()) + col(r.name), 1, 200),
+        "due_on": col(r.closes_on),
+        "status": case(
+            (scheduled, TaskStatus.open.value),
+            (status == AppointmentStatus.done.value, TaskStatus.done.value),
+            else_=TaskStatus.cancelled.value,
+        ),
+        "village_code": col(a.village_code),
+        "household_id": col(Person.household_id),
+        "person_id": col(a.person_id),
+        "source_entity": literal(APPOINTMENT, String()),
+        "source_id": col(a.id),
+        "assignee_user_id": cast(null(), Uuid()),
+        "note": cast(null(), String()),
+        "completed_at": case((~scheduled, col(a.recorded_at)), else_=cast(null(), UTCDateTime())),
+        "completed_by": case((~scheduled, col(a.recorded_by)), else_=cast(null(), Uuid())),
+        "version": col(a.version),
+        "created_at": col(a.created_at),
+        "updated_at": col(a.updated_at),
+        "county_code": col(a.county_code),
+        "township_code": col(a.township_code),
+    }
+    stmt: Any = (
+        sa_select(*(columns[c].label(c) for c in _ITEM_COLUMNS))
+        .select_from(a)
+        .join(r, col(r.id) == col(a.round_id))
+        .join(Person, col(Person.id) == col(a.person_id))
+    )
+    return scoped(stmt, actor, CheckupAppointment)
+
+
+def _appointment_status(status: TaskStatus) -> Any:
+    appt = col(CheckupAppointment.status)
+    if status == TaskStatus.open:
+        return appt == AppointmentStatus.scheduled.value
+    if status == TaskStatus.done:
+        return appt == AppointmentStatus.done.value
+    return appt.not_in([AppointmentStatus.scheduled.value, AppointmentStatus.done.value])
+
+
 async def list_tasks(
     session: AsyncSession,
     actor: Actor,
@@ -69,26 +145,61 @@ async def list_tasks(
     overdue: bool | None,
     limit: int,
     cursor: str | None,
-) -> tuple[list[Task], str | None]:
-    """Tasks in scope, soonest due first (township users see all their villages' tasks)."""
+) -> tuple[list[Any], str | None]:
+    """Tasks in scope, soonest due first (township users see all their villages' tasks), the
+    checkup-due items of the appointments among them (module docstring)."""
     require_role(actor, *FIELD_ROLES)
-    stmt = scoped(select(Task), actor)
+    today = date.today()
+    tasks = _task_rows(actor)
     if status:
-        stmt = stmt.where(Task.status == status)
+        tasks = tasks.where(Task.status == status)
     if kind:
-        stmt = stmt.where(Task.kind == kind)
+        tasks = tasks.where(Task.kind == kind)
     if village_code:
-        stmt = stmt.where(Task.village_code == village_code)
+        tasks = tasks.where(Task.village_code == village_code)
     if overdue is True:
-        stmt = stmt.where(Task.status == TaskStatus.open, col(Task.due_on) < date.today())
+        tasks = tasks.where(Task.status == TaskStatus.open, col(Task.due_on) < today)
     elif overdue is False:
-        stmt = stmt.where(col(Task.due_on) >= date.today())
-    return await paginate(session, stmt, order=[Task.due_on, Task.id], limit=limit, cursor=cursor)
+        tasks = tasks.where(col(Task.due_on) >= today)
+    parts = [tasks]
+    if kind in (None, TaskKind.checkup_due):
+        items = _due_items(actor)
+        if status:
+            items = items.where(_appointment_status(status))
+        if village_code:
+            items = items.where(CheckupAppointment.village_code == village_code)
+        if overdue is True:
+            items = items.where(
+                CheckupAppointment.status == AppointmentStatus.scheduled.value,
+                col(CheckupRound.closes_on) < today,
+            )
+        elif overdue is False:
+            items = items.where(col(CheckupRound.closes_on) >= today)
+        parts.append(items)
+    inbox = union_all(*parts).subquery("inbox")
+    return await paginate(
+        session,
+        sa_select(inbox),
+        order=[inbox.c.due_on, inbox.c.id],
+        limit=limit,
+        cursor=cursor,
+        rows=True,
+    )
 
 
 async def complete_task(session: AsyncSession, actor: Actor, task_id: uuid.UUID, note: str | None) -> Task:
     require_role(actor, *FIELD_ROLES)
-    task = await get_scoped(session, Task, task_id, actor)
+    try:
+        task = await get_scoped(session, Task, task_id, actor)
+    except NotFound:
+        stmt = scoped(select(CheckupAppointment.id).where(CheckupAppointment.id == task_id), actor)
+        if (await session.execute(stmt)).first() is not None:
+            raise InvalidTransition(
+                "A checkup-due item closes when the woman's result, decline or exemption is "
+                "recorded on her appointment",
+                code="record_checkup_instead",
+            ) from None
+        raise
     if task.status != TaskStatus.open:
         raise InvalidTransition(f"The task is {task.status}, not open")
     task.status = TaskStatus.done

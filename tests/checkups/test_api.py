@@ -463,3 +463,62 @@ async def test_merging_two_records_with_appointments_in_one_round_is_refused(cad
     # nothing half-done: both records and both appointments are as they were
     assert (await township.get(f"/api/v1/persons/{b['id']}")).json()["merged_into_id"] is None
     assert {x["person_id"] for x in await appointments(township, round_id=rid)} == {a["id"], b["id"]}
+
+
+async def test_appointments_are_the_checkup_due_inbox_items(cadre, township, client_as, db):
+    """No task rows for due checkups: each appointment is its item (same id), open while
+    scheduled, done with the result, cancelled when declined; completing one is refused; the
+    items page together with real tasks; other villages do not see them; pull carries the
+    appointments and no checkup-due task."""
+    from app.models.visits import Task, TaskKind
+    from tests.visits.test_api import visit_body
+
+    other = await client_as("village", V2)
+    cadre_id = str(cadre.user.id)
+    h = await mk_household(cadre)
+    women = [await woman(cadre, h["id"], date(1980 + i, 3, 3)) for i in range(3)]
+    rid = (await township.post("/api/v1/checkup-rounds", json=round_body())).json()["id"]
+    appts = {a["person_id"]: a for a in await appointments(cadre, round_id=rid)}
+    stored = (await db.execute(select(Task).where(Task.kind == TaskKind.checkup_due.value))).scalars().all()
+    assert stored == []
+    await db.rollback()
+    # a real task that falls due before the closing day pages first
+    follow = (date.today() + timedelta(days=3)).isoformat()
+    assert (await cadre.post("/api/v1/visits", json=visit_body(h["id"], follow_up_on=follow))).status_code == 201
+    seen, cursor = [], None
+    while True:
+        params = {"status": "open", "limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = (await cadre.get("/api/v1/tasks", params=params)).json()
+        seen += page["items"]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert [t["kind"] for t in seen] == ["follow_up"] + ["checkup_due"] * 3
+    items = {t["person_id"]: t for t in seen[1:]}
+    for w in women:
+        item, appt = items[w["id"]], appts[w["id"]]
+        assert item["id"] == item["source_id"] == appt["id"]
+        assert item["source_entity"] == "checkup_appointment" and item["household_id"] == h["id"]
+        assert item["due_on"] == CLOSES.isoformat() and item["status"] == "open" and not item["overdue"]
+        assert item["village_code"] == V1 and item["title"].endswith(round_body()["name"])
+    done, declined, _ = (appts[w["id"]]["id"] for w in women)
+    body = {"checked_on": TODAY.isoformat(), "place": "station", "consent": True, "items": {"iud": "in_place"}}
+    assert (await cadre.post(f"/api/v1/checkup-appointments/{done}/result", json=body)).status_code == 200
+    r = await cadre.post(f"/api/v1/checkup-appointments/{declined}/decline", json={"reason": "外出"})
+    assert r.status_code == 200
+    every = {t["id"]: t for t in (await cadre.get("/api/v1/tasks", params={"kind": "checkup_due"})).json()["items"]}
+    assert every[done]["status"] == "done" and every[done]["completed_by"] == cadre_id
+    assert every[declined]["status"] == "cancelled"
+    still_open = (await cadre.get("/api/v1/tasks", params={"status": "open", "kind": "checkup_due"})).json()
+    assert [t["person_id"] for t in still_open["items"]] == [women[2]["id"]]
+    problem(await cadre.post(f"/api/v1/tasks/{appts[women[2]['id']]['id']}/complete"), 409, "record_checkup_instead")
+    # another village's cadre sees none of them, and cannot probe them through complete
+    assert (await other.get("/api/v1/tasks", params={"kind": "checkup_due"})).json()["items"] == []
+    problem(await other.post(f"/api/v1/tasks/{appts[women[2]['id']]['id']}/complete"), 404, "not_found")
+    # the township sees its villages' items
+    town = (await township.get("/api/v1/tasks", params={"kind": "checkup_due", "limit": 100})).json()["items"]
+    assert {t["id"] for t in town} >= set(every)
+    # the phone gets the appointments, and no checkup-due task
+    pulled = (await cadre.get("/api/v1/sync/pull", params={"limit": 500})).json()["changes"]
+    assert {c["id"] for c in pulled if c["entity"] == "checkup_appointment"} == {a["id"] for a in appts.values()}
+    assert not any(c["entity"] == "task" and (c["data"] or {}).get("kind") == "checkup_due" for c in pulled)
