@@ -21,14 +21,17 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+TOMBSTONES = (
+    "INSERT INTO change (tx_id, entity, entity_id, version, deleted, county_code, township_code,"
+    " village_code, at) SELECT {txid}, 'task', id, version + 1, true, county_code, township_code,"
+    " village_code, CURRENT_TIMESTAMP FROM task WHERE kind = 'checkup_due'"
+)
+TOMBSTONES_PG = TOMBSTONES.replace("{txid}", "pg_current_xact_id()::text::bigint")
+TOMBSTONES_SQLITE = TOMBSTONES.replace("{txid}", "0")
+
+
 def upgrade() -> None:
-    postgres = op.get_bind().dialect.name == "postgresql"
-    txid = "pg_current_xact_id()::text::bigint" if postgres else "0"
-    op.execute(
-        "INSERT INTO change (tx_id, entity, entity_id, version, deleted, county_code, township_code,"
-        f" village_code, at) SELECT {txid}, 'task', id, version + 1, true, county_code, township_code,"
-        " village_code, CURRENT_TIMESTAMP FROM task WHERE kind = 'checkup_due'"
-    )
+    op.execute(TOMBSTONES_PG if op.get_bind().dialect.name == "postgresql" else TOMBSTONES_SQLITE)
     op.execute("DELETE FROM task WHERE kind = 'checkup_due'")
 
 

@@ -484,7 +484,9 @@ async def test_appointments_are_the_checkup_due_inbox_items(cadre, township, cli
     await db.rollback()
     # a real task that falls due before the closing day pages first
     follow = (date.today() + timedelta(days=3)).isoformat()
-    assert (await cadre.post("/api/v1/visits", json=visit_body(h["id"], follow_up_on=follow))).status_code == 201
+    assert (
+        await cadre.post("/api/v1/visits", json=visit_body(h["id"], follow_up_on=follow))
+    ).status_code == 201
     seen, cursor = [], None
     while True:
         params = {"status": "open", "limit": 2, **({"cursor": cursor} if cursor else {})}
@@ -502,16 +504,27 @@ async def test_appointments_are_the_checkup_due_inbox_items(cadre, township, cli
         assert item["due_on"] == CLOSES.isoformat() and item["status"] == "open" and not item["overdue"]
         assert item["village_code"] == V1 and item["title"].endswith(round_body()["name"])
     done, declined, _ = (appts[w["id"]]["id"] for w in women)
-    body = {"checked_on": TODAY.isoformat(), "place": "station", "consent": True, "items": {"iud": "in_place"}}
+    body = {
+        "checked_on": TODAY.isoformat(),
+        "place": "station",
+        "consent": True,
+        "items": {"iud": "in_place"},
+    }
     assert (await cadre.post(f"/api/v1/checkup-appointments/{done}/result", json=body)).status_code == 200
     r = await cadre.post(f"/api/v1/checkup-appointments/{declined}/decline", json={"reason": "外出"})
     assert r.status_code == 200
-    every = {t["id"]: t for t in (await cadre.get("/api/v1/tasks", params={"kind": "checkup_due"})).json()["items"]}
+    every = {
+        t["id"]: t for t in (await cadre.get("/api/v1/tasks", params={"kind": "checkup_due"})).json()["items"]
+    }
     assert every[done]["status"] == "done" and every[done]["completed_by"] == cadre_id
     assert every[declined]["status"] == "cancelled"
     still_open = (await cadre.get("/api/v1/tasks", params={"status": "open", "kind": "checkup_due"})).json()
     assert [t["person_id"] for t in still_open["items"]] == [women[2]["id"]]
-    problem(await cadre.post(f"/api/v1/tasks/{appts[women[2]['id']]['id']}/complete"), 409, "record_checkup_instead")
+    problem(
+        await cadre.post(f"/api/v1/tasks/{appts[women[2]['id']]['id']}/complete"),
+        409,
+        "record_checkup_instead",
+    )
     # another village's cadre sees none of them, and cannot probe them through complete
     assert (await other.get("/api/v1/tasks", params={"kind": "checkup_due"})).json()["items"] == []
     problem(await other.post(f"/api/v1/tasks/{appts[women[2]['id']]['id']}/complete"), 404, "not_found")
@@ -520,5 +533,7 @@ async def test_appointments_are_the_checkup_due_inbox_items(cadre, township, cli
     assert {t["id"] for t in town} >= set(every)
     # the phone gets the appointments, and no checkup-due task
     pulled = (await cadre.get("/api/v1/sync/pull", params={"limit": 500})).json()["changes"]
-    assert {c["id"] for c in pulled if c["entity"] == "checkup_appointment"} == {a["id"] for a in appts.values()}
+    assert {c["id"] for c in pulled if c["entity"] == "checkup_appointment"} == {
+        a["id"] for a in appts.values()
+    }
     assert not any(c["entity"] == "task" and (c["data"] or {}).get("kind") == "checkup_due" for c in pulled)
