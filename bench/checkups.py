@@ -80,6 +80,7 @@ async def _cleanup(url: str) -> tuple[int, int]:
             await conn.execute("DELETE FROM checkup_round WHERE id = ANY($1::uuid[])", rounds)
         await conn.execute("VACUUM ANALYZE checkup_appointment")
         await conn.execute("VACUUM ANALYZE task")
+        await conn.execute("VACUUM ANALYZE change")
         return len(rounds), int(appts)
     finally:
         await conn.close()
