@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import date
+from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import String, Uuid, case, cast, func, literal, null, union_all
+from sqlalchemy import String, Uuid, case, cast, func, literal, null, tuple_, union_all
 from sqlalchemy import select as sa_select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
@@ -28,7 +29,7 @@ from app.authz.policies import FIELD_ROLES, require_role
 from app.authz.scope import get_scoped, scoped
 from app.core.db import UTCDateTime, utcnow
 from app.core.errors import InvalidTransition, NotFound
-from app.core.pagination import paginate
+from app.core.pagination import decode_cursor, encode_cursor
 from app.models.checkups import AppointmentStatus, CheckupAppointment, CheckupRound
 from app.models.common import place_columns
 from app.models.households import Person
@@ -77,6 +78,7 @@ def open_task(
 
 DUE_TASK_TITLE = "三查到期 / checkup due"
 APPOINTMENT = "checkup_appointment"
+DUE_KIND = TaskKind.checkup_due.value
 _ITEM_COLUMNS = [name for name in TaskPublic.model_fields if name != "overdue"] + [
     "county_code",
     "township_code",
@@ -103,7 +105,7 @@ def _due_items(actor: Actor) -> Any:
             else_=TaskStatus.cancelled.value,
         ),
         "village_code": col(a.village_code),
-        "household_id": col(Person.household_id),
+        "household_id": cast(null(), Uuid()),  # filled in for the page only (list_tasks)
         "person_id": col(a.person_id),
         "source_entity": literal(APPOINTMENT, String()),
         "source_id": col(a.id),
@@ -121,7 +123,6 @@ def _due_items(actor: Actor) -> Any:
         sa_select(*(columns[c].label(c) for c in _ITEM_COLUMNS))
         .select_from(a)
         .join(r, col(r.id) == col(a.round_id))
-        .join(Person, col(Person.id) == col(a.person_id))
     )
     return scoped(stmt, actor, CheckupAppointment)
 
@@ -176,15 +177,38 @@ async def list_tasks(
         elif overdue is False:
             items = items.where(col(CheckupRound.closes_on) >= today)
         parts.append(items)
-    inbox = union_all(*parts).subquery("inbox")
-    return await paginate(
-        session,
-        sa_select(inbox),
-        order=[inbox.c.due_on, inbox.c.id],
-        limit=limit,
-        cursor=cursor,
-        rows=True,
-    )
+    # Each part is ordered and cut to the page before the union, so that a county's 100,000
+    # scheduled appointments are a top-N sort, not a sorted union of everything.
+    if cursor:
+        after_due, after_id = decode_cursor(cursor, [Task.due_on, Task.id])
+    cut = []
+    for part in parts:
+        sub = part.subquery()
+        stmt = sa_select(sub)
+        if cursor:
+            stmt = stmt.where(
+                tuple_(sub.c.due_on, sub.c.id) > tuple_(literal(after_due), literal(after_id, Uuid()))
+            )
+        # (wrapped: SQLite takes ORDER BY/LIMIT only after a UNION, or inside a subquery)
+        cut.append(sa_select(stmt.order_by(sub.c.due_on, sub.c.id).limit(limit + 1).subquery()))
+    inbox = union_all(*cut).subquery("inbox") if len(cut) > 1 else cut[0].subquery("inbox")
+    result = await session.execute(sa_select(inbox).order_by(inbox.c.due_on, inbox.c.id).limit(limit + 1))
+    rows = [dict(r._mapping) for r in result]
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = encode_cursor([rows[-1]["due_on"], rows[-1]["id"]])
+    # The households of the page's checkup-due items, in one query.
+    people = {r["person_id"] for r in rows if r["source_entity"] == APPOINTMENT and r["kind"] == DUE_KIND}
+    if people:
+        found = await session.execute(
+            sa_select(col(Person.id), col(Person.household_id)).where(col(Person.id).in_(people))
+        )
+        households = dict(found.tuples().all())
+        for r in rows:
+            if r["source_entity"] == APPOINTMENT and r["kind"] == DUE_KIND:
+                r["household_id"] = households.get(r["person_id"])
+    return [SimpleNamespace(**r) for r in rows], next_cursor
 
 
 async def complete_task(session: AsyncSession, actor: Actor, task_id: uuid.UUID, note: str | None) -> Task:
