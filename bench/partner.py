@@ -42,6 +42,7 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from bench.rawhttp import RawConnection
 from bench.register import (
     DEFAULT_SQLITE_URL,
     Api,
@@ -196,39 +197,51 @@ async def _client_token(base: str, client_id: str, secret: str) -> str:
         return str(r.json()["access_token"])
 
 
-async def _run_client(base: str, token: str, queue: list[Post], concurrency: int, tag: str) -> None:
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+async def _run_client(
+    base: str, token: str, queue: list[Post], concurrency: int, tag: str, client: str = "raw"
+) -> None:
     headers = {"Authorization": f"Bearer {token}"}
     pending = iter(enumerate(queue))
+
+    async def worker(http: Any) -> None:
+        for i, post in pending:
+            t0 = time.perf_counter()
+            while True:  # like a partner system: "retry later" answers are retried
+                r = await http.post(
+                    "/api/v1/partner/notifications",
+                    json=post.body,
+                    headers={"Idempotency-Key": post.key, "X-Request-ID": f"bench-partner-{tag}-{i}"},
+                )
+                later = r.status_code == 429 or (
+                    r.status_code == 409 and r.json().get("code") == "idempotency_key_in_flight"
+                )
+                if not later:
+                    break
+                post.retries += 1
+                await asyncio.sleep(min(float(r.headers.get("retry-after", "0.2")), 2.0))
+            post.ms = (time.perf_counter() - t0) * 1000
+            post.status = r.status_code
+            post.answer = r.json()
+
+    if client == "raw":  # one keep-alive connection per worker
+        conns = [RawConnection(base, headers) for _ in range(concurrency)]
+        try:
+            await asyncio.gather(*(worker(c) for c in conns))
+        finally:
+            for c in conns:
+                await c.close()
+        return
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=base, timeout=60.0, limits=limits, headers=headers) as http:
-
-        async def worker() -> None:
-            for i, post in pending:
-                t0 = time.perf_counter()
-                while True:  # like a partner system: "retry later" answers are retried
-                    r = await http.post(
-                        "/api/v1/partner/notifications",
-                        json=post.body,
-                        headers={"Idempotency-Key": post.key, "X-Request-ID": f"bench-partner-{tag}-{i}"},
-                    )
-                    later = r.status_code == 429 or (
-                        r.status_code == 409 and r.json().get("code") == "idempotency_key_in_flight"
-                    )
-                    if not later:
-                        break
-                    post.retries += 1
-                    await asyncio.sleep(min(float(r.headers.get("retry-after", "0.2")), 2.0))
-                post.ms = (time.perf_counter() - t0) * 1000
-                post.status = r.status_code
-                post.answer = r.json()
-
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        await asyncio.gather(*(worker(http) for _ in range(concurrency)))
 
 
-async def send_all(base: str, tokens: list[str], queues: list[list[Post]], concurrency: int) -> float:
+async def send_all(
+    base: str, tokens: list[str], queues: list[list[Post]], concurrency: int, client: str = "raw"
+) -> float:
     started = time.perf_counter()
     await asyncio.gather(
-        *(_run_client(base, tokens[c], queues[c], concurrency, str(c)) for c in range(len(queues)))
+        *(_run_client(base, tokens[c], queues[c], concurrency, str(c), client) for c in range(len(queues)))
     )
     return time.perf_counter() - started
 
@@ -319,6 +332,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--invalid", type=float, default=0.02, help="share of posts that are invalid")
     parser.add_argument("--known", type=float, default=0.30, help="share about people on the register")
     parser.add_argument("--workers", type=int, default=1, help="server worker processes")
+    parser.add_argument(
+        "--client",
+        choices=("raw", "httpx"),
+        default="raw",
+        help="load generator: a lean asyncio HTTP/1.1 client (bench/rawhttp.py) or httpx, which "
+        "takes ~2 ms of CPU per request from the 2 cores the server shares",
+    )
     parser.add_argument("--townships", type=int, default=20)
     parser.add_argument("--villages", type=int, default=20, help="villages per township")
     parser.add_argument("--county", default="430122", help="6-digit county code")
@@ -405,7 +425,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         tokens = [asyncio.run(_client_token(server.base, cid, secret)) for _, cid, secret in machines]
         calibration = asyncio.run(calibrate(server.base, tokens[0], args.clients * args.concurrency))
-        wall = asyncio.run(send_all(server.base, tokens, queues, args.concurrency))
+        wall = asyncio.run(send_all(server.base, tokens, queues, args.concurrency, args.client))
     finally:
         server.stop()
 
@@ -442,7 +462,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"load:          {len(posts)} posts by {args.clients} partner clients × {args.concurrency} in flight "
         f"({n_resends} resends, {n_invalid} invalid, {len(known)} known ID numbers used for "
-        f"~{args.known:.0%} of the rest), server workers: {args.workers}"
+        f"~{args.known:.0%} of the rest), server workers: {args.workers}, client: {args.client}"
     )
     print(f"wall time:     {wall:.2f} s → {len(posts) / wall:.0f} notifications/s")
     retried = [p for p in posts if p.retries]

@@ -280,6 +280,14 @@ def _county_of(obj: Any) -> str:
     return str(code)[:6] if isinstance(code, str) else ""
 
 
+def wrote_in(session: Any, county_code: str) -> None:
+    """A write the ORM did not see (a Core INSERT of an audited row) in this county: its data
+    version is bumped at commit like for the ORM's writes. (Untracked tables only: tallied rows
+    must go through the ORM.)"""
+    target = getattr(session, "sync_session", session)
+    _state(target).counties.add(county_code)
+
+
 @event.listens_for(Session, "before_flush")
 def _snapshot_before_flush(session: Session, _ctx: Any, _instances: Any) -> None:
     st = _state(session)

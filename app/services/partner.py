@@ -48,7 +48,8 @@ from datetime import timedelta
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import bindparam, delete, text, update
+from sqlalchemy import String, bindparam, delete, func, insert, literal_column, update
+from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
@@ -90,10 +91,11 @@ from app.models.migrants import (
     PartnerNotificationIn,
 )
 from app.models.users import MachineClient, Role
-from app.models.visits import TaskKind
+from app.models.visits import Task, TaskKind
 from app.services import areas as areas_svc
 from app.services import audit
 from app.services import households as hh
+from app.services import indicator_upkeep as upkeep
 from app.services import migrants as migrants_svc
 from app.services import tasks as tasks_svc
 from app.services.idnumber import IdNumberError, mask_id_number, parse_id_number
@@ -155,10 +157,31 @@ def _in_flight() -> Conflict:
 # cache key per request cost more Python time than the database spent running it.
 _KEYS = metadata.tables[IdempotencyKey.__tablename__]
 _NOTIFICATIONS = metadata.tables[PartnerNotification.__tablename__]
-_SET_LOCK_TIMEOUT = text(f"SET LOCAL lock_timeout = '{IN_FLIGHT_WAIT}'")
+_KEY_COLUMNS = [
+    "id",
+    "client_id",
+    "key",
+    "request_sha256",
+    "response_status",
+    "response_body",
+    "created_at",
+    "expires_at",
+]
+
+
+def _claim_pg() -> Any:
+    """The key row's INSERT, with ``lock_timeout`` set for this transaction by the same statement
+    (a CTE the INSERT reads its row from, so it runs first): one round trip, not two."""
+    cfg = sa_select(func.set_config("lock_timeout", bindparam("wait", type_=String()), True).label("v")).cte(
+        "cfg"
+    )
+    row = sa_select(*(bindparam(c, type_=_KEYS.c[c].type) for c in _KEY_COLUMNS)).select_from(cfg)
+    return pg_insert(_KEYS).from_select(_KEY_COLUMNS, row).on_conflict_do_nothing().returning(_KEYS.c.id)
+
+
 _CLAIM = {
-    dialect: insert(_KEYS).on_conflict_do_nothing().returning(_KEYS.c.id)
-    for dialect, insert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
+    "postgresql": _claim_pg(),
+    "sqlite": sqlite_insert(_KEYS).on_conflict_do_nothing().returning(_KEYS.c.id),
 }
 _STORE = {
     dialect: insert(_NOTIFICATIONS)
@@ -175,6 +198,53 @@ _ANSWER = (
         notification_id=bindparam("notification_id"),
     )
 )
+
+
+_TASKS = metadata.tables["task"]
+_AUDITS = metadata.tables["audit_event"]
+_CHANGES = metadata.tables["change"]
+_CHANGE_COLUMNS = [c.name for c in _CHANGES.c if c.name not in ("seq", "tx_id")]
+
+
+def _from_row(
+    table: Any, prefix: str, source: Any, columns: list[str], extra: dict[str, Any] | None = None
+) -> Any:
+    """INSERT INTO table SELECT <bound values> FROM source: one row when ``source`` has one."""
+    extra = extra or {}
+    values = [bindparam(f"{prefix}{c}", type_=table.c[c].type) for c in columns]
+    row = sa_select(*extra.values(), *values).select_from(source)
+    return insert(table).from_select([*extra, *columns], row)
+
+
+def _store_pg(with_task: bool) -> Any:
+    """PostgreSQL: the notification, its audit row and, when it opens one, the inbox task with its
+    audit and change-log rows, in one statement (data-modifying CTEs that insert only when the
+    notification was new). The ORM path did this in five round trips and an ORM flush."""
+    stored = (
+        pg_insert(_NOTIFICATIONS)
+        .values({c.name: bindparam(f"n_{c.name}", type_=c.type) for c in _NOTIFICATIONS.c})
+        .on_conflict_do_nothing(index_elements=["client_id", "reference", "body_sha256"])
+        .returning(_NOTIFICATIONS.c.id)
+        .cte("n")
+    )
+    audits = [c.name for c in _AUDITS.c]
+    ctes = [_from_row(_AUDITS, "a_", stored, audits).cte("a")]
+    if with_task:
+        ctes += [
+            _from_row(_TASKS, "t_", stored, [c.name for c in _TASKS.c]).cte("t"),
+            _from_row(_AUDITS, "ta_", stored, audits).cte("ta"),
+            _from_row(
+                _CHANGES,
+                "tc_",
+                stored,
+                _CHANGE_COLUMNS,
+                {"tx_id": literal_column("pg_current_xact_id()::text::bigint")},
+            ).cte("tc"),
+        ]
+    return sa_select(stored.c.id).add_cte(*ctes)
+
+
+_STORE_PG = {False: _store_pg(False), True: _store_pg(True)}
 
 
 async def _claim(session: AsyncSession, client_id: uuid.UUID, key: str, digest: str) -> uuid.UUID | None:
@@ -195,7 +265,7 @@ async def _claim(session: AsyncSession, client_id: uuid.UUID, key: str, digest: 
         "expires_at": now + timedelta(days=KEEP_DAYS),
     }
     if dialect == "postgresql":
-        await session.execute(_SET_LOCK_TIMEOUT)
+        values["wait"] = IN_FLIGHT_WAIT
     stmt = _CLAIM[dialect]
     try:
         inserted = (await session.execute(stmt, values)).scalar_one_or_none()
@@ -335,30 +405,74 @@ async def _store_and_process(
         **_place(data.area_code),
     }
     outcome = _match(n, inflows, data)
+    task = _task_row(outcome.task_title, n, now) if outcome.task_title is not None else None
     dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    if (await session.execute(_STORE[dialect], n)).scalar_one_or_none() is None:
+    if dialect == "postgresql":
+        params = {f"n_{k}": v for k, v in n.items()}
+        params.update(_prefixed("a_", audit.create_row(actor, "partner_notification", n["id"], None)))
+        if task is not None:
+            params.update(_prefixed("t_", task))
+            params.update(_prefixed("ta_", audit.create_row(actor, "task", task["id"], None)))
+            params.update(_prefixed("tc_", _change_row(task, now)))
+        stored = (await session.execute(_STORE_PG[task is not None], params)).scalar_one_or_none()
+    else:
+        stored = (await session.execute(_STORE[dialect], n)).scalar_one_or_none()
+    if stored is None:
         earlier = select(PartnerNotification.id).where(
             PartnerNotification.client_id == actor.id,
             PartnerNotification.reference == data.reference,
             PartnerNotification.body_sha256 == digest,
         )
         return (await session.execute(earlier)).scalar_one()
-    await audit.record_now(session, actor, "create", "partner_notification", n["id"])
+    if dialect != "postgresql":
+        await audit.record_now(session, actor, "create", "partner_notification", n["id"])
+        if task is not None:
+            session.add(Task(**task))
+    elif task is not None:
+        upkeep.wrote_in(session, task["county_code"])
     if outcome.record is not None and outcome.changes:
         for key, value in outcome.changes.items():
             setattr(outcome.record, key, value)
         touch(outcome.record)
-    if outcome.task_title is not None:
-        tasks_svc.open_task(
-            session,
-            kind=TaskKind.notification_confirm,
-            title=outcome.task_title,
-            due_on=migrants_svc.local_today() + CONFIRM_WITHIN,
-            village_code=n["village_code"],
-            source_entity=SOURCE,
-            source_id=n["id"],
-        )
     return uuid.UUID(str(n["id"]))
+
+
+def _prefixed(prefix: str, row: dict[str, Any]) -> dict[str, Any]:
+    return {prefix + k: v for k, v in row.items()}
+
+
+def _task_row(title: str, n: dict[str, Any], now: Any) -> dict[str, Any]:
+    """The village cadre's (or township's) task to confirm the notification, as a row."""
+    row: dict[str, Any] = {c.name: None for c in _TASKS.c}
+    row.update(
+        id=uuid.uuid4(),
+        created_at=now,
+        updated_at=now,
+        version=1,
+        county_code=n["county_code"],
+        township_code=n["township_code"],
+        village_code=n["village_code"],
+        kind=TaskKind.notification_confirm.value,
+        title=title[:200],
+        due_on=migrants_svc.local_today() + CONFIRM_WITHIN,
+        status="open",
+        source_entity=SOURCE,
+        source_id=n["id"],
+    )
+    return row
+
+
+def _change_row(task: dict[str, Any], now: Any) -> dict[str, Any]:
+    return {
+        "entity": "task",
+        "entity_id": task["id"],
+        "version": 1,
+        "deleted": False,
+        "county_code": task["county_code"],
+        "township_code": task["township_code"],
+        "village_code": task["village_code"],
+        "at": now,
+    }
 
 
 _AGENCIES: dict[uuid.UUID, str | None] = {}

@@ -503,3 +503,41 @@ async def test_openapi_documents_the_partner_body(app):
         if name in refs:
             assert name in spec["components"]["schemas"]
     assert {"202", "400", "409", "422"} <= set(op["responses"])
+
+
+async def test_a_new_notification_writes_its_task_audit_and_change_rows(police, client_as, db):
+    """The notification, its audit row, the cadre's task with its own audit and change-log rows
+    (PostgreSQL writes them in one statement): the task reaches the cadre's inbox and phone."""
+    from app.models.audit import AuditEvent
+    from app.models.sync import Change
+
+    cadre = await client_as("village", V1)
+    body = note(id_number(date(1990, 4, 5), "female"))
+    r = await send(police, body, "with-task")
+    assert r.status_code == 202, r.text
+    nid = uuid.UUID(r.json()["id"])
+    task = (await db.execute(select(Task).where(Task.source_id == nid))).scalar_one()
+    assert (task.kind, task.status, task.village_code, task.version) == (
+        "notification_confirm",
+        "open",
+        V1,
+        1,
+    )
+    audits = (
+        await db.execute(
+            select(AuditEvent.entity, AuditEvent.action).where(
+                AuditEvent.entity_id.in_([str(nid), str(task.id)])
+            )
+        )
+    ).all()
+    assert sorted(audits) == [("partner_notification", "create"), ("task", "create")]
+    changes = (await db.execute(select(Change).where(Change.entity_id == task.id))).scalars().all()
+    assert [(c.entity, c.version, c.deleted, c.village_code) for c in changes] == [("task", 1, False, V1)]
+    inbox = (await cadre.get("/api/v1/tasks", params={"kind": "notification_confirm"})).json()["items"]
+    assert [t["id"] for t in inbox] == [str(task.id)]
+    pulled = (await cadre.get("/api/v1/sync/pull", params={"limit": 500})).json()["changes"]
+    assert str(task.id) in {c["id"] for c in pulled if c["entity"] == "task"}
+    # the same body under a new key is the same notification: nothing written twice
+    again = await send(police, body, "with-task-2")
+    assert again.json()["id"] == str(nid)
+    assert await count(db, Task) == 1
