@@ -52,11 +52,14 @@ def txid_expr(dialect: str) -> Any:
     return literal(0)
 
 
-def _change(entity: str, obj: Any, *, deleted: bool, place: tuple[str, str, str], at: Any) -> dict[str, Any]:
+def change_row(
+    entity: str, ident: Any, version: int, *, deleted: bool, place: tuple[str, str, str], at: Any
+) -> dict[str, Any]:
+    """A change-log row (without ``seq`` and ``tx_id``, which the INSERT computes)."""
     return {
         "entity": entity,
-        "entity_id": obj.id,
-        "version": obj.version,
+        "entity_id": ident,
+        "version": version,
         "deleted": deleted,
         "county_code": place[0],
         "township_code": place[1],
@@ -77,7 +80,7 @@ def _log_changes(session: Session, flush_context: Any, _instances: Any) -> None:
     for obj in list(session.new):
         entity = SYNCED_TABLES.get(getattr(obj, "__tablename__", ""))
         if entity:
-            changes.append(_change(entity, obj, deleted=False, place=_place(obj), at=now))
+            changes.append(change_row(entity, obj.id, obj.version, deleted=False, place=_place(obj), at=now))
     for obj in list(session.dirty):
         entity = SYNCED_TABLES.get(getattr(obj, "__tablename__", ""))
         if not entity or not session.is_modified(obj, include_collections=False):
@@ -100,11 +103,13 @@ def _log_changes(session: Session, flush_context: Any, _instances: Any) -> None:
         old_village = state.attrs.village_code.history.deleted
         if old_village and old_village[0] != obj.village_code:
             v = old_village[0]
-            changes.append(_change(entity, obj, deleted=True, place=(v[:6], v[:9], v), at=now))
-        changes.append(_change(entity, obj, deleted=False, place=_place(obj), at=now))
+            changes.append(
+                change_row(entity, obj.id, obj.version, deleted=True, place=(v[:6], v[:9], v), at=now)
+            )
+        changes.append(change_row(entity, obj.id, obj.version, deleted=False, place=_place(obj), at=now))
     for obj in list(session.deleted):
         entity = SYNCED_TABLES.get(getattr(obj, "__tablename__", ""))
         if entity:
-            changes.append(_change(entity, obj, deleted=True, place=_place(obj), at=now))
+            changes.append(change_row(entity, obj.id, obj.version, deleted=True, place=_place(obj), at=now))
     add_rows(flush_context, _RECORD_HISTORY, history)
     add_rows(flush_context, CHANGE_TABLE, changes, {"tx_id": txid_expr(session.get_bind().dialect.name)})

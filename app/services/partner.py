@@ -98,6 +98,7 @@ from app.services import households as hh
 from app.services import indicator_upkeep as upkeep
 from app.services import migrants as migrants_svc
 from app.services import tasks as tasks_svc
+from app.services.changes import change_row
 from app.services.idnumber import IdNumberError, mask_id_number, parse_id_number
 from app.services.records import touch
 
@@ -405,7 +406,18 @@ async def _store_and_process(
         **_place(data.area_code),
     }
     outcome = _match(n, inflows, data)
-    task = _task_row(outcome.task_title, n, now) if outcome.task_title is not None else None
+    task = (
+        tasks_svc.task_row(
+            kind=TaskKind.notification_confirm,
+            title=outcome.task_title,
+            due_on=migrants_svc.local_today() + CONFIRM_WITHIN,
+            village_code=n["village_code"],
+            source_entity=SOURCE,
+            source_id=n["id"],
+        )
+        if outcome.task_title is not None
+        else None
+    )
     dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
     if dialect == "postgresql":
         params = {f"n_{k}": v for k, v in n.items()}
@@ -413,7 +425,9 @@ async def _store_and_process(
         if task is not None:
             params.update(_prefixed("t_", task))
             params.update(_prefixed("ta_", audit.create_row(actor, "task", task["id"], None)))
-            params.update(_prefixed("tc_", _change_row(task, now)))
+            place = (task["county_code"], task["township_code"], task["village_code"])
+            change = change_row("task", task["id"], 1, deleted=False, place=place, at=now)
+            params.update(_prefixed("tc_", change))
         stored = (await session.execute(_STORE_PG[task is not None], params)).scalar_one_or_none()
     else:
         stored = (await session.execute(_STORE[dialect], n)).scalar_one_or_none()
@@ -439,40 +453,6 @@ async def _store_and_process(
 
 def _prefixed(prefix: str, row: dict[str, Any]) -> dict[str, Any]:
     return {prefix + k: v for k, v in row.items()}
-
-
-def _task_row(title: str, n: dict[str, Any], now: Any) -> dict[str, Any]:
-    """The village cadre's (or township's) task to confirm the notification, as a row."""
-    row: dict[str, Any] = {c.name: None for c in _TASKS.c}
-    row.update(
-        id=uuid.uuid4(),
-        created_at=now,
-        updated_at=now,
-        version=1,
-        county_code=n["county_code"],
-        township_code=n["township_code"],
-        village_code=n["village_code"],
-        kind=TaskKind.notification_confirm.value,
-        title=title[:200],
-        due_on=migrants_svc.local_today() + CONFIRM_WITHIN,
-        status="open",
-        source_entity=SOURCE,
-        source_id=n["id"],
-    )
-    return row
-
-
-def _change_row(task: dict[str, Any], now: Any) -> dict[str, Any]:
-    return {
-        "entity": "task",
-        "entity_id": task["id"],
-        "version": 1,
-        "deleted": False,
-        "county_code": task["county_code"],
-        "township_code": task["township_code"],
-        "village_code": task["village_code"],
-        "at": now,
-    }
 
 
 _AGENCIES: dict[uuid.UUID, str | None] = {}

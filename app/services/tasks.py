@@ -48,6 +48,41 @@ def task_public(t: Any, today: date | None = None) -> TaskPublic:
     return TaskPublic.model_validate(data)
 
 
+def task_row(
+    *,
+    kind: TaskKind,
+    title: str,
+    due_on: date,
+    village_code: str,
+    household_id: uuid.UUID | None = None,
+    person_id: uuid.UUID | None = None,
+    source_entity: str | None = None,
+    source_id: uuid.UUID | None = None,
+    assignee_user_id: uuid.UUID | None = None,
+) -> dict[str, Any]:
+    """A new open task as the columns of its row (every column set)."""
+    now = utcnow()
+    return {
+        "id": uuid.uuid4(),
+        "created_at": now,
+        "updated_at": now,
+        "version": 1,
+        "kind": kind,
+        "title": title[:200],
+        "due_on": due_on,
+        "status": TaskStatus.open,
+        "household_id": household_id,
+        "person_id": person_id,
+        "source_entity": source_entity,
+        "source_id": source_id,
+        "assignee_user_id": assignee_user_id,
+        "note": None,
+        "completed_at": None,
+        "completed_by": None,
+        **place_columns(village_code),
+    }
+
+
 def open_task(
     session: AsyncSession,
     *,
@@ -61,16 +96,19 @@ def open_task(
     source_id: uuid.UUID | None = None,
     assignee_user_id: uuid.UUID | None = None,
 ) -> Task:
+    """Open a task through the ORM: its audit and change-log rows follow from the flush hooks."""
     task = Task(
-        kind=kind,
-        title=title[:200],
-        due_on=due_on,
-        household_id=household_id,
-        person_id=person_id,
-        source_entity=source_entity,
-        source_id=source_id,
-        assignee_user_id=assignee_user_id,
-        **place_columns(village_code),
+        **task_row(
+            kind=kind,
+            title=title,
+            due_on=due_on,
+            village_code=village_code,
+            household_id=household_id,
+            person_id=person_id,
+            source_entity=source_entity,
+            source_id=source_id,
+            assignee_user_id=assignee_user_id,
+        )
     )
     session.add(task)
     return task
