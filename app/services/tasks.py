@@ -17,7 +17,7 @@ from __future__ import annotations
 import uuid
 from datetime import date
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, NotRequired, TypedDict, Unpack
 
 from sqlalchemy import String, Uuid, case, cast, func, literal, null, tuple_, union_all
 from sqlalchemy import select as sa_select
@@ -48,18 +48,21 @@ def task_public(t: Any, today: date | None = None) -> TaskPublic:
     return TaskPublic.model_validate(data)
 
 
-def task_row(
-    *,
-    kind: TaskKind,
-    title: str,
-    due_on: date,
-    village_code: str,
-    household_id: uuid.UUID | None = None,
-    person_id: uuid.UUID | None = None,
-    source_entity: str | None = None,
-    source_id: uuid.UUID | None = None,
-    assignee_user_id: uuid.UUID | None = None,
-) -> dict[str, Any]:
+class TaskFields(TypedDict):
+    """What a domain says about a task it opens."""
+
+    kind: TaskKind
+    title: str
+    due_on: date
+    village_code: str
+    household_id: NotRequired[uuid.UUID | None]
+    person_id: NotRequired[uuid.UUID | None]
+    source_entity: NotRequired[str | None]
+    source_id: NotRequired[uuid.UUID | None]
+    assignee_user_id: NotRequired[uuid.UUID | None]
+
+
+def task_row(**fields: Unpack[TaskFields]) -> dict[str, Any]:
     """A new open task as the columns of its row (every column set)."""
     now = utcnow()
     return {
@@ -67,49 +70,25 @@ def task_row(
         "created_at": now,
         "updated_at": now,
         "version": 1,
-        "kind": kind,
-        "title": title[:200],
-        "due_on": due_on,
+        "kind": fields["kind"],
+        "title": fields["title"][:200],
+        "due_on": fields["due_on"],
         "status": TaskStatus.open,
-        "household_id": household_id,
-        "person_id": person_id,
-        "source_entity": source_entity,
-        "source_id": source_id,
-        "assignee_user_id": assignee_user_id,
+        "household_id": fields.get("household_id"),
+        "person_id": fields.get("person_id"),
+        "source_entity": fields.get("source_entity"),
+        "source_id": fields.get("source_id"),
+        "assignee_user_id": fields.get("assignee_user_id"),
         "note": None,
         "completed_at": None,
         "completed_by": None,
-        **place_columns(village_code),
+        **place_columns(fields["village_code"]),
     }
 
 
-def open_task(
-    session: AsyncSession,
-    *,
-    kind: TaskKind,
-    title: str,
-    due_on: date,
-    village_code: str,
-    household_id: uuid.UUID | None = None,
-    person_id: uuid.UUID | None = None,
-    source_entity: str | None = None,
-    source_id: uuid.UUID | None = None,
-    assignee_user_id: uuid.UUID | None = None,
-) -> Task:
+def open_task(session: AsyncSession, **fields: Unpack[TaskFields]) -> Task:
     """Open a task through the ORM: its audit and change-log rows follow from the flush hooks."""
-    task = Task(
-        **task_row(
-            kind=kind,
-            title=title,
-            due_on=due_on,
-            village_code=village_code,
-            household_id=household_id,
-            person_id=person_id,
-            source_entity=source_entity,
-            source_id=source_id,
-            assignee_user_id=assignee_user_id,
-        )
-    )
+    task = Task(**task_row(**fields))
     session.add(task)
     return task
 
