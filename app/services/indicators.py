@@ -738,7 +738,6 @@ async def series(
     check_period(start, end)
     if metric not in SERIES_METRICS:
         raise ValidationFailed(f"metric must be one of {', '.join(SERIES_METRICS)}", code="invalid_metric")
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
     values = dict.fromkeys(months_between(start, end), 0)
     tallied: dict[str, tuple[str, Counter]] = {
         "births": ("births", _births(None)),
@@ -755,10 +754,26 @@ async def series(
             first, last = _bucket_days(date(int(month[:4]), int(month[5:]), 1), "month")
             plan.days(month, tally_metric, max(first, start), min(last, end), "month", live)
         got = await plan.run(session)
-        tallied_points: list[dict[str, Any]] = [{"month": k, "value": sum(got[k].values())} for k in values]
-        if metric == "claims_paid_amount":
-            tallied_points = [{"month": p["month"], "value": _yuan(int(p["value"]))} for p in tallied_points]
-        return {"area_code": aq.code, "metric": metric, "granularity": "month", "points": tallied_points}
+        values = {k: sum(got[k].values()) for k in values}
+    else:
+        values = await live_month_values(session, aq.code, metric, start, end)
+    return series_body(aq.code, metric, values)
+
+
+def series_body(area_code: str, metric: str, values: dict[str, int]) -> dict[str, Any]:
+    amounts = metric == "claims_paid_amount"
+    points = [{"month": k, "value": _yuan(v) if amounts else v} for k, v in values.items()]
+    return {"area_code": area_code, "metric": metric, "granularity": "month", "points": points}
+
+
+async def live_month_values(
+    session: AsyncSession, area_code: str, metric: str, start: date, end: date
+) -> dict[str, int]:
+    """One metric per month counted from its source table by one grouped query (months
+    without events are 0): the figures of metrics without tallies, and the reference the
+    tallies are tested against."""
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    values = dict.fromkeys(months_between(start, end), 0)
     model: Any
     when: Any
     amount: Any = func.count()
@@ -785,14 +800,11 @@ async def series(
     else:
         where += [when >= start, when <= end]
     key = _month_key(when, dialect, timestamp=timestamp).label("month")
-    stmt = select(key, amount).where(area_clause(model, aq.code), *where).group_by(key)
+    stmt = select(key, amount).where(area_clause(model, area_code), *where).group_by(key)
     for month, n in (await session.execute(stmt)).all():
         if month in values:
             values[month] += int(n or 0)
-    points: list[dict[str, Any]] = [{"month": k, "value": v} for k, v in values.items()]
-    if metric == "claims_paid_amount":
-        points = [{"month": p["month"], "value": _yuan(int(p["value"]))} for p in points]
-    return {"area_code": aq.code, "metric": metric, "granularity": "month", "points": points}
+    return values
 
 
 # --- caching ---------------------------------------------------------------------------------------

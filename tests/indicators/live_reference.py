@@ -1,6 +1,7 @@
 """The figures as computed before issue 8 made them fast: one live grouped query per source
-table, the data-quality counts from the live fault queries. Kept verbatim as the reference the
-maintained state must always agree with (``test_equivalence.py``)."""
+table, the data-quality counts from the live fault queries. Kept as the reference the maintained
+state must always agree with (``test_equivalence.py``); the monthly series reuse the service's
+own live query (``live_month_values``, which also serves the metrics without tallies)."""
 
 from __future__ import annotations
 
@@ -25,13 +26,12 @@ from app.services.indicators import (
     AreaQuery,
     Counts,
     _grouped,
-    _month_key,
     _sum_if,
     _ts,
-    _yuan,
     area_query,
     check_period,
-    months_between,
+    live_month_values,
+    series_body,
 )
 
 
@@ -248,39 +248,5 @@ async def series(
     check_period(start, end)
     if metric not in SERIES_METRICS:
         raise ValidationFailed(f"metric must be one of {', '.join(SERIES_METRICS)}", code="invalid_metric")
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    values = dict.fromkeys(months_between(start, end), 0)
-    model: Any
-    when: Any
-    amount: Any = func.count()
-    where: list[Any] = []
-    timestamp = False
-    if metric == "births":
-        model, when = Birth, col(Birth.birth_date)
-    elif metric == "deaths":
-        model, when = Death, col(Death.death_date)
-    elif metric == "visits":
-        model, when, timestamp = Visit, col(Visit.visited_at), True
-    elif metric in ("inflow_new", "outflow_new"):
-        model, when = Migrant, col(Migrant.moved_on)
-        where.append(col(Migrant.direction) == metric.removesuffix("_new"))
-    elif metric == "checkups_done":
-        model, when = CheckupAppointment, col(CheckupAppointment.checked_on)
-        where.append(col(CheckupAppointment.status) == "done")
-    else:
-        from app.models.claims import Payment
-
-        model, when, amount = Payment, col(Payment.paid_on), func.sum(col(Payment.amount_fen))
-    if timestamp:
-        where += [when >= _ts(start), when < _ts(end + timedelta(days=1))]
-    else:
-        where += [when >= start, when <= end]
-    key = _month_key(when, dialect, timestamp=timestamp).label("month")
-    stmt = select(key, amount).where(area_clause(model, aq.code), *where).group_by(key)
-    for month, n in (await session.execute(stmt)).all():
-        if month in values:
-            values[month] += int(n or 0)
-    points: list[dict[str, Any]] = [{"month": k, "value": v} for k, v in values.items()]
-    if metric == "claims_paid_amount":
-        points = [{"month": p["month"], "value": _yuan(int(p["value"]))} for p in points]
-    return {"area_code": aq.code, "metric": metric, "granularity": "month", "points": points}
+    values = await live_month_values(session, aq.code, metric, start, end)
+    return series_body(aq.code, metric, values)
