@@ -94,12 +94,10 @@ async def paginate(
     limit: int,
     cursor: str | None,
     descending: bool = False,
-    rows: bool = False,
 ) -> tuple[list[Any], str | None]:
     """Rows of one page and the cursor of the next (None on the last page).
 
     ``order`` lists the sort columns, ending with a unique one (the id); columns must not be null.
-    ``rows=True`` returns result rows (a multi-column SELECT) instead of the first column.
     """
     if cursor:
         values = decode_cursor(cursor, order)
@@ -107,11 +105,10 @@ async def paginate(
         bound = tuple_(*[literal(v, type_=c.type) for v, c in zip(values, order, strict=True)])
         stmt = stmt.where(key < bound if descending else key > bound)
     stmt = stmt.order_by(*[c.desc() if descending else c.asc() for c in order]).limit(limit + 1)
-    result = await session.execute(stmt)
-    items: list[Any] = list(result.all() if rows else result.scalars().all())
+    rows = list((await session.execute(stmt)).scalars().all())
     next_cursor = None
-    if len(items) > limit:
-        items = items[:limit]
-        last = items[-1]
+    if len(rows) > limit:
+        rows = rows[:limit]
+        last = rows[-1]
         next_cursor = encode_cursor([getattr(last, c.key) for c in order])
-    return items, next_cursor
+    return rows, next_cursor

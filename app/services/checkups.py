@@ -57,13 +57,13 @@ from app.models.common import place_columns
 from app.models.households import Person
 from app.models.migrants import Migrant
 from app.models.sync import Change
-from app.models.visits import Task, TaskKind, TaskStatus
+from app.models.visits import TaskKind
 from app.services import areas as areas_svc
 from app.services import audit
 from app.services import households as hh
 from app.services.changes import register_synced, txid_expr
 from app.services.records import check_version, touch
-from app.services.tasks import cancel_tasks_for, open_task
+from app.services.tasks import open_task
 
 register_synced("checkup_appointment", "checkup_appointment")
 hh.register_person_ref(CheckupAppointment, "person_id")
@@ -741,21 +741,21 @@ async def reevaluate(session: AsyncSession, person: Person, _reason: str) -> Non
         if why_not is None:
             assert residence is not None
             if appt is None:
-                await _join(session, rnd, person, residence)
+                _join(session, rnd, person, residence)
             elif appt.status == CANCELLED:
                 appt.status = SCHEDULED
                 appt.cancel_reason = None
                 _move_place(appt, residence)
                 touch(appt)
             elif appt.status == SCHEDULED and appt.village_code != residence:
+                # her "checkup due" item is the appointment: it moves with it
                 _move_place(appt, residence)
                 touch(appt)
-                await _move_tasks(session, appt)
         elif appt is not None and appt.status == SCHEDULED:
+            # a scheduled appointment has no tasks of its own (only a recorded result makes some)
             appt.status = CANCELLED
             appt.cancel_reason = why_not
             touch(appt)
-            await cancel_tasks_for(session, "checkup_appointment", appt.id)
     await session.flush()
 
 
@@ -764,16 +764,7 @@ def _move_place(appt: CheckupAppointment, village: str) -> None:
         setattr(appt, key, value)
 
 
-async def _move_tasks(session: AsyncSession, appt: CheckupAppointment) -> None:
-    rows = await session.execute(
-        select(Task).where(Task.source_id == appt.id, Task.status == TaskStatus.open.value)
-    )
-    for task in rows.scalars():
-        _move_place(task, appt.village_code)  # type: ignore[arg-type]
-        touch(task)
-
-
-async def _join(session: AsyncSession, rnd: CheckupRound, person: Person, residence: str) -> None:
+def _join(session: AsyncSession, rnd: CheckupRound, person: Person, residence: str) -> None:
     appt = CheckupAppointment(round_id=rnd.id, person_id=person.id, **place_columns(residence))
     session.add(appt)
 

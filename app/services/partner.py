@@ -173,9 +173,8 @@ _KEY_COLUMNS = [
 def _claim_pg() -> Any:
     """The key row's INSERT, with ``lock_timeout`` set for this transaction by the same statement
     (a CTE the INSERT reads its row from, so it runs first): one round trip, not two."""
-    cfg = sa_select(func.set_config("lock_timeout", bindparam("wait", type_=String()), True).label("v")).cte(
-        "cfg"
-    )
+    wait = bindparam("wait", type_=String())
+    cfg = sa_select(func.set_config("lock_timeout", wait, True).label("v")).cte("cfg")
     row = sa_select(*(bindparam(c, type_=_KEYS.c[c].type) for c in _KEY_COLUMNS)).select_from(cfg)
     return pg_insert(_KEYS).from_select(_KEY_COLUMNS, row).on_conflict_do_nothing().returning(_KEYS.c.id)
 
@@ -184,12 +183,11 @@ _CLAIM = {
     "postgresql": _claim_pg(),
     "sqlite": sqlite_insert(_KEYS).on_conflict_do_nothing().returning(_KEYS.c.id),
 }
-_STORE = {
-    dialect: insert(_NOTIFICATIONS)
+_STORE_SQLITE = (
+    sqlite_insert(_NOTIFICATIONS)
     .on_conflict_do_nothing(index_elements=["client_id", "reference", "body_sha256"])
     .returning(_NOTIFICATIONS.c.id)
-    for dialect, insert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
-}
+)
 _ANSWER = (
     update(_KEYS)
     .where(_KEYS.c.id == bindparam("claim_id"))
@@ -371,8 +369,9 @@ async def _store_and_process(
 
     The same reference and body sent earlier under another key is that notification (the
     unique ``(client_id, reference, body_sha256)`` with ``ON CONFLICT DO NOTHING``; a concurrent
-    one waits for the first to commit). Written with one Core INSERT (the audit event is added
-    explicitly): the partner hot path is a handful of round trips."""
+    one waits for the first to commit). On PostgreSQL the notification, its audit row and the
+    confirming task (with its audit and change rows) are one statement (``_store_pg``); SQLite
+    inserts the notification and its audit row with Core and the task through the ORM."""
     data, number = valid.data, valid.number
     person_id = await migrants_svc.find_id_by_id_number(session, cipher, number)
     inflows = await migrants_svc.open_records(session, person_id, Direction.inflow) if person_id else []
@@ -430,7 +429,7 @@ async def _store_and_process(
             params.update(_prefixed("tc_", change))
         stored = (await session.execute(_STORE_PG[task is not None], params)).scalar_one_or_none()
     else:
-        stored = (await session.execute(_STORE[dialect], n)).scalar_one_or_none()
+        stored = (await session.execute(_STORE_SQLITE, n)).scalar_one_or_none()
     if stored is None:
         earlier = select(PartnerNotification.id).where(
             PartnerNotification.client_id == actor.id,
