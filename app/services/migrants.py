@@ -119,19 +119,6 @@ def migrant_public(m: Migrant, cipher: FieldCipher) -> MigrantPublic:
 # --- persons ------------------------------------------------------------------------------------
 
 
-async def find_by_id_number(session: AsyncSession, cipher: FieldCipher, number: str) -> Person | None:
-    """The person with this (validated) ID number anywhere in the deployment (blind index),
-    following a merge to the surviving record."""
-    person = (
-        await session.execute(select(Person).where(Person.id_number_hash == cipher.blind_index(number)))
-    ).scalar_one_or_none()
-    for _ in range(5):
-        if person is None or person.merged_into_id is None:
-            break
-        person = await session.get(Person, person.merged_into_id)
-    return person
-
-
 _ID_BY_HASH = (
     sa_select(col(Person.id), col(Person.merged_into_id))
     .where(col(Person.id_number_hash) == bindparam("hash"))
@@ -141,13 +128,20 @@ _ID_BY_ID = sa_select(col(Person.id), col(Person.merged_into_id)).where(col(Pers
 
 
 async def find_id_by_id_number(session: AsyncSession, cipher: FieldCipher, number: str) -> uuid.UUID | None:
-    """``find_by_id_number``'s person id only, by prepared Core queries (no ORM load)."""
+    """The id of the person with this (validated) ID number anywhere in the deployment (blind
+    index), following a merge to the surviving record; prepared Core queries, no ORM load."""
     row = (await session.execute(_ID_BY_HASH, {"hash": cipher.blind_index(number)})).first()
     for _ in range(5):
         if row is None or row.merged_into_id is None:
             break
         row = (await session.execute(_ID_BY_ID, {"id": row.merged_into_id})).first()
     return row.id if row is not None else None
+
+
+async def find_by_id_number(session: AsyncSession, cipher: FieldCipher, number: str) -> Person | None:
+    """``find_id_by_id_number``'s person, loaded."""
+    person_id = await find_id_by_id_number(session, cipher, number)
+    return await session.get(Person, person_id) if person_id is not None else None
 
 
 async def lock_person(session: AsyncSession, person_id: uuid.UUID) -> Person:

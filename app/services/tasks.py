@@ -113,7 +113,7 @@ def _due_items(actor: Actor) -> Any:
     scheduled = status == AppointmentStatus.scheduled.value
     columns = {
         "id": col(a.id),
-        "kind": literal(TaskKind.checkup_due.value, String()),
+        "kind": literal(DUE_KIND, String()),
         "title": func.substr(literal(f"{DUE_TASK_TITLE}: ", String()) + col(r.name), 1, 200),
         "due_on": col(r.closes_on),
         "status": case(
