@@ -147,7 +147,9 @@ class PersonUpdate(SQLModel):
 
 
 class PersonPublic(SQLModel):
-    """A person as lists show it: the ID number masked, never in full."""
+    """A person as lists, pulls and write answers show it: the ID number and the phone masked
+    (``id_number_masked`` keeps the first and last character only, ``phone_masked`` the first 3
+    and last 4 digits of a mobile), never in full."""
 
     id: uuid.UUID
     household_id: uuid.UUID
@@ -160,7 +162,7 @@ class PersonPublic(SQLModel):
     relation_to_head: str
     marital_status: MaritalStatus
     hukou_area_code: str | None
-    phone: str | None
+    phone_masked: str | None
     mother_id: uuid.UUID | None
     father_id: uuid.UUID | None
     alive: bool
@@ -172,9 +174,11 @@ class PersonPublic(SQLModel):
 
 
 class PersonDetail(PersonPublic):
-    """One person opened by someone in scope: the full ID number (the read is audited)."""
+    """One person opened by someone in scope: the full ID number and phone (the read is
+    audited)."""
 
     id_number: str | None
+    phone: str | None
 
 
 class HouseholdPublic(SQLModel):

@@ -134,6 +134,8 @@ class MigrantConfirm(SQLModel):
 
 
 class MigrantPublic(SQLModel):
+    """A migrant record as lists, pulls and write answers show it: the phone masked."""
+
     id: uuid.UUID
     person_id: uuid.UUID
     direction: Direction
@@ -144,13 +146,19 @@ class MigrantPublic(SQLModel):
     destination: str | None
     address: str | None
     employer: str | None
-    phone: str | None
+    phone_masked: str | None
     closed_on: date | None
     close_reason: CloseReason | None
     transfer: Transfer | None
     version: int
     created_at: datetime
     updated_at: datetime
+
+
+class MigrantDetail(MigrantPublic):
+    """One record opened by someone in scope: the full phone (the read is audited)."""
+
+    phone: str | None
 
 
 class MigrantFigures(SQLModel):

@@ -76,7 +76,7 @@ async def list_households(
 async def get_household(
     session: SessionDep, caller: Caller, cipher: CipherDep, household_id: uuid.UUID, response: Response
 ) -> HouseholdDetail:
-    """A household with its members (ID numbers masked)."""
+    """A household with its members (ID numbers and phones masked)."""
     household = await svc.get_household(session, caller, household_id)
     members = await svc.household_members(session, caller, household.id)
     _etag(response, household.version)
@@ -105,7 +105,7 @@ async def update_household(
 async def create_person(
     session: SessionDep, caller: Caller, cipher: CipherDep, body: PersonCreate, response: Response
 ) -> PersonPublic:
-    """Register a person in a household (ID number optional for babies)."""
+    """Register a person in a household (ID number optional for babies); answered masked."""
     person, created = await svc.create_person(session, caller, cipher, body)
     if not created:
         response.status_code = 200
@@ -126,7 +126,7 @@ async def list_persons(
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Page[PersonPublic]:
-    """Persons in your scope; ID numbers masked."""
+    """Persons in your scope; ID numbers and phones masked."""
     rows, nxt = await svc.list_persons(
         session,
         caller,
@@ -146,12 +146,10 @@ async def list_persons(
 async def get_person(
     session: SessionDep, caller: Caller, cipher: CipherDep, person_id: uuid.UUID, response: Response
 ) -> PersonDetail:
-    """One person with the full ID number (the read is written to the audit log)."""
+    """One person with the full ID number and phone (the read is written to the audit log)."""
     person = await svc.read_person_in_full(session, caller, person_id)
     _etag(response, person.version)
-    return PersonDetail(
-        **svc.person_public(person, cipher).model_dump(), id_number=svc.full_id_number(person, cipher)
-    )
+    return svc.person_detail(person, cipher)
 
 
 @router.patch("/persons/{person_id}", response_model=PersonPublic, responses=PATCH_ERRORS)

@@ -17,6 +17,7 @@ from app.models.migrants import (
     MigrantClose,
     MigrantConfirm,
     MigrantCreate,
+    MigrantDetail,
     MigrantPublic,
     MigrantStatus,
     NotificationAccept,
@@ -76,7 +77,7 @@ async def list_migrants(
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Page[MigrantPublic]:
-    """Migrant records in your scope, open and closed, latest movement first."""
+    """Migrant records in your scope, open and closed, latest movement first (phones masked)."""
     rows, nxt = await svc.list_migrants(
         session,
         caller,
@@ -92,17 +93,17 @@ async def list_migrants(
 
 @router.get(
     "/migrants/{migrant_id}",
-    response_model=MigrantPublic,
+    response_model=MigrantDetail,
     tags=["migrants"],
     responses=error_responses(401, 403, 404),
 )
 async def get_migrant(
     session: SessionDep, caller: Caller, cipher: CipherDep, migrant_id: uuid.UUID, response: Response
-) -> MigrantPublic:
-    """One migrant record."""
-    migrant = await svc.get_migrant(session, caller, migrant_id)
+) -> MigrantDetail:
+    """One migrant record with the full phone (the read is written to the audit log)."""
+    migrant = await svc.read_migrant_in_full(session, caller, migrant_id)
     _etag(response, migrant.version)
-    return svc.migrant_public(migrant, cipher)
+    return svc.migrant_detail(migrant, cipher)
 
 
 @router.post(

@@ -38,6 +38,7 @@ from app.models.households import (
     MaritalStatus,
     Person,
     PersonCreate,
+    PersonDetail,
     PersonMerge,
     PersonMove,
     PersonPublic,
@@ -51,6 +52,7 @@ from app.services import (
 )
 from app.services.changes import register_synced
 from app.services.idnumber import IdNumberError, mask_id_number, parse_id_number
+from app.services.masking import mask_phone
 from app.services.records import check_version, existing_by_id, replay_or_conflict, touch
 
 register_synced("household", "household")
@@ -93,7 +95,16 @@ def invalid(field: str, message: str, code: str = "validation_failed") -> Valida
 # --- views ------------------------------------------------------------------------------------
 
 
+def full_phone(p: Person, cipher: FieldCipher) -> str | None:
+    return cipher.decrypt(p.phone_enc, context=b"phone") if p.phone_enc else None
+
+
 def person_public(p: Person, cipher: FieldCipher) -> PersonPublic:
+    """The masked view: lists, household members, sync pulls and conflicts, the 412 ``current``
+    and the answers to POST/PATCH/move. The answer to a create or update is masked too (not the
+    full phone the caller just sent): a replayed create answers whoever holds the id, and one
+    shape for every answer but the audited GET keeps full values in exactly one place."""
+    phone = full_phone(p, cipher)
     return PersonPublic(
         id=p.id,
         household_id=p.household_id,
@@ -106,7 +117,7 @@ def person_public(p: Person, cipher: FieldCipher) -> PersonPublic:
         relation_to_head=p.relation_to_head,
         marital_status=MaritalStatus(p.marital_status),
         hukou_area_code=p.hukou_area_code,
-        phone=cipher.decrypt(p.phone_enc, context=b"phone") if p.phone_enc else None,
+        phone_masked=mask_phone(phone) if phone else None,
         mother_id=p.mother_id,
         father_id=p.father_id,
         alive=p.death_date is None,
@@ -120,6 +131,15 @@ def person_public(p: Person, cipher: FieldCipher) -> PersonPublic:
 
 def full_id_number(p: Person, cipher: FieldCipher) -> str | None:
     return cipher.decrypt(p.id_number_enc, context=b"id_number") if p.id_number_enc else None
+
+
+def person_detail(p: Person, cipher: FieldCipher) -> PersonDetail:
+    """The full view, for ``read_person_in_full`` only (that read is audited)."""
+    return PersonDetail(
+        **person_public(p, cipher).model_dump(),
+        id_number=full_id_number(p, cipher),
+        phone=full_phone(p, cipher),
+    )
 
 
 def household_public(h: Household) -> HouseholdPublic:
@@ -296,7 +316,7 @@ def _id_columns(cipher: FieldCipher, number: str | None) -> dict[str, Any]:
 
 
 def _same_person(p: Person, data: PersonCreate, facts: IdFacts | None, cipher: FieldCipher) -> bool:
-    phone = cipher.decrypt(p.phone_enc, context=b"phone") if p.phone_enc else None
+    phone = full_phone(p, cipher)
     id_hash = cipher.blind_index(facts.number) if facts else None
     return (
         p.household_id == data.household_id
@@ -383,7 +403,7 @@ async def get_person(session: AsyncSession, actor: Actor, person_id: uuid.UUID) 
 
 
 async def read_person_in_full(session: AsyncSession, actor: Actor, person_id: uuid.UUID) -> Person:
-    """Opening one person's record shows the full ID number; the read is audited."""
+    """Opening one person's record shows the full ID number and phone; the read is audited."""
     person = await get_person(session, actor, person_id)
     audit.record(session, actor, "read", "person", person.id)
     return person

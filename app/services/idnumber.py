@@ -150,14 +150,19 @@ def parse_id_number(raw: str, *, today: date | None = None) -> IdNumberInfo:
 
 
 def mask_id_number(number: str) -> str:
-    """Mask a number for display: keep the first 6 and last 4 characters, star the rest.
+    """Mask a number for display: keep the first and the last character, star the rest.
 
-    An 18-character number becomes ``AAAAAA********NNNN``. Strings of 10 characters or fewer
-    have nothing in the middle to hide and are fully starred, so they never leak whole.
+    An 18-character number becomes ``A****************C``: the province digit and the check
+    character. Nothing wider is safe: lists show the birth date, sex and village (or hukou area)
+    as fields of their own, so a mask that kept the area code (6) and the sequence (last 4) gave
+    the whole number back once put beside them. With this mask the sequence stays hidden: even
+    with the area guessed right, dozens of valid numbers fit an item's other fields. The length
+    is kept. Strings shorter than 8 characters are fully starred, so a short string never leaks
+    most of itself.
     """
-    if len(number) <= 10:
+    if len(number) < 8:
         return "*" * len(number)
-    return number[:6] + "*" * (len(number) - 10) + number[-4:]
+    return number[0] + "*" * (len(number) - 2) + number[-1]
 
 
 def generate_id_number(*, area_code: str, birth_date: date, sex: str, sequence: int) -> str:

@@ -51,6 +51,7 @@ from app.models.migrants import (
     MigrantClose,
     MigrantConfirm,
     MigrantCreate,
+    MigrantDetail,
     MigrantFigures,
     MigrantPersonIn,
     MigrantPublic,
@@ -60,9 +61,11 @@ from app.models.migrants import (
 from app.models.users import Role
 from app.models.visits import TaskKind
 from app.services import areas as areas_svc
+from app.services import audit
 from app.services import households as hh
 from app.services import tasks as tasks_svc
 from app.services.changes import register_synced
+from app.services.masking import mask_phone
 from app.services.records import existing_by_id, replay_or_conflict, touch
 
 register_synced("migrant", "migrant")
@@ -94,7 +97,14 @@ def check_not_future(value: date, field: str) -> None:
         raise hh.invalid(field, "must not be in the future")
 
 
+def _phone(m: Migrant, cipher: FieldCipher) -> str | None:
+    return cipher.decrypt(m.phone_enc, context=b"phone") if m.phone_enc else None
+
+
 def migrant_public(m: Migrant, cipher: FieldCipher) -> MigrantPublic:
+    """The masked view (lists, pulls, and the answers to create, close and confirm: like a
+    person's, a write answer is masked too; the full phone is only in ``migrant_detail``)."""
+    phone = _phone(m, cipher)
     return MigrantPublic(
         id=m.id,
         person_id=m.person_id,
@@ -106,7 +116,7 @@ def migrant_public(m: Migrant, cipher: FieldCipher) -> MigrantPublic:
         destination=m.destination,
         address=m.address,
         employer=m.employer,
-        phone=cipher.decrypt(m.phone_enc, context=b"phone") if m.phone_enc else None,
+        phone_masked=mask_phone(phone) if phone else None,
         closed_on=m.closed_on,
         close_reason=CloseReason(m.close_reason) if m.close_reason else None,
         transfer=Transfer(m.transfer) if m.transfer else None,
@@ -114,6 +124,11 @@ def migrant_public(m: Migrant, cipher: FieldCipher) -> MigrantPublic:
         created_at=m.created_at,
         updated_at=m.updated_at,
     )
+
+
+def migrant_detail(m: Migrant, cipher: FieldCipher) -> MigrantDetail:
+    """The full view, for ``read_migrant_in_full`` only (that read is audited)."""
+    return MigrantDetail(**migrant_public(m, cipher).model_dump(), phone=_phone(m, cipher))
 
 
 # --- persons ------------------------------------------------------------------------------------
@@ -452,6 +467,13 @@ async def create_migrant(
 async def get_migrant(session: AsyncSession, actor: Actor, migrant_id: uuid.UUID) -> Migrant:
     require_role(actor, *FIELD_ROLES)
     return await get_scoped(session, Migrant, migrant_id, actor)
+
+
+async def read_migrant_in_full(session: AsyncSession, actor: Actor, migrant_id: uuid.UUID) -> Migrant:
+    """Opening one record shows the full phone; the read is audited (as for a person)."""
+    migrant = await get_migrant(session, actor, migrant_id)
+    audit.record(session, actor, "read", "migrant", migrant.id)
+    return migrant
 
 
 async def list_migrants(

@@ -61,6 +61,8 @@ from app.services import tasks as tasks_svc
 from app.services import visits as visits_svc
 from app.services import vital_events
 from app.services.changes import SYNCED_TABLES
+from app.services.idnumber import mask_id_number
+from app.services.masking import mask_phone
 
 MAX_SEQ = 2**62
 
@@ -167,7 +169,12 @@ def _person_view(p: Any, c: SyncContext) -> dict[str, Any]:
 
 
 def _person_values(p: Any, c: SyncContext) -> dict[str, Any]:
-    return {**_person_view(p, c), "id_number": hh.full_id_number(p, c.cipher)}
+    """Full values, compared with an op's (never sent: answers use ``_person_view``)."""
+    return {
+        **_person_view(p, c),
+        "id_number": hh.full_id_number(p, c.cipher),
+        "phone": hh.full_phone(p, c.cipher),
+    }
 
 
 async def _create_visit(s: AsyncSession, a: Actor, _c: SyncContext, i: uuid.UUID, d: dict[str, Any]) -> Any:
@@ -689,6 +696,22 @@ async def pull(
 # --- conflicts ----------------------------------------------------------------------------------
 
 
+# What a phone sent for these fields shows masked in conflict lists (under ``<field>_masked``,
+# like every list): the full values are read from the record itself, with an audited GET.
+_MASKED_VALUES: dict[str, Callable[[str], str]] = {"id_number": mask_id_number, "phone": mask_phone}
+
+
+def masked_values(values: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        mask = _MASKED_VALUES.get(key)
+        if mask is None:
+            out[key] = value
+        else:
+            out[f"{key}_masked"] = mask(value) if isinstance(value, str) and value else None
+    return out
+
+
 def conflict_view(c: SyncConflict) -> dict[str, Any]:
     return {
         "id": str(c.id),
@@ -699,7 +722,7 @@ def conflict_view(c: SyncConflict) -> dict[str, Any]:
         "actor_id": str(c.actor_id),
         "base_version": c.base_version,
         "server_version": c.server_version,
-        "client_values": json.loads(c.client_values),
+        "client_values": masked_values(json.loads(c.client_values)),
         "fields": json.loads(c.fields),
         "status": c.status,
         "village_code": c.village_code,

@@ -197,7 +197,7 @@ async def test_person_birth_date_and_sex_come_from_id_number(cadre):
     out = r.json()
     assert out["birth_date"] == "1988-02-29"
     assert out["sex"] == "male"
-    assert out["id_number_masked"] == number[:6] + "********" + number[-4:]
+    assert out["id_number_masked"] == number[0] + "*" * 16 + number[-1]
     assert "id_number" not in out
 
 
@@ -319,7 +319,7 @@ async def test_full_read_is_audited_and_lists_are_masked(cadre, db):
     for r in lists:
         assert r.status_code == 200
         assert number not in r.text
-        assert number[:6] + "********" + number[-4:] in r.text
+        assert number[0] + "*" * 16 + number[-1] in r.text
     full = await cadre.get(f"/api/v1/persons/{p['id']}")
     assert full.json()["id_number"] == number
     assert full.headers["etag"] == '"1"'
@@ -416,7 +416,7 @@ async def test_baby_without_id_number_needs_sex_and_birth_date(cadre):
     )
     r = await cadre.patch(url, json={"id_number": good}, headers={"If-Match": '"1"'})
     assert r.status_code == 200
-    assert r.json()["id_number_masked"].endswith(good[-4:])
+    assert r.json()["id_number_masked"] == good[0] + "*" * 16 + good[-1]
 
 
 async def test_name_search_matches_chinese_substring(cadre):

@@ -1,4 +1,5 @@
-"""Identity-number rules (GB 11643-1999): parsing, check character, masking, generation."""
+"""Identity-number rules (GB 11643-1999): parsing, check character, masking (and the phone
+mask), generation."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from app.services.idnumber import (
     mask_id_number,
     parse_id_number,
 )
+from app.services.masking import mask_phone
 
 TODAY = date(2024, 6, 15)
 
@@ -201,10 +203,11 @@ def test_province_codes() -> None:
 @pytest.mark.parametrize(
     ("number", "masked"),
     [
-        ("11010519491231002X", "110105********002X"),
-        ("440524198001010013", "440524********0013"),
-        ("12345678901", "123456*8901"),
-        ("1234567890", "**********"),
+        ("11010519491231002X", "1****************X"),
+        ("440524198001010013", "4****************3"),
+        ("12345678901", "1*********1"),
+        ("12345678", "1******8"),
+        ("1234567", "*******"),
         ("", ""),
     ],
 )
@@ -212,10 +215,43 @@ def test_mask(number: str, masked: str) -> None:
     assert mask_id_number(number) == masked
 
 
-def test_mask_of_18_characters_is_6_stars8_4() -> None:
+def test_mask_of_18_characters_shows_only_the_first_and_last() -> None:
+    """The birth date (7-14), the area (1-6) and the sequence (15-17) are all starred: lists
+    show the birth date, sex and village beside the mask, so any of them left in gives more of
+    the number back."""
     masked = mask_id_number("11010519491231002X")
     assert len(masked) == 18
-    assert masked[6:14] == "*" * 8
+    assert masked[1:17] == "*" * 16
+    assert (masked[0], masked[-1]) == ("1", "X")
+
+
+@pytest.mark.parametrize(
+    ("phone", "masked"),
+    [
+        ("13812345678", "138****5678"),
+        ("+8613812345678", "+86138****5678"),
+        ("008613812345678", "0086138****5678"),
+        ("073188123456", "073******456"),  # a landline with its area code
+        ("88123456", "88****56"),
+        ("12345", "1***5"),
+        ("1234", "1**4"),
+        ("123", "***"),
+        ("+85212345678", "+85*******78"),
+        ("12345678901234567890", "1234************7890"),
+    ],
+)
+def test_mask_phone(phone: str, masked: str) -> None:
+    assert mask_phone(phone) == masked
+
+
+@pytest.mark.parametrize("digits", range(1, 21))
+def test_a_masked_phone_never_shows_more_than_half_its_digits_but_for_a_mobile(digits: int) -> None:
+    phone = "".join(str((7 * i + 3) % 10) for i in range(digits))  # no leading 1: not a mobile
+    masked = mask_phone(phone)
+    assert len(masked) == digits
+    shown = sum(c != "*" for c in masked)
+    assert shown <= digits // 2
+    assert "*" in masked
 
 
 # --- generator -----------------------------------------------------------------------------------

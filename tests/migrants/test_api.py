@@ -29,7 +29,7 @@ MIGRANT_FIELDS = {
     "destination",
     "address",
     "employer",
-    "phone",
+    "phone_masked",
     "closed_on",
     "close_reason",
     "transfer",
@@ -76,7 +76,7 @@ async def test_inflow_registers_a_new_person_in_the_receiving_village(cadre, db)
     assert set(out) == MIGRANT_FIELDS
     assert out["id"] == mid
     assert (out["direction"], out["status"], out["village_code"]) == ("inflow", "open", V1)
-    assert (out["employer"], out["phone"], out["transfer"]) == ("望城电子厂", "13800138000", None)
+    assert (out["employer"], out["phone_masked"], out["transfer"]) == ("望城电子厂", "138****8000", None)
     assert r.headers["etag"] == '"1"'
     person = (await cadre.get(f"/api/v1/persons/{out['person_id']}")).json()
     assert person["id_number"] == number
@@ -112,7 +112,7 @@ async def test_inflow_and_outflow_of_registered_people(cadre, client_as):
         },
     )
     assert out.status_code == 201, out.text
-    assert (out.json()["destination"], out.json()["phone"]) == ("广东省深圳市宝安区", "13912345678")
+    assert (out.json()["destination"], out.json()["phone_masked"]) == ("广东省深圳市宝安区", "139****5678")
     inflow = {"direction": "inflow", "person_id": p["id"], "village_code": V1, "moved_on": "2026-03-02"}
     r = await cadre.post("/api/v1/migrants", json=inflow)
     assert r.status_code == 201, r.text

@@ -273,7 +273,7 @@ async def test_residence_registered_unknown_person_is_pending_then_accepted(poli
     inbox = (await cadre.get("/api/v1/migrant-notifications", params={"status": "pending"})).json()["items"]
     assert [n["id"] for n in inbox] == [nid]
     item = inbox[0]
-    assert item["id_number_masked"] == number[:6] + "********" + number[-4:]
+    assert item["id_number_masked"] == number[0] + "*" * 16 + number[-1]
     assert "id_number" not in item
     assert (item["person_id"], item["kind"], item["agency"]) == (None, "residence_registered", "police")
     tasks = (await cadre.get("/api/v1/tasks", params={"kind": "notification_confirm"})).json()["items"]

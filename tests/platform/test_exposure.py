@@ -1,5 +1,5 @@
 """Mass assignment (server-owned fields sent by clients are ignored) and exposure (which
-fields each role can ever see: full ID numbers only in the single-person view)."""
+fields each role can ever see: full ID numbers and phones only in the single-person view)."""
 
 from __future__ import annotations
 
@@ -175,7 +175,8 @@ async def test_what_each_role_can_see(client_as):
             r = await c.get(url)
             assert r.status_code == 200, (role, url, r.text)
             keys = {k for _p, k, _v in _walk(r.json())}
-            assert "id_number" not in keys, (role, url)
+            assert "id_number" not in keys and "phone" not in keys, (role, url)
+            assert "13800138000" not in r.text, (role, url)
             assert not keys & SECRET_KEYS, (role, url)
         one = (await c.get(f"/api/v1/persons/{p['id']}")).json()
         assert len(one["id_number"]) == 18 and one["phone"] == "13800138000"
