@@ -1,8 +1,10 @@
 """Benefit claims: programmes, their dated rule versions, claims, their history and payments.
 
 - ``programme``: the four programmes (seeded by the migration); ``rule_version``: what a
-  programme's rules were from a date on (JSON ``params``, validated per programme). Versions are
-  only ever added: a claim stamps the version it was evaluated with and keeps it once approved.
+  programme's rules were from a date on (JSON ``params``, validated per programme), nationally
+  (``area_code`` null, shipped with the migrations) or in one county (``area_code`` the county's
+  code, added by its admin). Versions are only ever added: a claim stamps the version it was
+  evaluated with and keeps it once approved.
 - ``claim``: one person, programme and year (a unique constraint, so a race cannot make two).
   Its place is the beneficiary's village. Money is integer fen; the API shows yuan strings.
 - ``claim_history``: every step (who, when, from, to, comment); insert-only.
@@ -19,11 +21,11 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import AfterValidator
-from sqlalchemy import JSON, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Index, String, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from app.core.db import UTCDateTime, utcnow
-from app.models.common import IdMixin, ScopedMixin, VersionedMixin
+from app.models.common import AreaCode, IdMixin, ScopedMixin, VersionedMixin
 from app.models.households import CleanText
 
 
@@ -62,12 +64,28 @@ class Programme(SQLModel, table=True):
 
 
 class RuleVersion(IdMixin, table=True):
-    """A programme's rules from ``effective_from`` on, until a later version takes over."""
+    """A programme's rules from ``effective_from`` on, until a later version takes over, in the
+    whole country (``area_code`` null) or in one county. One version per programme, area and
+    date: the unique constraint for the counties (its index also serves the lookup
+    ``programme_code = ? AND (area_code = ? OR area_code IS NULL)``), a partial unique index for
+    the national ones (NULLs are distinct in a unique constraint)."""
 
     __tablename__ = "rule_version"
-    __table_args__ = (UniqueConstraint("programme_code", "effective_from"),)
+    __table_args__ = (
+        UniqueConstraint("programme_code", "area_code", "effective_from"),
+        Index(
+            "uq_rule_version_national_programme_code_effective_from",
+            "programme_code",
+            "effective_from",
+            unique=True,
+            postgresql_where=text("area_code IS NULL"),
+            sqlite_where=text("area_code IS NULL"),
+        ),
+    )
 
     programme_code: str = Field(sa_type=String(32), foreign_key="programme.code", nullable=False)
+    # None: national; else a county's 12-digit area code (``430122000000``)
+    area_code: str | None = Field(default=None, sa_type=String(12))
     effective_from: date = Field(nullable=False)
     params: dict[str, Any] = Field(sa_type=JSON, nullable=False)
     note: str | None = Field(default=None, sa_type=String(200))
@@ -76,9 +94,14 @@ class RuleVersion(IdMixin, table=True):
 
 
 class RuleVersionCreate(SQLModel):
-    """A new version; ``params`` left out are carried over from the version in force the day
-    before ``effective_from`` (so a province can change only the amount)."""
+    """A new version for one county; ``params`` left out are carried over from the version in
+    force there the day before ``effective_from`` (so a county can change only the amount)."""
 
+    area_code: AreaCode | None = Field(
+        default=None,
+        description="The county the version applies in (default: yours). National versions ship "
+        "with the migrations.",
+    )
     effective_from: date
     params: dict[str, Any] = Field(default_factory=dict)
     note: CleanText | None = Field(default=None, max_length=200)
@@ -86,6 +109,7 @@ class RuleVersionCreate(SQLModel):
 
 class RuleVersionPublic(SQLModel):
     id: uuid.UUID
+    area_code: str | None = Field(description="null: national; else the county it applies in")
     effective_from: date
     params: dict[str, Any]
     note: str | None
@@ -94,6 +118,7 @@ class RuleVersionPublic(SQLModel):
 
 class RuleVersionRef(SQLModel):
     id: uuid.UUID
+    area_code: str | None = Field(default=None, description="null: national; else the county's code")
     effective_from: date
 
 
@@ -197,6 +222,7 @@ class Claim(IdMixin, ScopedMixin, VersionedMixin, table=True):
     submitted_by: uuid.UUID | None = Field(default=None)
     submitted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     reviewed_by: uuid.UUID | None = Field(default=None)
+    approved_by: uuid.UUID | None = Field(default=None)
     posted_on: date | None = Field(default=None)
     notice_until: date | None = Field(default=None)
     renewed_from_id: uuid.UUID | None = Field(default=None)
@@ -261,6 +287,7 @@ class ClaimPublic(SQLModel):
     submitted_by: uuid.UUID | None
     submitted_at: datetime | None
     reviewed_by: uuid.UUID | None
+    approved_by: uuid.UUID | None
     posted_on: date | None
     notice_until: date | None
     renewed_from_id: uuid.UUID | None

@@ -43,10 +43,19 @@ def _etag(response: Response, version: int) -> None:
     response.headers["ETag"] = f'"{version}"'
 
 
-@router.get("/programmes", response_model=list[ProgrammePublic], responses=error_responses(401, 403))
-async def list_programmes(session: SessionDep, caller: Caller) -> list[ProgrammePublic]:
-    """The benefit programmes and their rule versions with effective dates."""
-    return await svc.list_programmes(session, caller)
+@router.get(
+    "/programmes", response_model=list[ProgrammePublic], responses=error_responses(401, 403, 404, 422)
+)
+async def list_programmes(
+    session: SessionDep,
+    caller: Caller,
+    area_code: Annotated[
+        str | None, Query(pattern=r"^[0-9]{12}$", description="default: your county")
+    ] = None,
+) -> list[ProgrammePublic]:
+    """The benefit programmes and their rule versions in force in an area (national and the
+    county's own), with effective dates."""
+    return await svc.list_programmes(session, caller, area_code)
 
 
 @router.post(
@@ -58,7 +67,7 @@ async def list_programmes(session: SessionDep, caller: Caller) -> list[Programme
 async def add_rule_version(
     session: SessionDep, caller: Caller, code: ProgrammeCode, body: RuleVersionCreate
 ) -> RuleVersionPublic:
-    """Admin: add a rule version effective from a date (missing params carry over)."""
+    """Admin: add a rule version for your county effective from a date (missing params carry over)."""
     version = await svc.add_rule_version(session, caller, code.value, body)
     return svc.version_public(version)
 

@@ -9,6 +9,11 @@ Which version applies: the version in force on the last day of the claim year is
 on the claim and decides eligibility; monthly programmes pay each month the rate of the version
 in force on that month's first day (so 2022 pays six months at the old and six at the new rate).
 
+Versions belong to an area: national ones (``area_code`` null, shipped with the migrations) and a
+county's own (added by that county's admin). The evaluation is given the national versions and
+those of the claim's county only, and ``version_on`` takes the most specific one in force on the
+date (see there): another county's version never reaches it.
+
 The national defaults shipped with the service are ``NATIONAL_DEFAULTS`` (the migration holds the
 same rows as data; a test keeps them equal).
 """
@@ -21,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal, InvalidOperation
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, PlainSerializer, ValidationError, field_validator
 
@@ -230,6 +235,7 @@ class Version:
     id: uuid.UUID
     effective_from: date
     params: Mapping[str, Any]
+    area_code: str | None = None  # None: national; else the county's 12-digit code
 
 
 @dataclass(frozen=True)
@@ -272,13 +278,52 @@ def _ym(year: int, month: int) -> str:
     return f"{year:04d}-{month:02d}"
 
 
-def version_on(versions: Sequence[Version], day: date) -> Version | None:
-    """The version in force on ``day``: the latest that started on or before it."""
-    best: Version | None = None
+class Dated(Protocol):
+    """What ``version_on`` reads of a version (a ``Version`` or a ``RuleVersion`` row)."""
+
+    @property
+    def effective_from(self) -> date: ...
+
+    @property
+    def area_code(self) -> str | None: ...
+
+
+V = TypeVar("V", bound=Dated)
+
+
+def version_on(versions: Sequence[V], day: date) -> V | None:
+    """The most specific version in force on ``day``.
+
+    ``versions`` are one area's candidates: the national versions and those of one county
+    (the caller picks them; another county's never belong here). Among the versions with
+    ``effective_from <= day``, the county's latest wins if the county has one; only when it has
+    none does the latest national one apply. So a county version effective 2026-01-01 beats a
+    national one effective 2026-06-01: once a county has set its own rules, a later national
+    change reaches it only when its admin adds a new county version (carrying over the rest).
+    """
+    national: V | None = None
+    own: V | None = None
     for v in versions:
-        if v.effective_from <= day and (best is None or v.effective_from > best.effective_from):
-            best = v
-    return best
+        if v.effective_from > day:
+            continue
+        if v.area_code is None:
+            if national is None or v.effective_from > national.effective_from:
+                national = v
+        elif own is None or v.effective_from > own.effective_from:
+            own = v
+    return own or national
+
+
+def versions_in_force(versions: Sequence[V]) -> list[V]:
+    """The versions that can ever apply in the area, oldest first (what ``version_on`` can
+    answer for some day): the national ones that started before the county's first own
+    version, then all the county's own."""
+    own = [v for v in versions if v.area_code is not None]
+    first_own = min((v.effective_from for v in own), default=None)
+    kept = [
+        v for v in versions if v.area_code is not None or first_own is None or v.effective_from < first_own
+    ]
+    return sorted(kept, key=lambda v: v.effective_from)
 
 
 def _span(months: list[str]) -> str:
@@ -611,7 +656,8 @@ class Transition:
     sources: frozenset[ClaimStatus]
     target: ClaimStatus
     roles: tuple[Role, ...]
-    # the claim's users this step's actor must not be (``submitted_by``, ``reviewed_by``)
+    # the claim's users this step's actor must not be (``submitted_by``, ``reviewed_by``,
+    # ``approved_by``)
     separate_from: tuple[str, ...] = ()
 
 
@@ -642,7 +688,8 @@ TRANSITIONS: dict[tuple[str, Decision | None], Transition] = {
     ),
     ("publish", None): Transition(frozenset({_S.approved}), _S.posted, _COUNTY),
     ("object", None): Transition(frozenset({_S.posted}), _S.reviewed, _COUNTY),
-    ("pay", None): Transition(frozenset({_S.posted}), _S.paid, _COUNTY),
+    # Whoever approved the amount does not also pay it out (four eyes on the money).
+    ("pay", None): Transition(frozenset({_S.posted}), _S.paid, _COUNTY, ("approved_by",)),
     # A new payee after submission: a recorded act that goes back to the township's review.
     ("change_payee", None): Transition(
         frozenset({_S.submitted, _S.reviewed, _S.approved, _S.posted}), _S.submitted, _ANY

@@ -8,8 +8,11 @@ Rules enforced here (domain brief, "Benefit claims"; contract, "Benefit claims")
 - one claim per person, programme and year: a unique constraint decides, also under races;
 - every status change goes through ``claim_rules.TRANSITIONS`` (one table): the caller's role,
   scope (404 outside) and separation of duties (the submitter — or whoever changed the payee —
-  neither reviews nor approves; the reviewer does not approve) are checked on every step, and the
-  step is written to ``claim_history`` (insert-only);
+  neither reviews nor approves; the reviewer does not approve; the approver does not pay) are
+  checked on every step, and the step is written to ``claim_history`` (insert-only);
+- rule versions are national (shipped with the migrations) or a county's own (added by its
+  admin); a claim is evaluated with those of its county only, the most specific in force on the
+  date deciding (``claim_rules.version_on``);
 - payees are the beneficiary's own account (the applicant parent's for the childcare subsidy);
   account numbers are stored encrypted; changing the payee after submission sends the claim back
   to the township's review; a payment snapshots the account;
@@ -32,13 +35,22 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from app.authz.actor import Actor
+from app.authz.actor import Actor, scope_prefix
 from app.authz.policies import ADMIN_ROLES, COUNTY_ROLES, FIELD_ROLES, require_role
 from app.authz.scope import area_clause, ensure_area_in_scope, ensure_can_place, scope_clause, scoped
 from app.core.db import today, utcnow
-from app.core.errors import Conflict, FieldError, Forbidden, InvalidTransition, NotFound, ValidationFailed
+from app.core.errors import (
+    Conflict,
+    FieldError,
+    Forbidden,
+    InvalidTransition,
+    NotFound,
+    OutOfScope,
+    ValidationFailed,
+)
 from app.core.pagination import paginate
 from app.core.security import FieldCipher
+from app.models.areas import AreaLevel
 from app.models.claims import (
     CheckRequest,
     CheckResult,
@@ -74,6 +86,7 @@ from app.models.visits import TaskKind
 from app.services import audit
 from app.services import claim_rules as rules
 from app.services import households as hh
+from app.services.areas import level_of
 from app.services.records import check_version, existing_by_id, replay_or_conflict, touch
 from app.services.tasks import cancel_tasks_for, open_task
 
@@ -93,29 +106,57 @@ def _history_is_insert_only(*_args: Any) -> None:
 # --- programmes and rule versions -------------------------------------------------------------
 
 
-async def _versions(session: AsyncSession, programme: str) -> list[RuleVersion]:
+def county_area(county_code: str) -> str:
+    """A county's 12-digit area code, the ``area_code`` of its own rule versions."""
+    return county_code[:6] + "000000"
+
+
+async def _versions(session: AsyncSession, programme: str, county_code: str) -> list[RuleVersion]:
+    """The candidates in one county: the national versions and the county's own, never another
+    county's (``rules.version_on`` then picks the most specific in force on a date)."""
     stmt = (
         select(RuleVersion)
-        .where(RuleVersion.programme_code == programme)
+        .where(
+            RuleVersion.programme_code == programme,
+            or_(col(RuleVersion.area_code).is_(None), col(RuleVersion.area_code) == county_area(county_code)),
+        )
         .order_by(col(RuleVersion.effective_from), col(RuleVersion.id))
     )
     return list((await session.execute(stmt)).scalars())
 
 
 def _as_rule(v: RuleVersion) -> rules.Version:
-    return rules.Version(id=v.id, effective_from=v.effective_from, params=v.params)
+    return rules.Version(id=v.id, effective_from=v.effective_from, params=v.params, area_code=v.area_code)
 
 
 def version_public(v: RuleVersion) -> RuleVersionPublic:
     return RuleVersionPublic.model_validate(v, from_attributes=True)
 
 
-async def list_programmes(session: AsyncSession, actor: Actor) -> list[ProgrammePublic]:
+def _programmes_area(actor: Actor, area_code: str | None) -> str:
+    """The county whose rules ``GET /programmes`` shows: the caller's by default; an area in the
+    caller's scope, or one containing it (a village cadre may name her township or county),
+    shows its county's; any other area is 404 like every area filter outside scope."""
+    if area_code is None:
+        return actor.county_code
+    prefix = scope_prefix(area_code)
+    if not (prefix.startswith(actor.prefix) or actor.prefix.startswith(prefix)):
+        raise NotFound("No such area in your scope")
+    return area_code[:6]
+
+
+async def list_programmes(
+    session: AsyncSession, actor: Actor, area_code: str | None = None
+) -> list[ProgrammePublic]:
+    """Each programme with the versions in force in one county, oldest first: the national
+    versions up to the county's first own version, then the county's own (each marked with its
+    ``area_code``). Another county's versions are never shown."""
     require_role(actor, *FIELD_ROLES)
+    county = _programmes_area(actor, area_code)
     programmes = (await session.execute(select(Programme).order_by(col(Programme.code)))).scalars().all()
     out = []
     for p in programmes:
-        versions = await _versions(session, p.code)
+        versions = rules.versions_in_force(await _versions(session, p.code, county))
         out.append(
             ProgrammePublic(
                 code=ProgrammeCode(p.code),
@@ -127,22 +168,42 @@ async def list_programmes(session: AsyncSession, actor: Actor) -> list[Programme
     return out
 
 
+def _rule_version_area(actor: Actor, data: RuleVersionCreate) -> str:
+    """The county a new version applies in: ``area_code`` if given (a county code: a township,
+    village, city or province code is 422), else the admin's own county. An admin writes only
+    its own county's versions (another county → 403 ``out_of_scope``); national versions ship
+    with the migrations, so an explicit ``null`` is 422 rather than silently the admin's county."""
+    if "area_code" in data.model_fields_set and data.area_code is None:
+        raise hh.invalid("area_code", "must be your county's code; national versions ship with the service")
+    if data.area_code is None:
+        return county_area(actor.county_code)
+    if level_of(data.area_code) is not AreaLevel.county:
+        raise hh.invalid("area_code", "must be a county's code (12 digits ending in 000000)")
+    if data.area_code != county_area(actor.county_code):
+        raise OutOfScope("You add rule versions only for your own county")
+    return data.area_code
+
+
 async def add_rule_version(
     session: AsyncSession, actor: Actor, code: str, data: RuleVersionCreate
 ) -> RuleVersion:
-    """Admins add a version effective from a date. Parameters not given carry over from the
-    version in force the day before; the result is validated for the programme. Claims already
-    approved keep the version they were stamped with."""
+    """Admins add a version for their own county, effective from a date; it applies inside the
+    county only and overrides the national versions there (``rules.version_on``). Parameters not
+    given carry over from the version in force in the county the day before; the result is
+    validated for the programme. Claims already approved keep the version they were stamped
+    with."""
     require_role(actor, *ADMIN_ROLES)
+    area = _rule_version_area(actor, data)
     programme = await session.get(Programme, code)
     if programme is None:
         raise NotFound("No programme with this code")
-    versions = [_as_rule(v) for v in await _versions(session, code)]
+    versions = [_as_rule(v) for v in await _versions(session, code, area)]
     previous = rules.version_on(versions, data.effective_from - timedelta(days=1))
     merged = {**(dict(previous.params) if previous else {}), **data.params}
     params = rules.validate_params(ProgrammeCode(code), merged)
     version = RuleVersion(
         programme_code=code,
+        area_code=area,
         effective_from=data.effective_from,
         params=params,
         note=data.note,
@@ -154,7 +215,8 @@ async def add_rule_version(
             await session.flush()
     except IntegrityError:
         raise Conflict(
-            "The programme already has a version effective from this date", code="rule_version_exists"
+            "The programme already has a version for this county effective from this date",
+            code="rule_version_exists",
         ) from None
     return version
 
@@ -268,14 +330,17 @@ async def _evaluate(
     person: Person,
     applicant: Person | None,
     facts: ClaimFacts,
+    *,
+    county_code: str,
 ) -> rules.Evaluation:
-    versions = [_as_rule(v) for v in await _versions(session, programme.value)]
+    """Evaluate with the versions of the claim's county (the national ones and its own)."""
+    versions = [_as_rule(v) for v in await _versions(session, programme.value, county_code)]
     family = await _family(session, person, applicant)
     return rules.evaluate(programme, year, family, facts, versions)
 
 
 def _ref(version: rules.Version) -> RuleVersionRef:
-    return RuleVersionRef(id=version.id, effective_from=version.effective_from)
+    return RuleVersionRef(id=version.id, area_code=version.area_code, effective_from=version.effective_from)
 
 
 async def check_claim(session: AsyncSession, actor: Actor, data: CheckRequest) -> CheckResult:
@@ -283,7 +348,9 @@ async def check_claim(session: AsyncSession, actor: Actor, data: CheckRequest) -
     require_role(actor, *FIELD_ROLES)
     person = await _person_in_scope(session, actor, data.person_id, "person_id")
     applicant = await _applicant(session, actor, data.programme, person, data.applicant_id)
-    ev = await _evaluate(session, data.programme, data.year, person, applicant, data.facts)
+    ev = await _evaluate(
+        session, data.programme, data.year, person, applicant, data.facts, county_code=person.county_code
+    )
     return CheckResult(
         eligible=ev.eligible,
         amount=rules.yuan(ev.amount_fen),
@@ -319,7 +386,9 @@ async def claim_public(session: AsyncSession, c: Claim) -> ClaimPublic:
         eligible=c.eligible,
         amount=rules.yuan(c.amount_fen),
         approved_amount=rules.yuan(c.approved_amount_fen) if c.approved_amount_fen is not None else None,
-        rule_version=RuleVersionRef(id=version.id, effective_from=version.effective_from),
+        rule_version=RuleVersionRef(
+            id=version.id, area_code=version.area_code, effective_from=version.effective_from
+        ),
         reasons=[Reason.model_validate(r) for r in ev.get("reasons", [])],
         months=list(ev.get("months", [])),
         category=ev.get("category"),
@@ -327,6 +396,7 @@ async def claim_public(session: AsyncSession, c: Claim) -> ClaimPublic:
         submitted_by=c.submitted_by,
         submitted_at=c.submitted_at,
         reviewed_by=c.reviewed_by,
+        approved_by=c.approved_by,
         posted_on=c.posted_on,
         notice_until=c.notice_until,
         renewed_from_id=c.renewed_from_id,
@@ -491,7 +561,9 @@ async def create_claim(
     other = await _existing_claim(session, person.id, data.programme.value, data.year)
     if other is not None:
         raise _claim_exists(actor, other)
-    ev = await _evaluate(session, data.programme, data.year, person, applicant, data.facts)
+    ev = await _evaluate(
+        session, data.programme, data.year, person, applicant, data.facts, county_code=person.county_code
+    )
     if data.payee is not None:
         _check_payee(person, applicant, data.payee)
     claim = Claim(
@@ -594,7 +666,13 @@ async def update_claim(
         _check_payee(person, applicant, data.payee)
         _set_payee(claim, cipher, data.payee)
     ev = await _evaluate(
-        session, programme, claim.year, person, applicant, ClaimFacts.model_validate(claim.facts)
+        session,
+        programme,
+        claim.year,
+        person,
+        applicant,
+        ClaimFacts.model_validate(claim.facts),
+        county_code=claim.county_code,
     )
     _apply_evaluation(claim, ev)
     touch(claim)
@@ -664,6 +742,7 @@ async def _before_submit(session: AsyncSession, claim: Claim) -> None:
         person,
         applicant,
         ClaimFacts.model_validate(claim.facts),
+        county_code=claim.county_code,
     )
     if not ev.eligible:
         failed = [FieldError(field=r["rule"], message=r["detail"]) for r in ev.reasons if not r["passed"]]
@@ -707,11 +786,12 @@ async def transition(
         await _before_submit(session, claim)
         claim.submitted_by = actor.id
         claim.submitted_at = utcnow()
-        claim.reviewed_by = None
+        claim.reviewed_by = claim.approved_by = None
         claim.approved_amount_fen = None
     elif action == "review" and decision == Decision.approve:
         claim.reviewed_by = actor.id
     elif action == "approve" and decision == Decision.approve:
+        claim.approved_by = actor.id
         claim.approved_amount_fen = claim.amount_fen
     elif action == "publish":
         days = notice_days or default_notice_days
@@ -720,7 +800,7 @@ async def transition(
         comment = comment or f"posted for {days} days, until {claim.notice_until}"
     elif action == "object":
         claim.posted_on = claim.notice_until = None
-        claim.approved_amount_fen = None
+        claim.approved_by = claim.approved_amount_fen = None
     elif action == "pay":
         assert paid_on is not None
         assert reference is not None
@@ -798,7 +878,7 @@ async def change_payee(
     after = f"{claim.payee_name} {claim.payee_bank} {claim.payee_account_masked}"
     claim.submitted_by = actor.id
     claim.submitted_at = utcnow()
-    claim.reviewed_by = None
+    claim.reviewed_by = claim.approved_by = None
     claim.approved_amount_fen = None
     claim.posted_on = claim.notice_until = None
     claim.status = move.target
@@ -820,7 +900,9 @@ async def renew(session: AsyncSession, actor: Actor, programme: ProgrammeCode, y
     register with the same declared facts and payee; the others leave with the reason."""
     require_role(actor, *COUNTY_ROLES)
     next_year = year + 1
-    versions = [_as_rule(v) for v in await _versions(session, programme.value)]
+    # The drafts are the caller's county's (beneficiaries who moved out leave below), so its
+    # versions decide.
+    versions = [_as_rule(v) for v in await _versions(session, programme.value, actor.county_code)]
     if rules.version_on(versions, date(next_year, 12, 31)) is None:
         raise Conflict(f"The programme has no rule version in force for {next_year}", code="no_rule_version")
     paid = (

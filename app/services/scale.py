@@ -1179,15 +1179,22 @@ async def _seed_claims(ev: _Events, claim_year: int) -> tuple[int, int]:
     marker = _marker(ev.county_code, claim_year, "claims")
     if await ev.exists(Claim, marker):
         return -1, -1
+    from app.services.claim_rules import version_on
+
+    # The county's candidates only (national and its own), the most specific in force decides.
     versions: dict[str, list[Any]] = {}
+    own_area = f"{ev.county_code}000000"
     for v in (
-        await ev.session.execute(select(RuleVersion).order_by(col(RuleVersion.effective_from)))
+        await ev.session.execute(
+            select(RuleVersion)
+            .where(or_(col(RuleVersion.area_code).is_(None), col(RuleVersion.area_code) == own_area))
+            .order_by(col(RuleVersion.effective_from))
+        )
     ).scalars():
         versions.setdefault(v.programme_code, []).append(v)
 
     def version(programme: str, day: date) -> Any:
-        found = [v for v in versions.get(programme, ()) if v.effective_from <= day]
-        return found[-1] if found else None
+        return version_on(versions.get(programme, []), day)
 
     def fen(value: Any) -> int:
         return round(float(value or 0) * 100)

@@ -53,6 +53,7 @@ class Staff:
     township: object
     township2: object
     county: object
+    treasurer: object  # a second county user: whoever approved a claim does not pay it
     admin: object
 
 
@@ -64,6 +65,7 @@ async def staff(client_as) -> Staff:
     s.township = await client_as("township", TS1)
     s.township2 = await client_as("township", TS1)
     s.county = await client_as("county", COUNTY)
+    s.treasurer = await client_as("county", COUNTY)
     s.admin = await client_as("admin", COUNTY)
     return s
 
@@ -140,7 +142,7 @@ async def to_status(s: Staff, db, claim_id: str, target: str) -> dict:
     assert target == "paid"
     await end_posting(db, claim_id)
     return await step(
-        s.county,
+        s.treasurer,
         claim_id,
         "pay",
         {"paid_on": today().isoformat(), "amount": out["approved_amount"], "reference": "BANK-0001"},
@@ -408,21 +410,21 @@ async def test_happy_path_with_history_inbox_and_payment(staff, db):
     assert pub["notice_until"] == (today() + timedelta(days=4)).isoformat()
 
     pay = {"paid_on": today().isoformat(), "amount": "960.00", "reference": "BANK-7"}
-    problem(await staff.county.post(f"/api/v1/claims/{cid}/pay", json=pay), 409, "notice_period_running")
+    problem(await staff.treasurer.post(f"/api/v1/claims/{cid}/pay", json=pay), 409, "notice_period_running")
     await end_posting(db, cid)
     problem(
-        await staff.county.post(f"/api/v1/claims/{cid}/pay", json={**pay, "amount": "1000.00"}),
+        await staff.treasurer.post(f"/api/v1/claims/{cid}/pay", json={**pay, "amount": "1000.00"}),
         422,
         "amount_mismatch",
     )
     problem(
-        await staff.county.post(
+        await staff.treasurer.post(
             f"/api/v1/claims/{cid}/pay", json={**pay, "paid_on": (today() - timedelta(days=1)).isoformat()}
         ),
         422,
         "validation_failed",
     )
-    paid = await step(staff.county, cid, "pay", pay)
+    paid = await step(staff.treasurer, cid, "pay", pay)
     assert paid["status"] == "paid"
     assert paid["payment"]["amount"] == "960.00"
     assert paid["payment"]["payee"] == {
@@ -439,7 +441,7 @@ async def test_happy_path_with_history_inbox_and_payment(staff, db):
         ("review", "submitted", "reviewed", str(staff.township.user.id)),
         ("approve", "reviewed", "approved", str(staff.county.user.id)),
         ("publish", "approved", "posted", str(staff.county.user.id)),
-        ("pay", "posted", "paid", str(staff.county.user.id)),
+        ("pay", "posted", "paid", str(staff.treasurer.user.id)),
     ]
     assert detail["history"][1]["comment"] == "材料齐全"
     assert detail["history"][2]["comment"] == "已入户核实"
@@ -615,6 +617,46 @@ async def test_separation_of_duties(staff, db, client_as):
     )
     tsx = await client_as("township", TS1)
     assert (await step(tsx, cid, "review", ALL_ACTIONS["review"]))["status"] == "reviewed"
+
+
+async def test_the_approver_does_not_pay(staff, db):
+    """Whoever approved the amount cannot also pay it out: 403 ``separation_of_duties``,
+    nothing written; another county user pays. An objection clears the approver: after the new
+    approval, the new approver is the one who may not pay."""
+    mother = await elder(staff.village)
+    claim = await mk_claim(staff.village, mother)
+    cid = claim["id"]
+    await to_status(staff, db, cid, "posted")  # approved and posted by staff.county
+    await end_posting(db, cid)
+    before = (await staff.county.get(f"/api/v1/claims/{cid}")).json()
+    assert before["approved_by"] == str(staff.county.user.id)
+    pay = {"paid_on": today().isoformat(), "amount": "960.00", "reference": "BANK-9"}
+    problem(await staff.county.post(f"/api/v1/claims/{cid}/pay", json=pay), 403, "separation_of_duties")
+    after = (await staff.county.get(f"/api/v1/claims/{cid}")).json()
+    assert after == before
+    assert (after["status"], after["payment"], after["version"]) == ("posted", None, before["version"])
+    assert (await db.execute(select(Payment))).scalars().all() == []
+    stored = (await db.execute(select(Claim).where(Claim.id == uuid.UUID(cid)))).scalar_one()
+    assert (stored.status, stored.approved_by) == ("posted", staff.county.user.id)
+    await db.commit()  # end the read (expires nothing: the users stay loaded)
+    paid = await step(staff.treasurer, cid, "pay", pay)
+    assert (paid["status"], paid["payment"]["recorded_by"]) == ("paid", str(staff.treasurer.user.id))
+
+    # an objection sends it back; the admin approves again and so may not pay; the county may
+    other = await elder(staff.village, name="赵春花")
+    second = (await mk_claim(staff.village, other))["id"]
+    await to_status(staff, db, second, "posted")
+    await step(staff.county, second, "object", {"comment": "群众反映情况不实"})
+    await step(staff.admin, second, "approve", {"decision": "approve", "comment": "复核属实"})
+    out = await step(staff.county, second, "publish", {"notice_days": 3})
+    assert out["approved_by"] == str(staff.admin.user.id)
+    await end_posting(db, second)
+    problem(await staff.admin.post(f"/api/v1/claims/{second}/pay", json=pay), 403, "separation_of_duties")
+    assert (await step(staff.county, second, "pay", pay))["status"] == "paid"
+    payments = (await db.execute(select(Payment.claim_id, Payment.recorded_by))).all()
+    assert sorted(payments) == sorted(
+        [(uuid.UUID(cid), staff.treasurer.user.id), (uuid.UUID(second), staff.county.user.id)]
+    )
 
 
 async def test_scope_on_every_step(staff, db, client_as):
@@ -1020,7 +1062,10 @@ async def test_payments_csv_for_the_bank(staff, db):
     )
     await end_posting(db, claim["id"])
     await step(
-        staff.county, claim["id"], "pay", {"paid_on": today().isoformat(), "amount": "960", "reference": "B1"}
+        staff.treasurer,
+        claim["id"],
+        "pay",
+        {"paid_on": today().isoformat(), "amount": "960", "reference": "B1"},
     )
     paid = (await staff.county.get("/api/v1/claims/payments.csv", params={"status": "paid"})).content.decode(
         "utf-8-sig"

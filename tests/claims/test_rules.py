@@ -594,3 +594,70 @@ def test_nothing_leaves_paid_or_rejected():
 def test_review_and_approve_are_separated_from_earlier_steps():
     assert rules.TRANSITIONS[("review", Decision.approve)].separate_from == ("submitted_by",)
     assert rules.TRANSITIONS[("approve", Decision.approve)].separate_from == ("submitted_by", "reviewed_by")
+
+
+def test_paying_is_separated_from_approving():
+    assert rules.TRANSITIONS[("pay", None)].separate_from == ("approved_by",)
+
+
+# --- versions per area ------------------------------------------------------------------------
+
+COUNTY_A = "430122000000"
+_V = {
+    "n2012": Version(uuid.uuid4(), date(2012, 1, 1), {}),
+    "n2026_06": Version(uuid.uuid4(), date(2026, 6, 1), {}),
+    "a2024": Version(uuid.uuid4(), date(2024, 1, 1), {}, COUNTY_A),
+    "a2026_01": Version(uuid.uuid4(), date(2026, 1, 1), {}, COUNTY_A),
+}
+
+
+@pytest.mark.parametrize(
+    ("names", "day", "expected"),
+    [
+        # national only: the latest national in force
+        (["n2012", "n2026_06"], date(2026, 5, 31), "n2012"),
+        (["n2012", "n2026_06"], date(2026, 6, 1), "n2026_06"),
+        # the county's own version is in force from its date on ...
+        (["n2012", "a2024"], date(2023, 12, 31), "n2012"),
+        (["n2012", "a2024"], date(2024, 1, 1), "a2024"),
+        # ... and beats a newer national one: the most specific version in force wins
+        (["n2012", "n2026_06", "a2026_01"], date(2026, 12, 31), "a2026_01"),
+        (["n2012", "n2026_06", "a2026_01"], date(2026, 3, 1), "a2026_01"),
+        (["n2012", "n2026_06", "a2024", "a2026_01"], date(2025, 7, 1), "a2024"),
+        # a county version not yet in force leaves the national one in force
+        (["n2012", "n2026_06", "a2026_01"], date(2025, 12, 31), "n2012"),
+        (["n2012"], date(2011, 12, 31), None),
+    ],
+)
+def test_the_most_specific_version_in_force_on_the_date(names, day, expected):
+    got = rules.version_on([_V[n] for n in names], day)
+    assert got == (_V[expected] if expected else None)
+
+
+@pytest.mark.parametrize(
+    ("names", "expected"),
+    [
+        (["n2012", "n2026_06"], ["n2012", "n2026_06"]),
+        # national versions from the county's first own version on never apply there
+        (["n2012", "n2026_06", "a2026_01"], ["n2012", "a2026_01"]),
+        (["n2012", "a2024", "n2026_06", "a2026_01"], ["n2012", "a2024", "a2026_01"]),
+    ],
+)
+def test_versions_in_force_are_those_that_can_apply(names, expected):
+    assert rules.versions_in_force([_V[n] for n in names]) == [_V[n] for n in expected]
+
+
+def test_monthly_rates_follow_the_county_version_over_a_newer_national_one():
+    """Special assistance pays month by month: a county version from 2022-01 is in force all
+    year, the national raise of 2022-07 does not reach that county."""
+    national = versions("special_assistance")
+    own = Version(
+        uuid.uuid4(),
+        date(2022, 1, 1),
+        {**national[0].params, "death_monthly": "700.00"},
+        COUNTY_A,
+    )
+    ev = rules.evaluate(ProgrammeCode.special_assistance, 2022, sa_family(), NONE, [*national, own])
+    assert (ev.version.id, ev.amount_fen, len(ev.months)) == (own.id, 12 * 70000, 12)
+    elsewhere = rules.evaluate(ProgrammeCode.special_assistance, 2022, sa_family(), NONE, national)
+    assert (elsewhere.version.effective_from, elsewhere.amount_fen) == (date(2022, 7, 1), 624000)
