@@ -278,3 +278,11 @@ async def test_pull_cursor_with_huge_numbers_is_422(cadre, cursor):
 async def test_list_cursor_values_a_database_cannot_take_are_422(client_as, url, cursor):
     c = await client_as("admin" if "areas" in url else "village", "430122000000" if "areas" in url else V1)
     problem(await c.get(url, params={"cursor": cursor}), 422, "invalid_cursor")
+
+
+async def test_every_operation_documents_the_422(app, anon):
+    """The check runs before every route, public ones included, so every operation says so."""
+    for ops in app.openapi()["paths"].values():
+        for op in ops.values():
+            assert "422" in op["responses"]
+    text_problem(await anon.get("/healthz", headers={"X-Probe": "a\x01"}), "x-probe")
