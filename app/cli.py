@@ -6,7 +6,7 @@ import asyncio
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -97,7 +97,23 @@ def serve(
             )
             raise typer.Exit(3)
         upgrade(settings.database_url)
-    uvicorn.run("app.main:app", host=host, port=port, workers=workers, log_config=None, access_log=False)
+    uvicorn.run("app.main:app", **uvicorn_options(host=host, port=port, workers=workers))
+
+
+def uvicorn_options(*, host: str, port: int, workers: int) -> dict[str, Any]:
+    """How ``jiahe serve`` runs uvicorn. ``proxy_headers=False``: uvicorn would otherwise
+    rewrite the client address from ``X-Forwarded-For`` for any loopback peer (its default
+    ``FORWARDED_ALLOW_IPS``), under the rate limits and the login throttle; the app decides
+    the address itself, trusting only ``JIAHE_FORWARDED_ALLOW_IPS``. Its access log is off:
+    it prints full URLs, whose queries may carry an ID number (our request log replaces it)."""
+    return {
+        "host": host,
+        "port": port,
+        "workers": workers,
+        "log_config": None,
+        "access_log": False,
+        "proxy_headers": False,
+    }
 
 
 @cli.command("seed-demo")

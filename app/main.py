@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -13,10 +13,11 @@ from app.core.config import Settings, get_settings
 from app.core.db import make_engine, make_sessionmaker
 from app.core.errors import install_error_handlers
 from app.core.limits import EdgeLimitsMiddleware
-from app.core.logging import configure_logging
+from app.core.logging import configure_logging, install_db_error_scrubbing
 from app.core.openapi import complete_openapi
 from app.core.requestlog import RequestContextMiddleware
 from app.core.security import FieldCipher, TokenService
+from app.core.text import text_guard
 from app.routers import admin, auth, households, ops, sync, visits
 from app.routers import checkups as checkups_router
 from app.routers import claims as claims_router
@@ -31,6 +32,7 @@ home visits, checkups, migrants, benefit claims and county figures. Errors are
 
 def create_app(settings: Settings | None = None, engine: AsyncEngine | None = None) -> FastAPI:
     settings = settings or get_settings()
+    install_db_error_scrubbing()  # before anything can log a database error
     owns_engine = engine is None
     engine = engine or make_engine(settings)
 
@@ -48,6 +50,8 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
         docs_url="/docs" if settings.docs_enabled else None,
         redoc_url=None,
         openapi_url="/openapi.json" if settings.docs_enabled else None,
+        # Every route: no NUL or control characters in any text of the request (app/core/text.py).
+        dependencies=[Depends(text_guard)],
     )
     app.state.settings = settings
     app.state.engine = engine
@@ -76,7 +80,7 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
     ):
         app.include_router(module.router)
 
-    app.add_middleware(EdgeLimitsMiddleware, settings=settings)
+    app.add_middleware(EdgeLimitsMiddleware, settings=settings, tokens=app.state.auth.tokens)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -86,7 +90,7 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
             expose_headers=["ETag", "X-Request-ID"],
         )
 
-    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(RequestContextMiddleware, trusted_proxies=settings.trusted_proxies())
 
     return app
 

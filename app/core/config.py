@@ -8,6 +8,7 @@ out; a warning says so. With ``JIAHE_ENV=production`` the service refuses to sta
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import logging
 import os
@@ -65,7 +66,11 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     sync_max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     max_header_bytes: int = Field(default=8 * 1024, ge=1024)
-    # Requests per minute per bearer token and per client address (0 turns both off).
+    # Reverse proxies whose X-Forwarded-For names the client (comma-separated IPs or CIDRs).
+    # Empty (the default): the peer address is the client, whatever headers it sends.
+    forwarded_allow_ips: str = ""
+    # Requests per minute per login (the verified token's subject) and per client address
+    # (0 turns both off).
     rate_limit_per_token_per_minute: int = Field(default=6000, ge=0)
     rate_limit_per_address_per_minute: int = Field(default=12000, ge=1)
     # /docs and /openapi.json (switch off in production if the API should not describe itself).
@@ -88,6 +93,22 @@ class Settings(BaseSettings):
         if isinstance(v, str) and not v.strip().startswith("["):
             return [o.strip() for o in v.split(",") if o.strip()]
         return v
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _check_proxies(cls, v: str) -> str:
+        for entry in (e.strip() for e in v.split(",")):
+            if entry:
+                try:
+                    ipaddress.ip_network(entry, strict=False)
+                except ValueError:
+                    raise ValueError(f"{entry!r} is not an IP address or CIDR") from None
+        return v
+
+    def trusted_proxies(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """The networks of ``JIAHE_FORWARDED_ALLOW_IPS`` (empty: trust no forwarded header)."""
+        entries = (e.strip() for e in self.forwarded_allow_ips.split(","))
+        return tuple(ipaddress.ip_network(e, strict=False) for e in entries if e)
 
     @property
     def is_sqlite(self) -> bool:

@@ -1,5 +1,9 @@
 """One async engine per process; one session (= one transaction) per request.
 
+Engines hide SQL parameters (``hide_parameters=True``): a database error's text — which reaches
+tracebacks in the log — then names the statement but never the values bound to it (names,
+notes, addresses, ID-number hashes); ``JIAHE_DB_ECHO`` likewise logs statements only.
+
 SQLite (embedded default) gets WAL, foreign keys and a busy timeout on every connection;
 both databases get a pool sized by settings (a request waits at most ``db_pool_timeout`` for a
 connection). The request dependency commits after the handler returns and rolls back on any
@@ -96,7 +100,12 @@ def make_engine(settings: Settings, *, sqlite_immediate: bool = True) -> AsyncEn
         memory = make_url(url).database in (None, "", ":memory:") or "mode=memory" in url
         pool: dict[str, Any] = {} if memory else _pool_args(settings)
         engine = create_async_engine(
-            url, echo=settings.db_echo, connect_args={"timeout": 30}, pool_pre_ping=False, **pool
+            url,
+            echo=settings.db_echo,
+            hide_parameters=True,
+            connect_args={"timeout": 30},
+            pool_pre_ping=False,
+            **pool,
         )
 
         @event.listens_for(engine.sync_engine, "connect")
@@ -123,7 +132,9 @@ def make_engine(settings: Settings, *, sqlite_immediate: bool = True) -> AsyncEn
     # Opening a connection gives up after the pool timeout too (asyncpg would wait 60 s for a
     # server that accepts the TCP connection and then says nothing): a 503, not a hung request.
     connect = {"timeout": settings.db_pool_timeout} if make_url(url).get_driver_name() == "asyncpg" else {}
-    engine = create_async_engine(url, echo=settings.db_echo, connect_args=connect, **_pool_args(settings))
+    engine = create_async_engine(
+        url, echo=settings.db_echo, hide_parameters=True, connect_args=connect, **_pool_args(settings)
+    )
     _ping_when_idle(engine)
     return engine
 

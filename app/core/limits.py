@@ -3,8 +3,13 @@
 - request bodies over ``max_body_bytes`` (1 MiB; sync push: ``sync_max_body_bytes``) → 413,
   checked on Content-Length and while the body streams in;
 - request headers over ``max_header_bytes`` (8 KiB in total) → 431;
-- rate limits per bearer token and per client address (moving windows, configurable) → 429 with
-  ``Retry-After``;
+- rate limits per login and per client address (moving windows, configurable) → 429 with
+  ``Retry-After``. The per-login bucket is keyed by the subject (user or machine client id) of
+  a bearer token whose signature verifies — not by the header's text, which a client can vary
+  at will (``bearer``/``BEARER``, spacing, a fresh login per burst). A token that does not verify
+  gets no bucket of its own: such a request counts against its address only (and is refused
+  401 by the route). The address is the one ``RequestContextMiddleware`` decided (trusted
+  proxies only, ``JIAHE_FORWARDED_ALLOW_IPS``);
 - response headers: ``Cache-Control: no-store`` on everything that does not set its own cache
   policy (personal data must not sit in caches), and the usual security headers.
 
@@ -14,7 +19,6 @@ in production, by the reverse proxy in front (see README, Deploying).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 
@@ -26,6 +30,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.config import Settings
 from app.core.context import request_id_var
+from app.core.errors import Unauthorized
+from app.core.security import TokenService
 
 SYNC_PUSH_PATH = "/api/v1/sync/push"
 SECURITY_HEADERS = [
@@ -61,8 +67,9 @@ def _problem(status: int, code: str, title: str, detail: str) -> bytes:
 
 
 class EdgeLimitsMiddleware:
-    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+    def __init__(self, app: ASGIApp, settings: Settings, tokens: TokenService) -> None:
         self.app = app
+        self.tokens = tokens
         self.max_body = settings.max_body_bytes
         self.max_sync_body = settings.sync_max_body_bytes
         self.max_headers = settings.max_header_bytes
@@ -102,21 +109,15 @@ class EdgeLimitsMiddleware:
                 auth = value
         if self.rate_limits_on and path.startswith("/api/"):
             client = scope.get("client")
-            keys = [(self.per_address, f"addr:{client[0] if client else '-'}")]
-            if auth:
-                keys.append((self.per_token, "tok:" + hashlib.sha256(auth).hexdigest()[:32]))
-            for item, key in keys:
-                if not await self.limiter.hit(item, key):
-                    stats = await self.limiter.get_window_stats(item, key)
-                    retry = max(1, int(stats.reset_time - time.time()))
-                    await self._refuse(
-                        send,
-                        429,
-                        "rate_limited",
-                        "Too many requests",
-                        "Too many requests; slow down",
-                        retry_after=retry,
-                    )
+            key = f"addr:{client[0] if client else '-'}"
+            if not await self.limiter.hit(self.per_address, key):
+                await self._too_many(send, self.per_address, key)
+                return
+            login = self._login(auth) if auth else None
+            if login is not None:
+                key = "login:" + login
+                if not await self.limiter.hit(self.per_token, key):
+                    await self._too_many(send, self.per_token, key)
                     return
         seen = 0
 
@@ -144,6 +145,31 @@ class EdgeLimitsMiddleware:
             await send(message)
 
         await self.app(scope, limited_receive, secured_send)
+
+    def _login(self, authorization: bytes) -> str | None:
+        """The subject of a bearer access token whose signature verifies (the scheme in any
+        case, any spacing); None for anything else. Verified tokens are remembered by the
+        token service, so the route's own authentication does not verify again."""
+        scheme, _, token = authorization.decode("latin-1").strip().partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            return None
+        try:
+            return self.tokens.decode(token, typ="access").sub
+        except Unauthorized:
+            return None
+
+    async def _too_many(self, send: Send, item: RateLimitItemPerMinute, key: str) -> None:
+        stats = await self.limiter.get_window_stats(item, key)
+        retry = max(1, int(stats.reset_time - time.time()))
+        await self._refuse(
+            send,
+            429,
+            "rate_limited",
+            "Too many requests",
+            "Too many requests; slow down",
+            retry_after=retry,
+        )
 
     async def _refuse(
         self, send: Send, status: int, code: str, title: str, detail: str, retry_after: int | None = None

@@ -14,6 +14,8 @@ from app.core.errors import PROBLEM_JSON
 GENERIC = {
     "400": "Malformed request (e.g. a body that is not UTF-8 JSON)",
     "413": "Request body too large",
+    "422": "Validation failed; any request carrying NUL or control characters (other than tab and"
+    " newline) in its path, query, headers or body gets this (code validation_failed)",
     "429": "Rate limited (see Retry-After)",
     "431": "Request headers too large",
     "503": "Database unavailable or busy (see Retry-After)",
@@ -36,7 +38,7 @@ def complete_openapi(app: FastAPI) -> dict[str, Any]:
         for op in ops.values():
             responses = op.setdefault("responses", {})
             for code, text in GENERIC.items():
-                if path in PUBLIC_PATHS and code != "503":
+                if path in PUBLIC_PATHS and code not in ("422", "503"):
                     continue
                 responses.setdefault(code, {"description": text})
             for code, resp in responses.items():

@@ -18,7 +18,9 @@ from sqlalchemy import Select, literal, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import TypeDecorator
 
+from app.core.db import as_utc
 from app.core.errors import ValidationFailed
+from app.core.text import FORBIDDEN
 
 T = TypeVar("T")
 
@@ -45,18 +47,30 @@ def encode_cursor(values: list[Any]) -> str:
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
 def _dec(v: Any, python_type: type) -> Any:
+    """One decoded key value, or ValueError / OverflowError for anything a database could not
+    take as a parameter of that column (a cursor is client input: huge numbers, timestamps that
+    leave the calendar in UTC, NUL in text must be a 422, never a 500)."""
     if v is None:
         return None
     if python_type is uuid.UUID:
         return uuid.UUID(str(v))
     if python_type is datetime:
-        return datetime.fromisoformat(str(v))
+        return as_utc(datetime.fromisoformat(str(v)))
     if python_type is date:
         return date.fromisoformat(str(v))
     if python_type is int:
-        return int(v)
-    return str(v)
+        n = int(v)
+        if not INT64_MIN <= n <= INT64_MAX:
+            raise ValueError("out of range")
+        return n
+    text = str(v)
+    if FORBIDDEN.search(text):
+        raise ValueError("control characters")
+    return text
 
 
 def _python_type(type_: Any) -> type:
@@ -82,7 +96,7 @@ def decode_cursor(cursor: str, columns: list[Any]) -> list[Any]:
         for v, col in zip(values, columns, strict=True):
             out.append(_dec(v, _python_type(col.type)))
         return out
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, OverflowError):
         raise bad from None
 
 

@@ -2,10 +2,18 @@
 
 Pure ASGI (not ``BaseHTTPMiddleware``): that one runs the app in a task of its own and wraps
 ``receive`` per message, which cost a partner notification more than its own validation did.
+
+The client address is decided here, once, for everything after: the rate limits, the login
+throttle, the audit log. It is the TCP peer, unless the peer is one of the configured proxies
+(``JIAHE_FORWARDED_ALLOW_IPS``, none by default): then ``X-Forwarded-For`` is read from the
+right, skipping the configured proxies, and the first other address is the client (what a
+client writes at the left of the header itself is never believed). ``jiahe serve`` turns off
+uvicorn's own proxy-header handling, which would otherwise believe any loopback peer.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import re
 import time
@@ -21,10 +29,44 @@ from app.core.metrics import LATENCY, REQUESTS
 log = logging.getLogger("jiahe.http")
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
 
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _trusted(address: str, proxies: tuple[Network, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in net for net in proxies)
+
+
+def client_address(
+    peer: str | None, headers: list[tuple[bytes, bytes]], proxies: tuple[Network, ...]
+) -> str | None:
+    """The client of a request: the peer, or — from a configured proxy — the right-most
+    ``X-Forwarded-For`` hop that is not a configured proxy (see the module docstring)."""
+    if peer is None or not proxies or not _trusted(peer, proxies):
+        return peer
+    hops: list[str] = []
+    for name, value in headers:
+        if name == b"x-forwarded-for":
+            hops.extend(h.strip() for h in value.decode("latin-1").split(","))
+    client = peer
+    for hop in reversed(hops):
+        try:
+            ip = ipaddress.ip_address(hop)
+        except ValueError:
+            return client  # a hop no proxy of ours wrote: stop at the last one believed
+        client = str(ip)
+        if not any(ip in net for net in proxies):
+            return client
+    return client
+
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, trusted_proxies: tuple[Network, ...] = ()) -> None:
         self.app = app
+        self.proxies = trusted_proxies
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -38,8 +80,12 @@ class RequestContextMiddleware:
         rid = incoming if _REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
         rid_header = (b"x-request-id", rid.encode())
         client = scope.get("client")
+        peer = client[0] if client else None
+        address = client_address(peer, scope.get("headers", []), self.proxies) if self.proxies else peer
+        if address != peer and address is not None:
+            scope = {**scope, "client": (address, 0)}
         rid_token = request_id_var.set(rid)
-        ip_token = client_ip_var.set(client[0] if client else None)
+        ip_token = client_ip_var.set(address)
         start = time.perf_counter()
         status = 500
         started = False

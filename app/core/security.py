@@ -4,7 +4,10 @@ JWT: python-jose's defaults are unsafe (no claim is required; ``algorithms=None`
 header; a token without ``aud`` passes), so every token is decoded by ``decode_token`` only:
 ES256 is the one allowed algorithm, ``kid`` must name a key of our local key map (anything else,
 garbage or huge, is a 401, never a 500), ``exp iat iss aud sub jti`` are required, and the ``typ``
-claim separates access from refresh tokens.
+claim separates access from refresh tokens. ``iat`` may not lie in the future (beyond the leeway)
+and ``exp - iat`` may not exceed the lifetime we sign that type of token with
+(``JIAHE_ACCESS_TOKEN_MINUTES`` / ``JIAHE_REFRESH_TOKEN_DAYS``): lowering either ends the longer
+tokens signed before.
 """
 
 from __future__ import annotations
@@ -178,6 +181,15 @@ class TokenService:
         except (JOSEError, ValueError, TypeError, KeyError):
             raise bad from None
         if claims.get("typ") != typ:
+            raise bad
+        # python-jose checks only that ``iat`` is a number: a token issued "in the future" or
+        # living longer than we ever sign (a forged or mis-minted one) is refused here.
+        try:
+            iat, exp = int(claims["iat"]), int(claims["exp"])
+        except (KeyError, ValueError, TypeError, OverflowError):
+            raise bad from None
+        max_lifetime = self.access_ttl if typ == "access" else self.refresh_ttl
+        if iat > time.time() + self.leeway or exp - iat > max_lifetime.total_seconds():
             raise bad
         try:
             return TokenClaims(

@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from pydantic import field_validator
-from sqlalchemy import String
+from sqlalchemy import Index, String, column, func
 from sqlmodel import Field, SQLModel
 
 from app.models.common import AreaCode, IdMixin, VersionedMixin
@@ -32,6 +32,9 @@ class Agency(StrEnum):
 
 
 class User(IdMixin, VersionedMixin, table=True):
+    """A person who logs in. ``username`` is unique without regard to case (the index on
+    ``lower(username)``, which the case-insensitive login also reads)."""
+
     username: str = Field(sa_type=String(64), unique=True, nullable=False)
     password_hash: str = Field(sa_type=String(255), nullable=False)
     role: Role = Field(sa_type=String(16), nullable=False)
@@ -39,6 +42,8 @@ class User(IdMixin, VersionedMixin, table=True):
     county_code: str = Field(sa_type=String(6), index=True, nullable=False)
     display_name: str = Field(sa_type=String(100), nullable=False)
     disabled: bool = Field(default=False, nullable=False)
+
+    __table_args__ = (Index("uq_user_lower_username", func.lower(column("username")), unique=True),)
 
 
 class UserCreate(SQLModel):

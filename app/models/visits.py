@@ -6,12 +6,11 @@ import uuid
 from datetime import date, datetime
 from enum import StrEnum
 
-from pydantic import field_validator
 from sqlalchemy import Float, Index, String
 from sqlmodel import Field, SQLModel
 
 from app.core.db import UTCDateTime
-from app.models.common import IdMixin, ScopedMixin, VersionedMixin
+from app.models.common import AwareTimestamp, IdMixin, ScopedMixin, VersionedMixin
 
 
 class VisitPurpose(StrEnum):
@@ -51,19 +50,12 @@ class VisitCreate(SQLModel):
     id: uuid.UUID | None = None
     household_id: uuid.UUID
     person_id: uuid.UUID | None = None
-    visited_at: datetime
+    visited_at: AwareTimestamp
     purpose: VisitPurpose
     notes: str | None = Field(default=None, max_length=4000)
     location: Location | None = None
     follow_up_on: date | None = None
     follow_up_note: str | None = Field(default=None, max_length=1000)
-
-    @field_validator("visited_at")
-    @classmethod
-    def _aware(cls, v: datetime) -> datetime:
-        if v.tzinfo is None:
-            raise ValueError("must carry a UTC offset (e.g. 2026-05-01T09:30:00+08:00)")
-        return v
 
 
 class VisitUpdate(SQLModel):

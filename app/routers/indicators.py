@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 
+from app.core.csvout import csv_text
 from app.core.errors import error_responses
 from app.deps import Caller, SessionDep
 from app.services import indicators as svc
@@ -159,12 +158,10 @@ async def indicators_csv(
     )
     rows = [data, *data.get("children", [])]
     programmes = sorted({p for r in rows for p in r["claims"]})
-    buf = io.StringIO()
-    writer = csv.writer(buf)
     header = [zh if lang == "zh" else en for en, zh in CSV_FIELDS]
     for p in programmes:
         header += [f"claims.{p}.{k}" for k in ("new", "continuing", "exited", "total", "amount")]
-    writer.writerow(header)
+    lines: list[list[Any]] = []
     for r in rows:
         line = [_get(r, en) for en, _zh in CSV_FIELDS]
         for p in programmes:
@@ -173,8 +170,8 @@ async def indicators_csv(
                 v.get(k, 0 if k != "amount" else "0.00")
                 for k in ("new", "continuing", "exited", "total", "amount")
             ]
-        writer.writerow(line)
-    body = "\ufeff" + buf.getvalue()
+        lines.append(line)
+    body = csv_text(header, lines)
     filename = f"indicators_{data['area_code']}_{start}_{end}.csv"
     return Response(
         body.encode("utf-8"),

@@ -5,11 +5,12 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
 from app.core.errors import ValidationFailed, error_responses
 from app.core.pagination import Cursor, Limit
+from app.core.text import text_guard
 from app.deps import Caller, CipherDep, SessionDep
 from app.services import sync as svc
 
@@ -116,12 +117,21 @@ class ResolveOut(BaseModel):
     response_model_exclude_none=True,
     responses=error_responses(401, 403, 413, 422),
 )
-async def push(session: SessionDep, caller: Caller, cipher: CipherDep, body: PushIn) -> PushOut:
-    """Apply up to 500 ops in order, each on its own; re-sent ops answer from the stored result."""
+async def push(
+    session: SessionDep,
+    caller: Caller,
+    cipher: CipherDep,
+    body: PushIn,
+    refused_text: Annotated[dict[int, str], Depends(text_guard)],
+) -> PushOut:
+    """Apply up to 500 ops in order, each on its own; re-sent ops answer from the stored result.
+    An op with NUL or control characters in its text is ``rejected`` alone (nothing stored)."""
     if len(body.ops) > MAX_OPS:
         raise ValidationFailed(f"At most {MAX_OPS} ops per push; split the batch", code="too_many_ops")
     ops = [svc.PushOp(**o.model_dump()) for o in body.ops]
-    results = await svc.push(session, caller, svc.SyncContext(cipher), body.device_id, ops)
+    results = await svc.push(
+        session, caller, svc.SyncContext(cipher), body.device_id, ops, refused_text=refused_text
+    )
     return PushOut(results=[OpResult.model_validate(r) for r in results])
 
 

@@ -6,8 +6,9 @@
   returns that same pair; later, it is treated as stolen and the whole login is revoked.
 - Every request re-reads the login and the principal, so a disabled user or a revoked login is
   refused at once, and role/area come from the database, not from a possibly stale token.
-- Failed logins are counted per username and per client address: slowed after a few, refused
-  with 429 after more (moving window, in process memory).
+- Failed logins are counted per username (without regard to case) and per client address (the
+  peer, or what a configured proxy forwarded: ``JIAHE_FORWARDED_ALLOW_IPS``): slowed after a
+  few, refused with 429 after more (moving window, in process memory).
 """
 
 from __future__ import annotations
@@ -109,7 +110,10 @@ async def password_login(
     session: AsyncSession, ctx: AuthContext, *, username: str, password: str, ip: str | None
 ) -> TokenPair:
     await ctx.throttle.before_attempt(username, ip)
-    user = (await session.execute(select(User).where(User.username == username))).scalar_one_or_none()
+    # Usernames are unique without regard to case (a unique index on lower(username)), and a
+    # login finds its user in any case: ``ADMIN`` is ``admin`` (the throttle keys likewise).
+    stmt = select(User).where(func.lower(User.username) == username.lower())
+    user = (await session.execute(stmt)).scalar_one_or_none()
     ok = await verify_password_async(password, user.password_hash if user else None)
     if user is None or not ok or user.disabled:
         await ctx.throttle.failed(username, ip)

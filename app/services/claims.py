@@ -24,8 +24,6 @@ another village still counts. Only derived facts (counts, dates) appear in the r
 
 from __future__ import annotations
 
-import csv
-import io
 import uuid
 from datetime import date, timedelta
 from typing import Any
@@ -38,6 +36,7 @@ from sqlmodel import col, select
 from app.authz.actor import Actor, scope_prefix
 from app.authz.policies import ADMIN_ROLES, COUNTY_ROLES, FIELD_ROLES, require_role
 from app.authz.scope import area_clause, ensure_area_in_scope, ensure_can_place, scope_clause, scoped
+from app.core.csvout import csv_text
 from app.core.db import today, utcnow
 from app.core.errors import (
     Conflict,
@@ -998,12 +997,6 @@ CSV_HEADER = [
 ]
 
 
-def _cell(value: object) -> str:
-    """Text a spreadsheet will not run as a formula."""
-    text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 async def payments_csv(
     session: AsyncSession,
     actor: Actor,
@@ -1029,10 +1022,7 @@ async def payments_csv(
     if year:
         stmt = stmt.where(Claim.year == year)
     rows = (await session.execute(stmt.order_by(col(Claim.village_code), col(Claim.id)))).all()
-    out = io.StringIO()
-    out.write("\ufeff")
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(CSV_HEADER)
+    lines: list[list[object]] = []
     for claim, person in rows:
         name, bank, account, amount = (
             claim.payee_name,
@@ -1047,22 +1037,19 @@ async def payments_csv(
             if pay is not None:
                 name, bank, amount = pay.payee_name, pay.payee_bank, pay.amount_fen
                 account = cipher.decrypt(pay.payee_account_enc, context=ACCOUNT_CONTEXT)
-        writer.writerow(
+        lines.append(
             [
-                _cell(v)
-                for v in (
-                    claim.id,
-                    claim.programme,
-                    claim.year,
-                    claim.village_code,
-                    person.name,
-                    person.id_number_masked or "",
-                    name,
-                    bank,
-                    account,
-                    rules.yuan(amount if amount is not None else claim.amount_fen),
-                    claim.status,
-                )
+                claim.id,
+                claim.programme,
+                claim.year,
+                claim.village_code,
+                person.name,
+                person.id_number_masked or "",
+                name,
+                bank,
+                account,
+                rules.yuan(amount if amount is not None else claim.amount_fen),
+                claim.status,
             ]
         )
     audit.record(
@@ -1073,7 +1060,7 @@ async def payments_csv(
         None,
         f"payments.csv {programme or '*'} {year or '*'} {status.value} rows={len(rows)}",
     )
-    return out.getvalue()
+    return csv_text(CSV_HEADER, lines)
 
 
 # --- a beneficiary who moves -------------------------------------------------------------------

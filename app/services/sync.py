@@ -23,7 +23,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +42,7 @@ from app.core.db import utcnow
 from app.core.errors import AppError, Conflict, FieldError, NotFound, ValidationFailed
 from app.core.pagination import paginate
 from app.core.security import FieldCipher
+from app.core.text import refusal as text_refusal
 from app.models.households import (
     Birth,
     BirthCreate,
@@ -323,13 +324,24 @@ async def _apply(
 
 
 async def push(
-    session: AsyncSession, actor: Actor, ctx: SyncContext, device_id: str, ops: list[PushOp]
+    session: AsyncSession,
+    actor: Actor,
+    ctx: SyncContext,
+    device_id: str,
+    ops: list[PushOp],
+    *,
+    refused_text: Mapping[int, str] | None = None,
 ) -> list[dict[str, Any]]:
     """Answers in op order. Stored answers are read and new ops claimed for the whole batch at
     once (one SELECT, one INSERT … ON CONFLICT DO NOTHING); each new op is then applied in its
-    own savepoint and the answers are written back in one executemany."""
+    own savepoint and the answers are written back in one executemany.
+
+    ``refused_text`` ({op index: field}, from the request's text check) names the ops holding
+    NUL or control characters: each is ``rejected`` alone and nothing of it is stored (not even
+    its answer: its op id may be the offending text), so a corrected re-send is applied."""
     require_role(actor, *FIELD_ROLES)
-    ids = list(dict.fromkeys(op.op_id for op in ops))
+    refused = refused_text or {}
+    ids = list(dict.fromkeys(op.op_id for k, op in enumerate(ops) if k not in refused))
     stored = await _stored_many(session, device_id, ids)
     claimed = await _claim(session, device_id, actor, [i for i in ids if i not in stored])
     missing = [i for i in ids if i not in stored and i not in claimed]
@@ -341,6 +353,9 @@ async def push(
     while at < len(ops):
         op = ops[at]
         at += 1
+        if at - 1 in refused:
+            results.append(_rejected(op, text_refusal(refused[at - 1])))
+            continue
         if op.op_id in answered:  # the same op twice in one batch
             results.append(_as_duplicate(answered[op.op_id]))
             continue
@@ -350,7 +365,7 @@ async def push(
         if op.op_id not in claimed:
             results.append(_rejected(op, Conflict("Op in flight", code="op_in_flight")))
             continue
-        run = _batchable_run(ops, at - 1, claimed, answered)
+        run = _batchable_run(ops, at - 1, claimed, answered, refused)
         if len(run) > 1:
             for run_op, result in zip(
                 run, await _apply_run(session, actor, ctx, run, device_id), strict=True
@@ -396,7 +411,11 @@ MAX_RUN = 500
 
 
 def _batchable_run(
-    ops: list[PushOp], start: int, claimed: set[str], answered: dict[str, dict[str, Any]]
+    ops: list[PushOp],
+    start: int,
+    claimed: set[str],
+    answered: dict[str, dict[str, Any]],
+    refused: Mapping[int, str],
 ) -> list[PushOp]:
     """The consecutive new-record ops of one batchable entity from ``start`` (each claimed by
     this request, none repeated): they depend on nothing among themselves."""
@@ -406,9 +425,10 @@ def _batchable_run(
         return [first]
     run: list[PushOp] = []
     seen: set[str] = set()
-    for op in ops[start : start + MAX_RUN]:
+    for k, op in enumerate(ops[start : start + MAX_RUN], start):
         if (
-            op.entity != first.entity
+            k in refused
+            or op.entity != first.entity
             or op.base_version is not None
             or op.op_id not in claimed
             or op.op_id in answered
@@ -562,18 +582,29 @@ def _enc(obj: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(obj, separators=(",", ":")).encode()).decode().rstrip("=")
 
 
+def _log_position(v: Any) -> int:
+    """A transaction id or sequence number of the change log: a non-negative 64-bit integer."""
+    if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 2**63 - 1:
+        raise ValueError("not a log position")
+    return v
+
+
 def _dec(cursor: str) -> dict[str, Any]:
+    """The pull state of a cursor; anything the server did not write (huge numbers, floats,
+    an entity index out of range) is a 422 ``invalid_cursor``, never a database error."""
     try:
         out = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         if not isinstance(out, dict) or out.get("p") not in ("s", "l"):
             raise ValueError
-        int(out["tx"]), int(out["seq"])
+        _log_position(out["tx"]), _log_position(out["seq"])
         if out["p"] == "s":
-            int(out["e"])
+            e = out["e"]
+            if isinstance(e, bool) or not isinstance(e, int) or not 0 <= e <= len(_pull_order()):
+                raise ValueError
             if out.get("last") is not None:
                 uuid.UUID(out["last"])
         return out
-    except (ValueError, TypeError, KeyError):
+    except (ValueError, TypeError, KeyError, OverflowError):
         raise ValidationFailed("The cursor is not valid", code="invalid_cursor") from None
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import select
@@ -48,7 +49,9 @@ async def create_user(session: AsyncSession, actor: Actor | None, data: UserCrea
     if actor is not None:
         require_role(actor, *ADMIN_ROLES)
     await _check_placement(session, actor, data.role, data.area_code)
-    exists = await session.execute(select(User.id).where(User.username == data.username))
+    # Unique without regard to case: ``Admin`` is taken when ``admin`` exists (the index on
+    # lower(username) decides a race the same way).
+    exists = await session.execute(select(User.id).where(func.lower(User.username) == data.username.lower()))
     if exists.first() is not None:
         raise Conflict("That username is taken", code="username_taken")
     user = User(
