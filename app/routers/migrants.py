@@ -206,6 +206,7 @@ async def get_notification_status(
 async def list_notifications(
     session: SessionDep,
     caller: Caller,
+    cipher: CipherDep,
     status: InboxStatus | None = None,
     kind: NotificationKind | None = None,
     limit: Limit = 50,
@@ -215,7 +216,7 @@ async def list_notifications(
     rows, nxt = await partner_svc.list_inbox(
         session, caller, status=status, kind=kind, limit=limit, cursor=cursor
     )
-    return Page(items=await partner_svc.notification_views(session, caller, rows), next_cursor=nxt)
+    return Page(items=await partner_svc.notification_views(session, caller, cipher, rows), next_cursor=nxt)
 
 
 @router.get(
@@ -225,11 +226,11 @@ async def list_notifications(
     responses=error_responses(401, 403, 404),
 )
 async def get_notification(
-    session: SessionDep, caller: Caller, notification_id: uuid.UUID
+    session: SessionDep, caller: Caller, cipher: CipherDep, notification_id: uuid.UUID
 ) -> NotificationPublic:
     """One notification about your area."""
     n = await partner_svc.get_notification(session, caller, notification_id)
-    return (await partner_svc.notification_views(session, caller, [n]))[0]
+    return (await partner_svc.notification_views(session, caller, cipher, [n]))[0]
 
 
 @router.post(
@@ -248,7 +249,7 @@ async def accept_notification(
     """Apply a pending notification: create or update the migrant record (and the person if
     new), or close it for a cancellation. Decided once; then 409."""
     n = await partner_svc.accept(session, caller, cipher, notification_id, body or NotificationAccept())
-    return (await partner_svc.notification_views(session, caller, [n]))[0]
+    return (await partner_svc.notification_views(session, caller, cipher, [n]))[0]
 
 
 @router.post(
@@ -258,8 +259,12 @@ async def accept_notification(
     responses=error_responses(401, 403, 404, 409, 422),
 )
 async def dismiss_notification(
-    session: SessionDep, caller: Caller, notification_id: uuid.UUID, body: NotificationDismiss
+    session: SessionDep,
+    caller: Caller,
+    cipher: CipherDep,
+    notification_id: uuid.UUID,
+    body: NotificationDismiss,
 ) -> NotificationPublic:
     """Dismiss a pending notification with a reason. Decided once; then 409."""
     n = await partner_svc.dismiss(session, caller, notification_id, body)
-    return (await partner_svc.notification_views(session, caller, [n]))[0]
+    return (await partner_svc.notification_views(session, caller, cipher, [n]))[0]

@@ -21,10 +21,16 @@ resend and send typos. The rules:
   replays. A row found with ``response_status = 0`` (processing) also answers 409; with the
   single-transaction design no other request can see one, the check is a guard. No savepoints:
   every refusal is decided before the first write (``_validate``), so the hot path stays short.
-- **Stored as received.** A valid notification is stored with its raw body (auditable) and its
-  hash; a resend of the same partner reference and body under a new key is the same
-  notification (unique ``(client_id, reference, body_sha256)``). Invalid ones are answered
-  (422/403) and that answer is kept with the key, but no notification is stored.
+- **Stored as received, nothing personal in clear.** A valid notification is stored with its
+  raw body (auditable: ``received_body``) and its free-form ``details`` AES-GCM encrypted with
+  the register's field keys (key id in the cipher text), the ID number as cipher text, blind
+  index and mask like ``person``; name and address stay readable as in the register. Body
+  digests and idempotency keys are keyed hashes (HMAC with the blind-index key, each with its
+  own purpose): equality is all they are used for, and a plain SHA-256 of a body whose other
+  fields are stored would give the ID number back to a brute force. A resend of the same partner
+  reference and body under a new key is the same notification (unique ``(client_id,
+  reference, body_sha256)``). Invalid ones are answered (422/403) and that answer is kept with
+  the key, but no notification is stored.
 - **Processed in the same request** (status visible through GET, the 202 says ``received``):
   ``residence_registered`` — the person (blind index of the ID number) with an open inflow in
   that area → ``matched`` (address updated); otherwise ``pending_confirmation`` and a task for
@@ -40,6 +46,7 @@ resend and send typos. The rules:
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import re
 import uuid
@@ -121,16 +128,47 @@ class Answer:
     replayed: bool = False
 
 
-def body_digest(raw: bytes) -> str:
-    """SHA-256 of the body as canonical JSON (sorted keys, no spaces); of the bytes if the body
-    is not JSON."""
+# Cipher contexts (AES-GCM associated data) of what a notification stores encrypted.
+BODY_CONTEXT = b"partner_notification.body"
+DETAILS_CONTEXT = b"partner_notification.details"
+_BODY_DIGEST_PURPOSE = b"partner_body\x00"
+
+
+def canonical_body(raw: bytes) -> bytes:
+    """The body as canonical JSON (sorted keys, no spaces); the bytes if the body is not JSON."""
     try:
-        canonical = json.dumps(
-            json.loads(raw), sort_keys=True, ensure_ascii=False, separators=(",", ":")
-        ).encode()
+        return json.dumps(json.loads(raw), sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
     except ValueError:
-        canonical = raw
-    return hashlib.sha256(canonical).hexdigest()
+        return raw
+
+
+def body_digest(cipher: FieldCipher, raw: bytes) -> str:
+    """Keyed digest of the canonical body: HMAC-SHA256 with the blind-index key (a purpose of
+    its own), so the stored digest cannot be tested against guessed bodies."""
+    return hmac.new(cipher.blind_key, _BODY_DIGEST_PURPOSE + canonical_body(raw), hashlib.sha256).hexdigest()
+
+
+def _unkeyed_digest(raw: bytes) -> str:
+    """The digest key rows written before revision b14a00000002 hold when their answer was an
+    error (no stored body to re-key them from); they expire within ``KEEP_DAYS``."""
+    return hashlib.sha256(canonical_body(raw)).hexdigest()
+
+
+def key_digest(cipher: FieldCipher, key: str) -> str:
+    """What the ``idempotency_key.key`` column holds for an ``Idempotency-Key``."""
+    return cipher.blind_index(key, purpose="idempotency_key")
+
+
+def received_body(cipher: FieldCipher, n: PartnerNotification) -> str:
+    """The body exactly as the partner sent it (for audit)."""
+    return cipher.decrypt(n.body_enc, context=BODY_CONTEXT)
+
+
+def _details(cipher: FieldCipher, n: PartnerNotification) -> dict[str, Any] | None:
+    if n.details_enc is None:
+        return None
+    value: dict[str, Any] = json.loads(cipher.decrypt(n.details_enc, context=DETAILS_CONTEXT))
+    return value
 
 
 # --- intake -------------------------------------------------------------------------------------
@@ -275,8 +313,8 @@ async def _claim(session: AsyncSession, client_id: uuid.UUID, key: str, digest: 
     return uuid.UUID(str(inserted)) if inserted is not None else None
 
 
-def _replay(stored: IdempotencyKey, digest: str) -> Answer:
-    if stored.request_sha256 != digest:
+def _replay(stored: IdempotencyKey, raw: bytes, digest: str) -> Answer:
+    if stored.request_sha256 != digest and stored.request_sha256 != _unkeyed_digest(raw):
         raise ValidationFailed(
             "This Idempotency-Key was used with a different body",
             code="idempotency_key_reused",
@@ -294,13 +332,14 @@ async def receive(
     require_role(actor, Role.partner)
     if key is None or not key.strip():
         raise BadRequest("Send an Idempotency-Key header (≤ 255 characters)", code="idempotency_key_required")
-    digest = body_digest(raw)
-    claim_id = await _claim(session, actor.id, key, digest)
+    digest = body_digest(cipher, raw)
+    hashed_key = key_digest(cipher, key)
+    claim_id = await _claim(session, actor.id, hashed_key, digest)
     if claim_id is None:  # the key is known (stored, or just committed by a concurrent request)
-        stored = await _stored_key(session, actor.id, key)
+        stored = await _stored_key(session, actor.id, hashed_key)
         if stored is None:
             raise _in_flight()
-        return _replay(stored, digest)
+        return _replay(stored, raw, digest)
     notification_id: uuid.UUID | None = None
     try:
         valid = await _validate(session, actor, raw)
@@ -392,8 +431,12 @@ async def _store_and_process(
         "address": data.address,
         "area_code": data.area_code,
         "occurred_on": data.occurred_on,
-        "details": json.dumps(data.details, ensure_ascii=False) if data.details is not None else None,
-        "body": raw.decode("utf-8", errors="replace"),
+        "details_enc": (
+            cipher.encrypt(json.dumps(data.details, ensure_ascii=False), context=DETAILS_CONTEXT)
+            if data.details is not None
+            else None
+        ),
+        "body_enc": cipher.encrypt(raw.decode("utf-8", errors="replace"), context=BODY_CONTEXT),
         "body_sha256": digest,
         "status": NotificationStatus.received.value,
         "person_id": person_id,
@@ -545,9 +588,10 @@ async def purge_expired_keys(session: AsyncSession) -> int:
 
 
 async def notification_views(
-    session: AsyncSession, actor: Actor, rows: list[PartnerNotification]
+    session: AsyncSession, actor: Actor, cipher: FieldCipher, rows: list[PartnerNotification]
 ) -> list[NotificationPublic]:
-    """Inbox items; a matched person's id only when that person is in the reader's scope."""
+    """Inbox items (``details`` decrypted); a matched person's id only when that person is in the
+    reader's scope."""
     ids = {n.person_id for n in rows if n.person_id}
     villages: dict[uuid.UUID, str] = {}
     if ids:
@@ -569,7 +613,7 @@ async def notification_views(
                 village_code=n.village_code,
                 occurred_on=n.occurred_on,
                 reference=n.reference,
-                details=json.loads(n.details) if n.details else None,
+                details=_details(cipher, n),
                 person_id=n.person_id if visible else None,
                 migrant_id=n.migrant_id,
                 received_at=n.received_at,
@@ -665,7 +709,7 @@ async def accept(
     await areas_svc.require_area(session, village, field="village_code")
     number = cipher.decrypt(n.id_number_enc, context=b"id_number")
     person = await migrants_svc.find_by_id_number(session, cipher, number)
-    details: dict[str, Any] = json.loads(n.details) if n.details else {}
+    details = _details(cipher, n) or {}
     inflows = await migrants_svc.open_records(session, person.id, Direction.inflow) if person else []
     here = [m for m in inflows if m.village_code == village]
     record: Migrant | None = None

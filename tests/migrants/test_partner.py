@@ -1,5 +1,6 @@
 """Partner notifications through HTTP: idempotency keys (replay, reuse, in flight, concurrency),
-validation, each kind's matching, township-level areas, partner isolation, the inbox."""
+validation, each kind's matching, township-level areas, partner isolation, the inbox, nothing
+personal in clear at rest."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ import pytest
 from httpx import ASGITransport, AsyncClient
 from sqlalchemy import func, select
 
+from app.core.security import FieldCipher
 from app.models.migrants import IdempotencyKey, Migrant, PartnerNotification
 from app.models.visits import Task
+from app.services import partner as partner_svc
 from tests.conftest import IS_PG
 from tests.factories import id_number, make_client
 from tests.households.test_api import TS1, V1, V2, V_OTHER_TS, mk_household, mk_person, problem
@@ -51,6 +54,11 @@ async def police(partner_as):
     return await partner_as()
 
 
+@pytest.fixture
+def cipher(settings):
+    return FieldCipher(settings)
+
+
 def note(number: str, *, kind: str = "residence_registered", area: str = V1, **kw) -> dict:
     return {
         "kind": kind,
@@ -83,7 +91,7 @@ async def status_of(c, nid: str) -> str:
 # --- idempotency ------------------------------------------------------------------------------
 
 
-async def test_same_key_same_body_replays_the_first_answer(police, db):
+async def test_same_key_same_body_replays_the_first_answer(police, db, cipher):
     body = note(id_number(date(1995, 1, 1), "female", "440305"))
     first = await send(police, body, "key-1")
     assert first.status_code == 202, first.text
@@ -101,7 +109,8 @@ async def test_same_key_same_body_replays_the_first_answer(police, db):
     assert await count(db, IdempotencyKey) == 1
     assert await count(db, Task) == 1
     stored = (await db.execute(select(PartnerNotification))).scalar_one()
-    assert json.loads(stored.body) == body  # stored as received
+    assert json.loads(partner_svc.received_body(cipher, stored)) == body  # stored as received
+    assert body["id_number"] not in stored.body_enc and body["name"] not in stored.body_enc
     assert stored.id_number_hash and body["id_number"] not in stored.id_number_enc
     assert stored.agency == "police"
 
@@ -169,17 +178,15 @@ async def test_a_resend_under_a_new_key_is_the_same_notification(police, db):
     assert await count(db, IdempotencyKey) == 2
 
 
-async def test_a_key_still_processing_is_409(police, db):
+async def test_a_key_still_processing_is_409(police, db, cipher):
     from app.core.db import utcnow
 
     body = note(id_number(date(1995, 1, 1), "female", "440305"))
-    from app.services.partner import body_digest
-
     db.add(
         IdempotencyKey(
             client_id=police.machine.id,
-            key="busy",
-            request_sha256=body_digest(json.dumps(body).encode()),
+            key=partner_svc.key_digest(cipher, "busy"),
+            request_sha256=partner_svc.body_digest(cipher, json.dumps(body).encode()),
             response_status=0,
             response_body="{}",
             expires_at=utcnow() + timedelta(days=30),
@@ -191,7 +198,7 @@ async def test_a_key_still_processing_is_409(police, db):
 
 
 @pytest.mark.skipif(not IS_PG, reason="row locks: PostgreSQL")
-async def test_a_key_held_by_a_running_transaction_is_409_in_flight(police, engine, db, monkeypatch):
+async def test_a_key_held_by_a_running_transaction_is_409_in_flight(police, engine, db, monkeypatch, cipher):
     from app.core.db import utcnow
     from app.services import partner
 
@@ -203,8 +210,8 @@ async def test_a_key_held_by_a_running_transaction_is_409_in_flight(police, engi
             IdempotencyKey.__table__.insert().values(
                 id=uuid.uuid4(),
                 client_id=police.machine.id,
-                key="held",
-                request_sha256=partner.body_digest(json.dumps(body).encode()),
+                key=partner.key_digest(cipher, "held"),
+                request_sha256=partner.body_digest(cipher, json.dumps(body).encode()),
                 response_status=0,
                 response_body="{}",
                 created_at=utcnow(),
@@ -217,20 +224,22 @@ async def test_a_key_held_by_a_running_transaction_is_409_in_flight(police, engi
     assert await count(db, PartnerNotification) == 1
 
 
-async def test_expired_keys_are_purged(police, db, engine):
+async def test_expired_keys_are_purged(police, db, engine, cipher):
     from app.core.db import make_sessionmaker, utcnow
     from app.services import partner
 
     await send(police, note(id_number(date(1995, 1, 1), "female", "440305")), "old")
     await send(police, note(id_number(date(1995, 1, 2), "female", "440305")), "new")
-    row = (await db.execute(select(IdempotencyKey).where(IdempotencyKey.key == "old"))).scalar_one()
+    old = partner.key_digest(cipher, "old")
+    row = (await db.execute(select(IdempotencyKey).where(IdempotencyKey.key == old))).scalar_one()
     assert row.expires_at - row.created_at >= timedelta(days=30)
     row.expires_at = utcnow() - timedelta(seconds=1)
     await db.commit()
     async with make_sessionmaker(engine)() as s:
         assert await partner.purge_expired_keys(s) == 1
         await s.commit()
-    assert [k.key for k in (await db.execute(select(IdempotencyKey))).scalars()] == ["new"]
+    keys = [k.key for k in (await db.execute(select(IdempotencyKey))).scalars()]
+    assert keys == [partner.key_digest(cipher, "new")]
 
 
 # --- validation -------------------------------------------------------------------------------
@@ -541,3 +550,77 @@ async def test_a_new_notification_writes_its_task_audit_and_change_rows(police, 
     again = await send(police, body, "with-task-2")
     assert again.json()["id"] == str(nid)
     assert await count(db, Task) == 1
+
+
+# --- nothing personal in clear at rest --------------------------------------------------------
+
+
+async def test_the_stored_rows_hold_no_plaintext_number(police, client_as, db, engine, cipher):
+    """The body as received, the free-form details and the partner's own key may all carry ID
+    and phone numbers: none of them is stored in clear, all of them still work."""
+    from sqlalchemy import text
+
+    from tests.conftest import plaintext_at_rest
+
+    cadre = await client_as("village", V1)
+    number = id_number(date(1990, 4, 5), "female", "440305")
+    landlord, phone = id_number(date(1960, 6, 1), "male"), "13912345678"
+    details = {"landlord_id_number": landlord, "landlord_phone": phone, "origin_area_code": "440305000000"}
+    body = note(number, details=details)
+    key = f"GA-{number}-20261201"
+    first = await send(police, body, key)
+    assert first.status_code == 202, first.text
+    async with engine.connect() as conn:
+        stored = [
+            *(await conn.execute(text("SELECT * FROM partner_notification"))).all(),
+            *(await conn.execute(text("SELECT * FROM idempotency_key"))).all(),
+        ]
+    assert len(stored) == 2
+    flat = "\n".join(str(value) for row in stored for value in row)
+    for secret in (number, landlord, phone, number[:17]):
+        assert secret not in flat
+    assert await plaintext_at_rest(engine) == []
+    # still the body as received, details readable in the inbox and used on accept
+    await db.rollback()
+    n = await db.get(PartnerNotification, uuid.UUID(first.json()["id"]))
+    assert json.loads(partner_svc.received_body(cipher, n)) == body
+    assert n.details_enc is not None and n.details_enc.startswith("f1:")
+    item = (await cadre.get(f"/api/v1/migrant-notifications/{n.id}")).json()
+    assert item["details"] == details
+    accepted = (await cadre.post(f"/api/v1/migrant-notifications/{n.id}/accept")).json()
+    migrant = (await cadre.get(f"/api/v1/migrants/{accepted['migrant_id']}")).json()
+    assert migrant["origin_area_code"] == "440305000000"
+    # idempotency through the hashed key and keyed digest
+    again = await send(police, body, key)
+    assert (again.status_code, again.json(), again.headers["idempotent-replayed"]) == (
+        202,
+        first.json(),
+        "true",
+    )
+    problem(await send(police, {**body, "address": "别处"}, key), 422, "idempotency_key_reused")
+    assert (await count(db, PartnerNotification), await count(db, IdempotencyKey)) == (1, 1)
+
+
+async def test_an_error_answer_stored_before_keyed_digests_still_replays(police, db, cipher):
+    """Key rows answered with an error before revision b14a00000002 keep their plain digest
+    (no stored body to re-key it from): the same body under that key still gets that answer."""
+    import hashlib
+
+    from app.core.db import utcnow
+
+    body = note(id_number(date(1995, 1, 1), "female", "440305"), occurred_on="2999-01-01")
+    answer = {"code": "validation_failed", "status": 422, "title": "x", "type": "about:blank"}
+    db.add(
+        IdempotencyKey(
+            client_id=police.machine.id,
+            key=partner_svc.key_digest(cipher, "legacy"),
+            request_sha256=hashlib.sha256(partner_svc.canonical_body(json.dumps(body).encode())).hexdigest(),
+            response_status=422,
+            response_body=json.dumps(answer),
+            expires_at=utcnow() + timedelta(days=30),
+        )
+    )
+    await db.commit()
+    again = await send(police, body, "legacy")
+    assert (again.status_code, again.json(), again.headers["idempotent-replayed"]) == (422, answer, "true")
+    problem(await send(police, {**body, "name": "别人"}, "legacy"), 422, "idempotency_key_reused")
