@@ -8,7 +8,8 @@ plain SHA-256 of the body (``partner_notification.body_sha256``,
 ``idempotency_key.key`` a keyed hash of the key: with the other fields of a body stored, a plain
 SHA-256 gives the ID number back to anyone trying the possible numbers. Key rows answered with
 an error have no stored body to re-key their digest from: they keep the old one, which the
-service still accepts on a replay, until they expire (30 days).
+service still accepts on a replay, until they expire (30 days). And an index for a partner's
+own list of notifications.
 
 Keys: read from the same settings as the application (``JIAHE_FIELD_KEYS``,
 ``JIAHE_FIELD_ACTIVE_KEY_ID``, ``JIAHE_BLIND_INDEX_KEY``; generated development secrets through
@@ -101,6 +102,9 @@ def upgrade() -> None:
     with op.batch_alter_table("partner_notification", schema=None) as batch_op:
         batch_op.add_column(sa.Column("details_enc", sa.Text(), nullable=True))
         batch_op.add_column(sa.Column("body_enc", sa.Text(), nullable=True))
+        batch_op.create_index(
+            "ix_partner_notification_client_list", ["client_id", "received_at", "id"], unique=False
+        )
 
     encrypt = (
         notification.update()
@@ -155,6 +159,7 @@ def downgrade() -> None:
     with op.batch_alter_table("partner_notification", schema=None) as batch_op:
         batch_op.add_column(sa.Column("body", sa.Text(), nullable=True))
         batch_op.add_column(sa.Column("details", sa.Text(), nullable=True))
+        batch_op.drop_index("ix_partner_notification_client_list")
 
     decrypt = (
         notification.update()

@@ -236,6 +236,8 @@ class PartnerNotification(IdMixin, ScopedMixin, VersionedMixin, table=True):
         UniqueConstraint("client_id", "reference", "body_sha256"),
         Index("ix_partner_notification_village_inbox", "village_code", "status", "received_at", "id"),
         Index("ix_partner_notification_township_inbox", "township_code", "status", "received_at", "id"),
+        # A partner's own list (GET /partner/notifications), keyset by (received_at, id).
+        Index("ix_partner_notification_client_list", "client_id", "received_at", "id"),
     )
 
 

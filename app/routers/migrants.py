@@ -26,6 +26,7 @@ from app.models.migrants import (
     NotificationReceipt,
     NotificationStatus,
     NotificationStatusPublic,
+    PartnerNotification,
     PartnerNotificationIn,
 )
 from app.services import migrants as svc
@@ -172,12 +173,37 @@ async def post_notification(
     ] = None,
 ) -> Response:
     """Partner systems: send a notification (body: ``PartnerNotificationIn``). Answered 202
-    ``received``; its processed status is read with GET."""
+    ``received``; its processed status is read with GET. ``area_code`` must be a village of
+    your county (a township only for ``business_licensed``): another county's is 403
+    ``out_of_scope``, a township for a residence 422. Only your county's records are matched."""
     raw = await request.body()
     answer = await partner_svc.receive(session, caller, cipher, key=idempotency_key, raw=raw)
     headers = {"Idempotent-Replayed": "true"} if answer.replayed else None
     media = PROBLEM_JSON if answer.status >= 400 else "application/json"
     return JSONResponse(answer.body, status_code=answer.status, media_type=media, headers=headers)
+
+
+@router.get(
+    "/partner/notifications",
+    response_model=Page[NotificationStatusPublic],
+    tags=["partner"],
+    responses=error_responses(401, 403, 422),
+)
+async def list_own_notifications(
+    session: SessionDep,
+    caller: Caller,
+    status: NotificationStatus | None = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Page[NotificationStatusPublic]:
+    """Partner systems: the notifications you sent, oldest first (``status=`` to filter); only
+    yours. Other roles: 403 ``forbidden``."""
+    rows, nxt = await partner_svc.list_own(session, caller, status=status, limit=limit, cursor=cursor)
+    return Page(items=[_status_public(n) for n in rows], next_cursor=nxt)
+
+
+def _status_public(n: PartnerNotification) -> NotificationStatusPublic:
+    return NotificationStatusPublic(id=n.id, status=NotificationStatus(n.status), received_at=n.received_at)
 
 
 @router.get(
@@ -191,7 +217,7 @@ async def get_notification_status(
 ) -> NotificationStatusPublic:
     """Partner systems: the status of a notification you sent."""
     n = await partner_svc.notification_status(session, caller, notification_id)
-    return NotificationStatusPublic(id=n.id, status=NotificationStatus(n.status), received_at=n.received_at)
+    return _status_public(n)
 
 
 # --- the inbox ----------------------------------------------------------------------------------

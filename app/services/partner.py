@@ -31,16 +31,26 @@ resend and send typos. The rules:
   reference and body under a new key is the same notification (unique ``(client_id,
   reference, body_sha256)``). Invalid ones are answered (422/403) and that answer is kept with
   the key, but no notification is stored.
+- **Its own county only.** A partner places notifications in its own county (another county's
+  ``area_code`` → 403 ``out_of_scope``), in a village; a township-level ``area_code`` only for
+  ``business_licensed`` (a licence names the township of the business; a residence is always in
+  a village) → 422 otherwise. Matching looks only at the person's open inflows *in the
+  partner's county*: a person registered in another county (and without an open inflow here) is
+  handled exactly like an unknown number — ``pending_confirmation``, no person linked, a task
+  for the place named, nothing read or changed in the other county — and found by the same one
+  query (``_lookup``), so neither the answer, the stored row nor the work done tells the
+  partner that the number exists elsewhere.
 - **Processed in the same request** (status visible through GET, the 202 says ``received``):
   ``residence_registered`` — the person (blind index of the ID number) with an open inflow in
   that area → ``matched`` (address updated); otherwise ``pending_confirmation`` and a task for
-  the village (township staff when ``area_code`` is a township: the task's place is the 12-digit
-  township code, they pick the village on accept). ``residence_cancelled`` — an open inflow
-  there → ``pending_confirmation`` with a task to close it; none → ``dismissed`` (nothing to
-  cancel, reason recorded). ``business_licensed`` — the person's open inflow gets the employer
-  (``details.business_name``) → ``matched``; otherwise ``pending_confirmation``.
-- **Isolation.** A partner sees only the status of its own notifications (others' → 404) and no
-  other endpoint (403, by role).
+  the village. ``residence_cancelled`` — an open inflow there → ``pending_confirmation`` with a
+  task to close it; none → ``dismissed`` (nothing to cancel, reason recorded).
+  ``business_licensed`` — the person's open inflow in the area, else elsewhere in the county,
+  gets the employer (``details.business_name``) → ``matched``; otherwise
+  ``pending_confirmation`` and a task (township staff when ``area_code`` is a township: the
+  task's place is the 12-digit township code, they pick the village on accept).
+- **Isolation.** A partner sees only its own notifications (one by id, others' → 404; its list)
+  and no other endpoint (403, by role).
 """
 
 from __future__ import annotations
@@ -55,7 +65,7 @@ from datetime import timedelta
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import String, bindparam, delete, func, insert, literal_column, update
+from sqlalchemy import String, and_, bindparam, delete, func, insert, literal_column, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -379,8 +389,9 @@ class Valid:
     number: str
 
 
-# Area codes known to be a village or township (areas are added, never removed or re-levelled).
-_NOTIFIABLE_AREAS: set[str] = set()
+# Levels of area codes known to be a village or township (areas are added, never removed or
+# re-levelled).
+_NOTIFIABLE_AREAS: dict[str, AreaLevel] = {}
 
 
 async def _validate(session: AsyncSession, actor: Actor, raw: bytes) -> Valid:
@@ -392,13 +403,60 @@ async def _validate(session: AsyncSession, actor: Actor, raw: bytes) -> Valid:
         raise hh.invalid("id_number", exc.reason, "id_number_invalid") from None
     if not data.area_code.startswith(actor.county_code):
         raise OutOfScope("That area is outside your county")
-    if data.area_code not in _NOTIFIABLE_AREAS:
+    level = _NOTIFIABLE_AREAS.get(data.area_code)
+    if level is None:
         area = await areas_svc.get_area(session, data.area_code)
         if area is None or area.level not in (AreaLevel.village, AreaLevel.township):
             raise hh.invalid("area_code", "no such village or township")
-        _NOTIFIABLE_AREAS.add(data.area_code)
+        level = _NOTIFIABLE_AREAS[data.area_code] = AreaLevel(area.level)
+    if level != AreaLevel.village and data.kind != NotificationKind.business_licensed:
+        raise hh.invalid("area_code", "must be a village (a township only for business_licensed)")
     migrants_svc.check_not_future(data.occurred_on, "occurred_on")
     return Valid(data, number)
+
+
+def _lookup_stmt(by_hash: bool) -> Any:
+    """The person with this blind index (or id) and her open inflows in one county, in one
+    statement: a row per inflow there, one row with no inflow when she has none there, no row
+    for an unknown number."""
+    key = col(Person.id_number_hash) == bindparam("hash") if by_hash else col(Person.id) == bindparam("id")
+    inflow_here = and_(
+        col(Migrant.person_id) == col(Person.id),
+        col(Migrant.county_code) == bindparam("county"),
+        col(Migrant.direction) == Direction.inflow.value,
+        col(Migrant.status) == MigrantStatus.open.value,
+    )
+    return (
+        select(col(Person.id), col(Person.merged_into_id), col(Person.county_code), Migrant)
+        .select_from(Person)
+        .outerjoin(Migrant, inflow_here)
+        .where(key)
+        .order_by(col(Migrant.created_at))
+    )
+
+
+_LOOKUP_BY_HASH = _lookup_stmt(by_hash=True)
+_LOOKUP_BY_ID = _lookup_stmt(by_hash=False)
+
+
+async def _lookup(
+    session: AsyncSession, cipher: FieldCipher, number: str, county: str
+) -> tuple[uuid.UUID | None, list[Migrant]]:
+    """The person a notification names, as far as the partner's county goes: her id when she is
+    registered in that county or has an open inflow there (else None: another county's person
+    is an unknown number), and her open inflows there, oldest first. A merged record is
+    followed to the surviving one."""
+    params: dict[str, Any] = {"hash": cipher.blind_index(number), "county": county}
+    rows = (await session.execute(_LOOKUP_BY_HASH, params)).all()
+    for _ in range(5):
+        if not rows or rows[0].merged_into_id is None:
+            break
+        rows = (await session.execute(_LOOKUP_BY_ID, {"id": rows[0].merged_into_id, "county": county})).all()
+    if not rows:
+        return None, []
+    inflows = [row.Migrant for row in rows if row.Migrant is not None]
+    in_county = rows[0].county_code == county or bool(inflows)
+    return (rows[0].id if in_county else None), inflows
 
 
 async def _store_and_process(
@@ -412,8 +470,7 @@ async def _store_and_process(
     confirming task (with its audit and change rows) are one statement (``_store_pg``); SQLite
     inserts the notification and its audit row with Core and the task through the ORM."""
     data, number = valid.data, valid.number
-    person_id = await migrants_svc.find_id_by_id_number(session, cipher, number)
-    inflows = await migrants_svc.open_records(session, person_id, Direction.inflow) if person_id else []
+    person_id, inflows = await _lookup(session, cipher, number, actor.county_code)
     now = utcnow()
     n: dict[str, Any] = {
         "id": uuid.uuid4(),
@@ -578,6 +635,30 @@ async def notification_status(
     return n
 
 
+async def list_own(
+    session: AsyncSession,
+    actor: Actor,
+    *,
+    status: NotificationStatus | None,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[PartnerNotification], str | None]:
+    """A partner's own notifications, oldest first (keyset on ``(received_at, id)``: a partner
+    walking the list to reconcile also reaches the ones sent meanwhile); never another
+    client's, whatever the county."""
+    require_role(actor, Role.partner)
+    stmt = select(PartnerNotification).where(PartnerNotification.client_id == actor.id)
+    if status is not None:
+        stmt = stmt.where(PartnerNotification.status == status.value)
+    return await paginate(
+        session,
+        stmt,
+        order=[PartnerNotification.received_at, PartnerNotification.id],
+        limit=limit,
+        cursor=cursor,
+    )
+
+
 async def purge_expired_keys(session: AsyncSession) -> int:
     """Forget keys past their keeping period (at least ``KEEP_DAYS``); for a periodic job."""
     result = await session.execute(delete(IdempotencyKey).where(col(IdempotencyKey.expires_at) < utcnow()))
@@ -725,8 +806,10 @@ async def accept(
                 await hh.person_changed(session, person, "migrant")
     else:
         employer = _employer(details, n.reference) if n.kind == NotificationKind.business_licensed else None
-        if n.kind == NotificationKind.business_licensed and not here and inflows:
-            here = inflows
+        if n.kind == NotificationKind.business_licensed and not here:
+            # her open inflow elsewhere in the notification's county, as intake matches it;
+            # never another county's record
+            here = [m for m in inflows if m.county_code == n.county_code]
         if here:
             record = here[0]
             if n.kind == NotificationKind.residence_registered:
