@@ -60,7 +60,7 @@ from typing import Any
 import httpx
 from sqlalchemy.engine import make_url
 
-from bench.partner import KINDS, _cumulative, _unknown_numbers
+from bench.partner import KINDS, _area, _cumulative, _unknown_numbers
 from bench.register import COUNTY_USER, PASSWORD, ROOT, ensure_database, run_cli, safe_url
 from bench.sync import CST, DEFAULT_PG_URL, NOTES, PURPOSES, SyncServer, pg_connect, rss_kb
 
@@ -675,14 +675,9 @@ class Runner:
     ) -> dict[str, Any]:
         a = self.args
         number = rng.choice(known) if known and rng.random() < a.known else unknown[n % len(unknown)]
-        township = rng.randrange(a.townships)
-        area = (
-            f"{self.county}{100 + township:03d}000"
-            if rng.random() < 0.05
-            else f"{self.county}{100 + township:03d}{201 + rng.randrange(a.villages):03d}"
-        )
         x = rng.random()
         kind = next(k for k, share in _cumulative(KINDS) if x < share)
+        area = _area(rng, kind, self.county, a.townships, a.villages)
         body: dict[str, Any] = {
             "kind": kind,
             "id_number": number,

@@ -13,7 +13,8 @@ in flight at once, all clients at the same time.
 The workload: ``--notifications`` posts in all; ``--duplicates`` of them are resends of an earlier
 post of the same client (same ``Idempotency-Key``, same body), ``--invalid`` of them are invalid
 (bad ID-number check character, unknown area, future date), the rest unique valid notifications
-of the three kinds, ~30% about people on the register, ~5% with a township-level area code.
+of the three kinds, ~30% about people on the register, ~5% with a township-level area code
+(business licences only).
 
 Checks: every first answer is 202 (valid) or 422/403 (invalid); every resend gets exactly the
 answer its original got; and the database holds exactly one notification per unique valid post
@@ -141,14 +142,9 @@ def build_workload(
     for i in range(n_first):
         client = i % clients
         number = rng.choice(known) if known and rng.random() < known_share else next(unknown)
-        t = rng.randrange(townships)
-        area = (
-            f"{county}{100 + t:03d}000"
-            if rng.random() < 0.05
-            else f"{county}{100 + t:03d}{201 + rng.randrange(villages):03d}"
-        )
         r = rng.random()
         kind = next(k for k, share in _cumulative(KINDS) if r < share)
+        area = _area(rng, kind, county, townships, villages)
         body: dict[str, Any] = {
             "kind": kind,
             "id_number": number,
@@ -172,6 +168,15 @@ def build_workload(
             min(at, len(queue)), Post(original.client, original.key, original.body, original.valid, original)
         )
     return queues
+
+
+def _area(rng: random.Random, kind: str, county: str, townships: int, villages: int) -> str:
+    """A village of the county, or (a third of the business licences, ~5% of all posts) a
+    township: only a licence may name a township."""
+    t = rng.randrange(townships)
+    if kind == "business_licensed" and rng.random() < 1 / 3:
+        return f"{county}{100 + t:03d}000"
+    return f"{county}{100 + t:03d}{201 + rng.randrange(villages):03d}"
 
 
 def _cumulative(items: tuple[tuple[str, float], ...]) -> list[tuple[str, float]]:

@@ -9,6 +9,7 @@ import asyncio
 import base64
 import json
 import os
+import re
 import secrets
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -41,7 +42,7 @@ _test_env()
 
 from argon2 import PasswordHasher  # noqa: E402
 from httpx import ASGITransport, AsyncClient  # noqa: E402
-from sqlalchemy import inspect, text  # noqa: E402
+from sqlalchemy import JSON, String, inspect, text  # noqa: E402
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession  # noqa: E402
 
 import app.core.security as security  # noqa: E402
@@ -120,6 +121,66 @@ async def clean_db(request: pytest.FixtureRequest) -> AsyncIterator[None]:
             for t in _EXISTING:
                 await conn.execute(text(f'DELETE FROM "{t}"'))
     yield
+    if request.node.get_closest_marker("plaintext_at_rest") is None:
+        found = await plaintext_at_rest(eng)
+        assert not found, f"personal data in clear at rest (table.column: kind): {found}"
+
+
+# --- nothing personal in clear at rest ----------------------------------------------------------
+
+# An ID number (17 digits and a check character) or a mainland mobile number standing alone:
+# not inside a longer run of letters or digits (hex digests, base64 cipher text, area codes).
+_ID_NUMBER_RE = re.compile(r"(?<![0-9A-Za-z])([0-9]{17}[0-9Xx])(?![0-9A-Za-z])")
+_MOBILE_RE = re.compile(r"(?<![0-9A-Za-z])1[3-9][0-9]{9}(?![0-9A-Za-z])")
+_SCAN: str | None = None
+
+
+def _scan_statement(conn) -> str:  # type: ignore[no-untyped-def]
+    """One SELECT (UNION ALL) of every text, varchar and JSON value of every table that holds a
+    run of 11 digits or more (the database filters; Python checks what it returns)."""
+    insp = inspect(conn)
+    pg = conn.dialect.name == "postgresql"
+    parts = []
+    for table in sorted(insp.get_table_names()):
+        for column in insp.get_columns(table):
+            if not isinstance(column["type"], String | JSON):
+                continue
+            name = column["name"]
+            value = f'CAST("{name}" AS TEXT)'
+            digits = f"{value} ~ '[0-9]{{11}}'" if pg else f"{value} GLOB '*{'[0-9]' * 11}*'"
+            parts.append(
+                f"SELECT '{table}.{name}' AS place, {value} AS value FROM \"{table}\" WHERE {digits}"
+            )
+    return " UNION ALL ".join(parts)
+
+
+def plaintext_findings(rows: list[tuple[str, str]]) -> list[str]:
+    """``table.column: kind`` for every value holding a valid ID number or a mobile number."""
+    from app.services.idnumber import check_char
+
+    found = set()
+    for place, value in rows:
+        for number in _ID_NUMBER_RE.findall(value):
+            if check_char(number[:17]) == number[17].upper():
+                found.add(f"{place}: id_number")
+        if _MOBILE_RE.search(value):
+            found.add(f"{place}: phone")
+    return sorted(found)
+
+
+async def plaintext_at_rest(eng: AsyncEngine, *, reflect: bool = False) -> list[str]:
+    """Scan every text column of every table for a plaintext ID number or mobile number (the
+    ``clean_db`` fixture runs it after each test on what the test stored, with the statement
+    built once; ``reflect`` builds it for this database). A test that must store one on
+    purpose is marked ``plaintext_at_rest``."""
+    global _SCAN
+    async with eng.connect() as conn:
+        if reflect:
+            scan = await conn.run_sync(_scan_statement)
+        else:
+            scan = _SCAN = _SCAN or await conn.run_sync(_scan_statement)
+        rows = (await conn.execute(text(scan))).all()
+    return plaintext_findings([(str(p), str(v)) for p, v in rows])
 
 
 @pytest.fixture(scope="session")

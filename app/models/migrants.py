@@ -10,9 +10,12 @@ origin village's outflow (``counterpart_id`` both ways); ``transfer`` is ``pendi
 receiving side confirms and the person's register entry moves (then ``confirmed``).
 
 Partner notifications (police residence registrations, market-regulation business licences) are
-stored as received (``body``, with its hash) and processed in the same request; the
-``idempotency_key`` table keeps each partner client's keys with the hash of the body and the
-answer given, so a resend gets the first answer and nothing is stored twice.
+stored as received (``body_enc``: the request body, AES-GCM encrypted like the register's ID
+numbers, with a keyed digest of it) and processed in the same request; the ``idempotency_key``
+table keeps each partner client's keys (a keyed hash of the key) with the keyed digest of the
+body and the answer given, so a resend gets the first answer and nothing is stored twice.
+Nothing a partner sends is kept in clear but the name and address (plain, as in the register),
+its reference and the facts the inbox filters on.
 """
 
 from __future__ import annotations
@@ -204,7 +207,13 @@ class InboxStatus(StrEnum):
 
 class PartnerNotification(IdMixin, ScopedMixin, VersionedMixin, table=True):
     """One notification as a partner sent it. Place: its village, or for a township-level
-    ``area_code`` the 12-digit township code (township staff see it, village cadres do not)."""
+    ``area_code`` the 12-digit township code (township staff see it, village cadres do not).
+
+    Personal data at rest: the ID number as cipher text, blind index and mask (as ``person``);
+    the body as received and the free-form ``details`` as cipher text only (a partner may put
+    anything there: phones, other people's numbers); ``body_sha256`` is a keyed digest (HMAC
+    with the blind-index key): a plain SHA-256 of a body whose other fields are stored in clear
+    would give the ID number back to anyone trying the ~10^11 possible numbers."""
 
     __tablename__ = "partner_notification"
 
@@ -219,9 +228,9 @@ class PartnerNotification(IdMixin, ScopedMixin, VersionedMixin, table=True):
     address: str = Field(sa_type=String(200), nullable=False)
     area_code: str = Field(sa_type=String(12), nullable=False)
     occurred_on: date = Field(nullable=False)
-    details: str | None = Field(default=None, sa_type=Text)  # JSON object
-    body: str = Field(sa_type=Text, nullable=False)  # the request body exactly as received
-    body_sha256: str = Field(sa_type=String(64), nullable=False)
+    details_enc: str | None = Field(default=None, sa_type=Text)  # JSON object, encrypted
+    body_enc: str = Field(sa_type=Text, nullable=False)  # the request body as received, encrypted
+    body_sha256: str = Field(sa_type=String(64), nullable=False)  # keyed digest of the body
     status: NotificationStatus = Field(sa_type=String(24), nullable=False)
     person_id: uuid.UUID | None = Field(default=None, foreign_key="person.id", index=True)
     migrant_id: uuid.UUID | None = Field(default=None, foreign_key="migrant.id")
@@ -235,18 +244,23 @@ class PartnerNotification(IdMixin, ScopedMixin, VersionedMixin, table=True):
         UniqueConstraint("client_id", "reference", "body_sha256"),
         Index("ix_partner_notification_village_inbox", "village_code", "status", "received_at", "id"),
         Index("ix_partner_notification_township_inbox", "township_code", "status", "received_at", "id"),
+        # A partner's own list (GET /partner/notifications), keyset by (received_at, id).
+        Index("ix_partner_notification_client_list", "client_id", "received_at", "id"),
     )
 
 
 class IdempotencyKey(IdMixin, table=True):
-    """A partner client's ``Idempotency-Key``: the hash of the body it came with and the answer
-    given (status and JSON body), kept at least ``KEEP_DAYS``."""
+    """A partner client's ``Idempotency-Key``: the keyed digest of the body it came with and the
+    answer given (status and JSON body; codes and messages, never a field's value), kept at
+    least ``KEEP_DAYS``. ``key`` holds a keyed hash of the key, not the key: partners build keys
+    from their own records (an ID number and a date is a natural choice), and only equality
+    is ever asked of it."""
 
     __tablename__ = "idempotency_key"
 
     client_id: uuid.UUID = Field(foreign_key="machine_client.id", nullable=False)
-    key: str = Field(sa_type=String(255), nullable=False)
-    request_sha256: str = Field(sa_type=String(64), nullable=False)
+    key: str = Field(sa_type=String(255), nullable=False)  # keyed hash of the Idempotency-Key
+    request_sha256: str = Field(sa_type=String(64), nullable=False)  # keyed digest of the body
     response_status: int = Field(nullable=False)  # 0 while processing
     response_body: str = Field(sa_type=Text, nullable=False)
     notification_id: uuid.UUID | None = Field(default=None)

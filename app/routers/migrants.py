@@ -27,6 +27,7 @@ from app.models.migrants import (
     NotificationReceipt,
     NotificationStatus,
     NotificationStatusPublic,
+    PartnerNotification,
     PartnerNotificationIn,
 )
 from app.services import migrants as svc
@@ -173,12 +174,37 @@ async def post_notification(
     ] = None,
 ) -> Response:
     """Partner systems: send a notification (body: ``PartnerNotificationIn``). Answered 202
-    ``received``; its processed status is read with GET."""
+    ``received``; its processed status is read with GET. ``area_code`` must be a village of
+    your county (a township only for ``business_licensed``): another county's is 403
+    ``out_of_scope``, a township for a residence 422. Only your county's records are matched."""
     raw = await request.body()
     answer = await partner_svc.receive(session, caller, cipher, key=idempotency_key, raw=raw)
     headers = {"Idempotent-Replayed": "true"} if answer.replayed else None
     media = PROBLEM_JSON if answer.status >= 400 else "application/json"
     return JSONResponse(answer.body, status_code=answer.status, media_type=media, headers=headers)
+
+
+@router.get(
+    "/partner/notifications",
+    response_model=Page[NotificationStatusPublic],
+    tags=["partner"],
+    responses=error_responses(401, 403, 422),
+)
+async def list_own_notifications(
+    session: SessionDep,
+    caller: Caller,
+    status: NotificationStatus | None = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Page[NotificationStatusPublic]:
+    """Partner systems: the notifications you sent, oldest first (``status=`` to filter); only
+    yours. Other roles: 403 ``forbidden``."""
+    rows, nxt = await partner_svc.list_own(session, caller, status=status, limit=limit, cursor=cursor)
+    return Page(items=[_status_public(n) for n in rows], next_cursor=nxt)
+
+
+def _status_public(n: PartnerNotification) -> NotificationStatusPublic:
+    return NotificationStatusPublic(id=n.id, status=NotificationStatus(n.status), received_at=n.received_at)
 
 
 @router.get(
@@ -192,7 +218,7 @@ async def get_notification_status(
 ) -> NotificationStatusPublic:
     """Partner systems: the status of a notification you sent."""
     n = await partner_svc.notification_status(session, caller, notification_id)
-    return NotificationStatusPublic(id=n.id, status=NotificationStatus(n.status), received_at=n.received_at)
+    return _status_public(n)
 
 
 # --- the inbox ----------------------------------------------------------------------------------
@@ -207,6 +233,7 @@ async def get_notification_status(
 async def list_notifications(
     session: SessionDep,
     caller: Caller,
+    cipher: CipherDep,
     status: InboxStatus | None = None,
     kind: NotificationKind | None = None,
     limit: Limit = 50,
@@ -216,7 +243,7 @@ async def list_notifications(
     rows, nxt = await partner_svc.list_inbox(
         session, caller, status=status, kind=kind, limit=limit, cursor=cursor
     )
-    return Page(items=await partner_svc.notification_views(session, caller, rows), next_cursor=nxt)
+    return Page(items=await partner_svc.notification_views(session, caller, cipher, rows), next_cursor=nxt)
 
 
 @router.get(
@@ -226,11 +253,11 @@ async def list_notifications(
     responses=error_responses(401, 403, 404),
 )
 async def get_notification(
-    session: SessionDep, caller: Caller, notification_id: uuid.UUID
+    session: SessionDep, caller: Caller, cipher: CipherDep, notification_id: uuid.UUID
 ) -> NotificationPublic:
     """One notification about your area."""
     n = await partner_svc.get_notification(session, caller, notification_id)
-    return (await partner_svc.notification_views(session, caller, [n]))[0]
+    return (await partner_svc.notification_views(session, caller, cipher, [n]))[0]
 
 
 @router.post(
@@ -249,7 +276,7 @@ async def accept_notification(
     """Apply a pending notification: create or update the migrant record (and the person if
     new), or close it for a cancellation. Decided once; then 409."""
     n = await partner_svc.accept(session, caller, cipher, notification_id, body or NotificationAccept())
-    return (await partner_svc.notification_views(session, caller, [n]))[0]
+    return (await partner_svc.notification_views(session, caller, cipher, [n]))[0]
 
 
 @router.post(
@@ -259,8 +286,12 @@ async def accept_notification(
     responses=error_responses(401, 403, 404, 409, 422),
 )
 async def dismiss_notification(
-    session: SessionDep, caller: Caller, notification_id: uuid.UUID, body: NotificationDismiss
+    session: SessionDep,
+    caller: Caller,
+    cipher: CipherDep,
+    notification_id: uuid.UUID,
+    body: NotificationDismiss,
 ) -> NotificationPublic:
     """Dismiss a pending notification with a reason. Decided once; then 409."""
     n = await partner_svc.dismiss(session, caller, notification_id, body)
-    return (await partner_svc.notification_views(session, caller, [n]))[0]
+    return (await partner_svc.notification_views(session, caller, cipher, [n]))[0]

@@ -21,25 +21,42 @@ resend and send typos. The rules:
   replays. A row found with ``response_status = 0`` (processing) also answers 409; with the
   single-transaction design no other request can see one, the check is a guard. No savepoints:
   every refusal is decided before the first write (``_validate``), so the hot path stays short.
-- **Stored as received.** A valid notification is stored with its raw body (auditable) and its
-  hash; a resend of the same partner reference and body under a new key is the same
-  notification (unique ``(client_id, reference, body_sha256)``). Invalid ones are answered
-  (422/403) and that answer is kept with the key, but no notification is stored.
+- **Stored as received, nothing personal in clear.** A valid notification is stored with its
+  raw body (auditable: ``received_body``) and its free-form ``details`` AES-GCM encrypted with
+  the register's field keys (key id in the cipher text), the ID number as cipher text, blind
+  index and mask like ``person``; name and address stay readable as in the register. Body
+  digests and idempotency keys are keyed hashes (HMAC with the blind-index key, each with its
+  own purpose): equality is all they are used for, and a plain SHA-256 of a body whose other
+  fields are stored would give the ID number back to a brute force. A resend of the same partner
+  reference and body under a new key is the same notification (unique ``(client_id,
+  reference, body_sha256)``). Invalid ones are answered (422/403) and that answer is kept with
+  the key, but no notification is stored.
+- **Its own county only.** A partner places notifications in its own county (another county's
+  ``area_code`` → 403 ``out_of_scope``), in a village; a township-level ``area_code`` only for
+  ``business_licensed`` (a licence names the township of the business; a residence is always in
+  a village) → 422 otherwise. Matching looks only at the person's open inflows *in the
+  partner's county*: a person registered in another county (and without an open inflow here) is
+  handled exactly like an unknown number — ``pending_confirmation``, no person linked, a task
+  for the place named, nothing read or changed in the other county — and found by the same one
+  query (``_lookup``), so neither the answer, the stored row nor the work done tells the
+  partner that the number exists elsewhere.
 - **Processed in the same request** (status visible through GET, the 202 says ``received``):
   ``residence_registered`` — the person (blind index of the ID number) with an open inflow in
   that area → ``matched`` (address updated); otherwise ``pending_confirmation`` and a task for
-  the village (township staff when ``area_code`` is a township: the task's place is the 12-digit
-  township code, they pick the village on accept). ``residence_cancelled`` — an open inflow
-  there → ``pending_confirmation`` with a task to close it; none → ``dismissed`` (nothing to
-  cancel, reason recorded). ``business_licensed`` — the person's open inflow gets the employer
-  (``details.business_name``) → ``matched``; otherwise ``pending_confirmation``.
-- **Isolation.** A partner sees only the status of its own notifications (others' → 404) and no
-  other endpoint (403, by role).
+  the village. ``residence_cancelled`` — an open inflow there → ``pending_confirmation`` with a
+  task to close it; none → ``dismissed`` (nothing to cancel, reason recorded).
+  ``business_licensed`` — the person's open inflow in the area, else elsewhere in the county,
+  gets the employer (``details.business_name``) → ``matched``; otherwise
+  ``pending_confirmation`` and a task (township staff when ``area_code`` is a township: the
+  task's place is the 12-digit township code, they pick the village on accept).
+- **Isolation.** A partner sees only its own notifications (one by id, others' → 404; its list)
+  and no other endpoint (403, by role).
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import re
 import uuid
@@ -48,7 +65,7 @@ from datetime import timedelta
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import String, bindparam, delete, func, insert, literal_column, update
+from sqlalchemy import String, and_, bindparam, delete, func, insert, literal_column, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -121,16 +138,47 @@ class Answer:
     replayed: bool = False
 
 
-def body_digest(raw: bytes) -> str:
-    """SHA-256 of the body as canonical JSON (sorted keys, no spaces); of the bytes if the body
-    is not JSON."""
+# Cipher contexts (AES-GCM associated data) of what a notification stores encrypted.
+BODY_CONTEXT = b"partner_notification.body"
+DETAILS_CONTEXT = b"partner_notification.details"
+_BODY_DIGEST_PURPOSE = b"partner_body\x00"
+
+
+def canonical_body(raw: bytes) -> bytes:
+    """The body as canonical JSON (sorted keys, no spaces); the bytes if the body is not JSON."""
     try:
-        canonical = json.dumps(
-            json.loads(raw), sort_keys=True, ensure_ascii=False, separators=(",", ":")
-        ).encode()
+        return json.dumps(json.loads(raw), sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
     except ValueError:
-        canonical = raw
-    return hashlib.sha256(canonical).hexdigest()
+        return raw
+
+
+def body_digest(cipher: FieldCipher, raw: bytes) -> str:
+    """Keyed digest of the canonical body: HMAC-SHA256 with the blind-index key (a purpose of
+    its own), so the stored digest cannot be tested against guessed bodies."""
+    return hmac.new(cipher.blind_key, _BODY_DIGEST_PURPOSE + canonical_body(raw), hashlib.sha256).hexdigest()
+
+
+def _unkeyed_digest(raw: bytes) -> str:
+    """The digest key rows written before revision b14a00000002 hold when their answer was an
+    error (no stored body to re-key them from); they expire within ``KEEP_DAYS``."""
+    return hashlib.sha256(canonical_body(raw)).hexdigest()
+
+
+def key_digest(cipher: FieldCipher, key: str) -> str:
+    """What the ``idempotency_key.key`` column holds for an ``Idempotency-Key``."""
+    return cipher.blind_index(key, purpose="idempotency_key")
+
+
+def received_body(cipher: FieldCipher, n: PartnerNotification) -> str:
+    """The body exactly as the partner sent it (for audit)."""
+    return cipher.decrypt(n.body_enc, context=BODY_CONTEXT)
+
+
+def _details(cipher: FieldCipher, n: PartnerNotification) -> dict[str, Any] | None:
+    if n.details_enc is None:
+        return None
+    value: dict[str, Any] = json.loads(cipher.decrypt(n.details_enc, context=DETAILS_CONTEXT))
+    return value
 
 
 # --- intake -------------------------------------------------------------------------------------
@@ -275,8 +323,8 @@ async def _claim(session: AsyncSession, client_id: uuid.UUID, key: str, digest: 
     return uuid.UUID(str(inserted)) if inserted is not None else None
 
 
-def _replay(stored: IdempotencyKey, digest: str) -> Answer:
-    if stored.request_sha256 != digest:
+def _replay(stored: IdempotencyKey, raw: bytes, digest: str) -> Answer:
+    if stored.request_sha256 != digest and stored.request_sha256 != _unkeyed_digest(raw):
         raise ValidationFailed(
             "This Idempotency-Key was used with a different body",
             code="idempotency_key_reused",
@@ -294,13 +342,14 @@ async def receive(
     require_role(actor, Role.partner)
     if key is None or not key.strip():
         raise BadRequest("Send an Idempotency-Key header (≤ 255 characters)", code="idempotency_key_required")
-    digest = body_digest(raw)
-    claim_id = await _claim(session, actor.id, key, digest)
+    digest = body_digest(cipher, raw)
+    hashed_key = key_digest(cipher, key)
+    claim_id = await _claim(session, actor.id, hashed_key, digest)
     if claim_id is None:  # the key is known (stored, or just committed by a concurrent request)
-        stored = await _stored_key(session, actor.id, key)
+        stored = await _stored_key(session, actor.id, hashed_key)
         if stored is None:
             raise _in_flight()
-        return _replay(stored, digest)
+        return _replay(stored, raw, digest)
     notification_id: uuid.UUID | None = None
     try:
         valid = await _validate(session, actor, raw)
@@ -340,8 +389,9 @@ class Valid:
     number: str
 
 
-# Area codes known to be a village or township (areas are added, never removed or re-levelled).
-_NOTIFIABLE_AREAS: set[str] = set()
+# Levels of area codes known to be a village or township (areas are added, never removed or
+# re-levelled).
+_NOTIFIABLE_AREAS: dict[str, AreaLevel] = {}
 
 
 async def _validate(session: AsyncSession, actor: Actor, raw: bytes) -> Valid:
@@ -353,13 +403,60 @@ async def _validate(session: AsyncSession, actor: Actor, raw: bytes) -> Valid:
         raise hh.invalid("id_number", exc.reason, "id_number_invalid") from None
     if not data.area_code.startswith(actor.county_code):
         raise OutOfScope("That area is outside your county")
-    if data.area_code not in _NOTIFIABLE_AREAS:
+    level = _NOTIFIABLE_AREAS.get(data.area_code)
+    if level is None:
         area = await areas_svc.get_area(session, data.area_code)
         if area is None or area.level not in (AreaLevel.village, AreaLevel.township):
             raise hh.invalid("area_code", "no such village or township")
-        _NOTIFIABLE_AREAS.add(data.area_code)
+        level = _NOTIFIABLE_AREAS[data.area_code] = AreaLevel(area.level)
+    if level != AreaLevel.village and data.kind != NotificationKind.business_licensed:
+        raise hh.invalid("area_code", "must be a village (a township only for business_licensed)")
     migrants_svc.check_not_future(data.occurred_on, "occurred_on")
     return Valid(data, number)
+
+
+def _lookup_stmt(by_hash: bool) -> Any:
+    """The person with this blind index (or id) and her open inflows in one county, in one
+    statement: a row per inflow there, one row with no inflow when she has none there, no row
+    for an unknown number."""
+    key = col(Person.id_number_hash) == bindparam("hash") if by_hash else col(Person.id) == bindparam("id")
+    inflow_here = and_(
+        col(Migrant.person_id) == col(Person.id),
+        col(Migrant.county_code) == bindparam("county"),
+        col(Migrant.direction) == Direction.inflow.value,
+        col(Migrant.status) == MigrantStatus.open.value,
+    )
+    return (
+        select(col(Person.id), col(Person.merged_into_id), col(Person.county_code), Migrant)
+        .select_from(Person)
+        .outerjoin(Migrant, inflow_here)
+        .where(key)
+        .order_by(col(Migrant.created_at))
+    )
+
+
+_LOOKUP_BY_HASH = _lookup_stmt(by_hash=True)
+_LOOKUP_BY_ID = _lookup_stmt(by_hash=False)
+
+
+async def _lookup(
+    session: AsyncSession, cipher: FieldCipher, number: str, county: str
+) -> tuple[uuid.UUID | None, list[Migrant]]:
+    """The person a notification names, as far as the partner's county goes: her id when she is
+    registered in that county or has an open inflow there (else None: another county's person
+    is an unknown number), and her open inflows there, oldest first. A merged record is
+    followed to the surviving one."""
+    params: dict[str, Any] = {"hash": cipher.blind_index(number), "county": county}
+    rows = (await session.execute(_LOOKUP_BY_HASH, params)).all()
+    for _ in range(5):
+        if not rows or rows[0].merged_into_id is None:
+            break
+        rows = (await session.execute(_LOOKUP_BY_ID, {"id": rows[0].merged_into_id, "county": county})).all()
+    if not rows:
+        return None, []
+    inflows = [row.Migrant for row in rows if row.Migrant is not None]
+    in_county = rows[0].county_code == county or bool(inflows)
+    return (rows[0].id if in_county else None), inflows
 
 
 async def _store_and_process(
@@ -373,8 +470,7 @@ async def _store_and_process(
     confirming task (with its audit and change rows) are one statement (``_store_pg``); SQLite
     inserts the notification and its audit row with Core and the task through the ORM."""
     data, number = valid.data, valid.number
-    person_id = await migrants_svc.find_id_by_id_number(session, cipher, number)
-    inflows = await migrants_svc.open_records(session, person_id, Direction.inflow) if person_id else []
+    person_id, inflows = await _lookup(session, cipher, number, actor.county_code)
     now = utcnow()
     n: dict[str, Any] = {
         "id": uuid.uuid4(),
@@ -392,8 +488,12 @@ async def _store_and_process(
         "address": data.address,
         "area_code": data.area_code,
         "occurred_on": data.occurred_on,
-        "details": json.dumps(data.details, ensure_ascii=False) if data.details is not None else None,
-        "body": raw.decode("utf-8", errors="replace"),
+        "details_enc": (
+            cipher.encrypt(json.dumps(data.details, ensure_ascii=False), context=DETAILS_CONTEXT)
+            if data.details is not None
+            else None
+        ),
+        "body_enc": cipher.encrypt(raw.decode("utf-8", errors="replace"), context=BODY_CONTEXT),
         "body_sha256": digest,
         "status": NotificationStatus.received.value,
         "person_id": person_id,
@@ -535,6 +635,30 @@ async def notification_status(
     return n
 
 
+async def list_own(
+    session: AsyncSession,
+    actor: Actor,
+    *,
+    status: NotificationStatus | None,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[PartnerNotification], str | None]:
+    """A partner's own notifications, oldest first (keyset on ``(received_at, id)``: a partner
+    walking the list to reconcile also reaches the ones sent meanwhile); never another
+    client's, whatever the county."""
+    require_role(actor, Role.partner)
+    stmt = select(PartnerNotification).where(PartnerNotification.client_id == actor.id)
+    if status is not None:
+        stmt = stmt.where(PartnerNotification.status == status.value)
+    return await paginate(
+        session,
+        stmt,
+        order=[PartnerNotification.received_at, PartnerNotification.id],
+        limit=limit,
+        cursor=cursor,
+    )
+
+
 async def purge_expired_keys(session: AsyncSession) -> int:
     """Forget keys past their keeping period (at least ``KEEP_DAYS``); for a periodic job."""
     result = await session.execute(delete(IdempotencyKey).where(col(IdempotencyKey.expires_at) < utcnow()))
@@ -545,9 +669,10 @@ async def purge_expired_keys(session: AsyncSession) -> int:
 
 
 async def notification_views(
-    session: AsyncSession, actor: Actor, rows: list[PartnerNotification]
+    session: AsyncSession, actor: Actor, cipher: FieldCipher, rows: list[PartnerNotification]
 ) -> list[NotificationPublic]:
-    """Inbox items; a matched person's id only when that person is in the reader's scope."""
+    """Inbox items (``details`` decrypted); a matched person's id only when that person is in the
+    reader's scope."""
     ids = {n.person_id for n in rows if n.person_id}
     villages: dict[uuid.UUID, str] = {}
     if ids:
@@ -569,7 +694,7 @@ async def notification_views(
                 village_code=n.village_code,
                 occurred_on=n.occurred_on,
                 reference=n.reference,
-                details=json.loads(n.details) if n.details else None,
+                details=_details(cipher, n),
                 person_id=n.person_id if visible else None,
                 migrant_id=n.migrant_id,
                 received_at=n.received_at,
@@ -665,7 +790,7 @@ async def accept(
     await areas_svc.require_area(session, village, field="village_code")
     number = cipher.decrypt(n.id_number_enc, context=b"id_number")
     person = await migrants_svc.find_by_id_number(session, cipher, number)
-    details: dict[str, Any] = json.loads(n.details) if n.details else {}
+    details = _details(cipher, n) or {}
     inflows = await migrants_svc.open_records(session, person.id, Direction.inflow) if person else []
     here = [m for m in inflows if m.village_code == village]
     record: Migrant | None = None
@@ -681,8 +806,10 @@ async def accept(
                 await hh.person_changed(session, person, "migrant")
     else:
         employer = _employer(details, n.reference) if n.kind == NotificationKind.business_licensed else None
-        if n.kind == NotificationKind.business_licensed and not here and inflows:
-            here = inflows
+        if n.kind == NotificationKind.business_licensed and not here:
+            # her open inflow elsewhere in the notification's county, as intake matches it;
+            # never another county's record
+            here = [m for m in inflows if m.county_code == n.county_code]
         if here:
             record = here[0]
             if n.kind == NotificationKind.residence_registered:
