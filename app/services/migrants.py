@@ -815,7 +815,8 @@ async def figures(
 ) -> list[MigrantFigures]:
     """Open inflow and outflow records, those that began in ``[from_, to]``, and how many of
     each are women aged 15–49 on ``to``: for the area, or (``breakdown``) for each child area
-    that has any. Aggregates only, so dashboards may read them."""
+    that has any. Aggregates only, so dashboards may read them. Requests waiting for a
+    release, or refused, are no movement and count nowhere."""
     require_role(actor, *FIELD_ROLES, Role.dashboard)
     ensure_area_in_scope(actor, area_code)
     if to < from_:
@@ -845,7 +846,11 @@ async def figures(
             count(and_(is_new, woman)),
         )
         .join(Person, col(Person.id) == Migrant.person_id)
-        .where(area_clause(Migrant, area_code), or_(is_open, is_new))
+        .where(
+            area_clause(Migrant, area_code),
+            or_(is_open, is_new),
+            col(Migrant.status).not_in(HIDDEN_PERSON),  # a request is not a movement (yet)
+        )
         .group_by(key_column, col(Migrant.direction))
     )
     out: dict[str, dict[str, int]] = {} if breakdown else {prefix: {}}

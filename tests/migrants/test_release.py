@@ -553,3 +553,29 @@ async def test_a_request_of_a_pre_issue_14_movement_is_released_through_its_outf
         "confirmed",
     )
     assert (await stored_person(db, v)).village_code == RECEIVING
+
+
+async def test_a_request_is_no_movement_in_the_figures(client_as, db):
+    from app.authz.actor import Actor
+    from app.models.users import Role
+    from app.services import migrants as svc
+
+    origin_cadre = await client_as("village", PLACES["other_township"][0])
+    v = await victim_in(origin_cadre, PLACES["other_township"][0], db)
+    attacker = await client_as("village", RECEIVING)
+    mid = (await attacker.post("/api/v1/migrants", json=request_body(v.number))).json()["id"]
+    dashboard = Actor(
+        id=uuid.uuid4(), kind="client", role=Role.dashboard, area_code="430122000000", session_id=uuid.uuid4()
+    )
+    today = local_today()
+
+    async def inflows() -> tuple[int, int]:
+        await db.rollback()
+        f = (
+            await svc.figures(db, dashboard, area_code=RECEIVING, from_=today - timedelta(days=30), to=today)
+        )[0]
+        return f.open_inflow, f.new_inflow
+
+    assert await inflows() == (0, 0)
+    assert (await origin_cadre.post(f"/api/v1/migrants/{mid}/confirm")).status_code == 200
+    assert await inflows() == (1, 1)
