@@ -524,7 +524,7 @@ async def close_migrant(
     require_role(actor, *FIELD_ROLES)
     migrant = await get_scoped(session, Migrant, migrant_id, actor)
     if migrant.status != MigrantStatus.open:
-        raise InvalidTransition("The record is already closed")
+        raise InvalidTransition(f"The record is {migrant.status}, not open")
     check_not_future(data.closed_on, "closed_on")
     if data.closed_on < migrant.moved_on:
         raise hh.invalid("closed_on", "must not be before moved_on")
