@@ -5,9 +5,12 @@ The record's place (scope columns) is the village that holds it: the receiving v
 inflow, the home village for an outflow. Checkup rounds read this table: an open inflow makes a
 woman due here, an open outflow excuses her (she may send a certificate).
 
-A movement inside the deployment links two records: the receiving village's inflow and the
-origin village's outflow (``counterpart_id`` both ways); ``transfer`` is ``pending`` until the
-receiving side confirms and the person's register entry moves (then ``confirmed``).
+A movement inside the deployment (an inflow naming a person registered in another village,
+township or county) waits for the person's current place: the inflow is ``pending_release``
+(``transfer: "pending"``) until a caller whose scope holds her register entry confirms it (it
+becomes ``open``, ``transfer: "confirmed"``, and the origin keeps a closed outflow as history,
+linked through ``counterpart_id`` both ways) or refuses it (``refused``, terminal,
+``transfer: "refused"``). See ``app.services.migrants`` for the rules.
 
 Partner notifications (police residence registrations, market-regulation business licences) are
 stored as received (``body_enc``: the request body, AES-GCM encrypted like the register's ID
@@ -40,8 +43,18 @@ class Direction(StrEnum):
 
 
 class MigrantStatus(StrEnum):
+    """``pending_release``: an inflow of a person registered elsewhere, waiting for her current
+    place to confirm or refuse. ``refused``: that place refused (terminal; nothing moved)."""
+
     open = "open"
     closed = "closed"
+    pending_release = "pending_release"
+    refused = "refused"
+
+
+# A record in these states names a person whose register entry the holder of the record may
+# not see: its person is never shown to anyone through it.
+HIDDEN_PERSON = (MigrantStatus.pending_release, MigrantStatus.refused)
 
 
 class CloseReason(StrEnum):
@@ -56,12 +69,13 @@ class Transfer(StrEnum):
 
     pending = "pending"
     confirmed = "confirmed"
+    refused = "refused"
 
 
 class Migrant(IdMixin, ScopedMixin, VersionedMixin, table=True):
     person_id: uuid.UUID = Field(foreign_key="person.id", index=True, nullable=False)
     direction: Direction = Field(sa_type=String(8), nullable=False)
-    status: MigrantStatus = Field(default=MigrantStatus.open, sa_type=String(8), nullable=False)
+    status: MigrantStatus = Field(default=MigrantStatus.open, sa_type=String(16), nullable=False)
     moved_on: date = Field(nullable=False)
     origin_area_code: str | None = Field(default=None, sa_type=String(12))
     destination: str | None = Field(default=None, sa_type=String(200))
@@ -74,6 +88,10 @@ class Migrant(IdMixin, ScopedMixin, VersionedMixin, table=True):
     # side has confirmed it (the person's register entry moves only then).
     counterpart_id: uuid.UUID | None = Field(default=None)
     transfer: Transfer | None = Field(default=None, sa_type=String(10))
+    # A pending release: the receiving village's household she joins when it is confirmed
+    # (named at inflow time; absent: a new household at ``address``).
+    target_household_id: uuid.UUID | None = Field(default=None)
+    refuse_reason: str | None = Field(default=None, sa_type=String(500))
 
     __table_args__ = (
         Index("ix_migrant_person_id_direction_status", "person_id", "direction", "status"),
@@ -83,14 +101,15 @@ class Migrant(IdMixin, ScopedMixin, VersionedMixin, table=True):
 
 class MigrantPersonIn(SQLModel):
     """A person not (necessarily) known to the caller, named by ID number. A known number
-    (anywhere in the deployment) names that person; an unknown one registers a new person in
-    the receiving village."""
+    (anywhere in the deployment) names that person (registered in another village: the inflow
+    waits for her place's release); an unknown one registers a new person in the receiving
+    village. ``marital_status`` is required: the register never guesses it."""
 
     id_number: str = Field(max_length=32)
     name: CleanText = Field(max_length=50)
     sex: Sex | None = None
     birth_date: date | None = None
-    marital_status: MaritalStatus = MaritalStatus.single
+    marital_status: MaritalStatus
 
 
 class MigrantCreate(SQLModel):
@@ -105,8 +124,9 @@ class MigrantCreate(SQLModel):
     address: CleanText | None = Field(default=None, max_length=200)
     employer: CleanText | None = Field(default=None, max_length=200)
     phone: Phone = None
-    # Where a newly registered person lives: an existing household of the village, or (absent)
-    # a new household at ``address`` of this type.
+    # Where the person lives in the receiving village: an existing household of the village,
+    # or (absent) a new household at ``address`` of this type. For a person registered
+    # elsewhere this is where she goes when her place confirms the move.
     household_id: uuid.UUID | None = None
     household_type: HouseholdType = HouseholdType.rural
 
@@ -130,17 +150,26 @@ class MigrantClose(SQLModel):
 
 
 class MigrantConfirm(SQLModel):
-    """The receiving side confirms a movement: the person joins this household of the
-    receiving village, or (absent) a new household at the inflow's address."""
+    """The person's current place releases her: she joins the household named at inflow time
+    (or a new one at the inflow's address); her children under 16 in her household go with
+    her unless ``children_stay``."""
 
-    household_id: uuid.UUID | None = None
+    children_stay: bool = False
+
+
+class MigrantRefuse(SQLModel):
+    """The person's current place refuses the move; the receiving village is told why."""
+
+    reason: CleanText = Field(min_length=1, max_length=500)
 
 
 class MigrantPublic(SQLModel):
-    """A migrant record as lists, pulls and write answers show it: the phone masked."""
+    """A migrant record as lists, pulls and write answers show it: the phone masked.
+    ``person_id`` is null while the record is ``pending_release`` or ``refused``: its holder
+    may not know whom the number names until her place releases her."""
 
     id: uuid.UUID
-    person_id: uuid.UUID
+    person_id: uuid.UUID | None
     direction: Direction
     status: MigrantStatus
     village_code: str
@@ -153,6 +182,7 @@ class MigrantPublic(SQLModel):
     closed_on: date | None
     close_reason: CloseReason | None
     transfer: Transfer | None
+    refuse_reason: str | None
     version: int
     created_at: datetime
     updated_at: datetime

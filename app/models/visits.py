@@ -89,6 +89,8 @@ class TaskKind(StrEnum):
     checkup_overdue = "checkup_overdue"
     checkup_due = "checkup_due"
     migrant_confirm = "migrant_confirm"
+    migrant_release = "migrant_release"  # the person's place: confirm or refuse her move away
+    migrant_refused = "migrant_refused"  # the receiving village: her place refused the move
     claim_correction = "claim_correction"
     claim_review = "claim_review"
     other = "other"

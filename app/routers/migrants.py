@@ -19,6 +19,7 @@ from app.models.migrants import (
     MigrantCreate,
     MigrantDetail,
     MigrantPublic,
+    MigrantRefuse,
     MigrantStatus,
     NotificationAccept,
     NotificationDismiss,
@@ -101,7 +102,8 @@ async def list_migrants(
 async def get_migrant(
     session: SessionDep, caller: Caller, cipher: CipherDep, migrant_id: uuid.UUID, response: Response
 ) -> MigrantDetail:
-    """One migrant record with the full phone (the read is written to the audit log)."""
+    """One migrant record with the full phone (the read is written to the audit log); also, for
+    the place holding her, a request waiting for her release."""
     migrant = await svc.read_migrant_in_full(session, caller, migrant_id)
     _etag(response, migrant.version)
     return svc.migrant_detail(migrant, cipher)
@@ -134,9 +136,27 @@ async def confirm_migrant(
     migrant_id: uuid.UUID,
     body: MigrantConfirm | None = None,
 ) -> MigrantPublic:
-    """Receiving side: confirm a movement from another village; the person's register entry
-    moves here with her open work."""
+    """The person's current place releases her into a `pending_release` inflow (its id is the
+    `source_id` of her `migrant_release` task): her register entry moves to the receiving village
+    with her open work and (unless `children_stay`) her children under 16. The receiving side
+    itself: 403 `forbidden`."""
     migrant = await svc.confirm_transfer(session, caller, migrant_id, body or MigrantConfirm())
+    return svc.migrant_public(migrant, cipher)
+
+
+@router.post(
+    "/migrants/{migrant_id}/refuse",
+    response_model=MigrantPublic,
+    tags=["migrants"],
+    responses=error_responses(401, 403, 404, 409, 422),
+)
+async def refuse_migrant(
+    session: SessionDep, caller: Caller, cipher: CipherDep, migrant_id: uuid.UUID, body: MigrantRefuse
+) -> MigrantPublic:
+    """The person's current place refuses a `pending_release` inflow: it becomes `refused` and
+    the receiving village gets a task with the reason; nothing about her changes. The receiving
+    side itself: 403 `forbidden`."""
+    migrant = await svc.refuse_transfer(session, caller, migrant_id, body)
     return svc.migrant_public(migrant, cipher)
 
 

@@ -1,21 +1,45 @@
 """Migrant records: inflow and outflow, closing, movements inside the deployment, figures.
 
-Rules (domain brief "Migrants", issue 6):
+Rules (domain brief "Migrants", issue 6, issue 14):
 - a person has at most one open inflow and one open outflow; a second one is 409
-  ``migrant_exists``. Concurrent creations for one person are serialized by locking the person
-  row (``SELECT … FOR UPDATE`` on PostgreSQL; SQLite serializes writers anyway);
+  ``migrant_exists`` (a request of this village still waiting for her release counts as her
+  inflow here). Concurrent creations for one person are serialized by locking the person row
+  (``SELECT … FOR UPDATE`` on PostgreSQL; SQLite serializes writers anyway);
 - an outflow is held by the person's home village; an inflow by the receiving village. An inflow
   may name a person not yet on the register by ID number: a known number (anywhere in the
   deployment) is that person, an unknown one registers a new person in the receiving village;
-- movement inside the deployment: an inflow for a person whose register entry is in another
-  village (of any county we hold) opens, as a system act outside the caller's scope, an outflow
-  in the origin village (or closes the inflow she had there) with a task for its cadre. The
-  person's household and village change only when the receiving side confirms
-  (``confirm_transfer``); in that same transaction the origin outflow closes as ``settled``, her
-  open tasks follow her, the checkup rounds move her appointment (person-change hook
-  ``moved``), and the relocation hooks run (claims flag pending claims for the new township).
-  The caller learns nothing of the other village's record beyond ``transfer: "pending"``;
-- a death closes the person's open records (reason ``deceased``).
+- **movement inside the deployment (issue 14).** An inflow for a person whose register entry is
+  in another village (of this township, another township or another county) is a *request*:
+  the record is ``pending_release`` (``transfer: "pending"``) and nothing about her changes.
+  Its holder learns nothing of her record: ``person_id`` is null in every view of it (the
+  answer, GET, lists, the ``person_id`` filter, sync pulls, push answers), no task of the
+  receiving village names her, and a deceased or otherwise unmovable person is not revealed at
+  request time (her place refuses). Where she goes is fixed at request time, because her place
+  cannot choose a household in another village: ``household_id`` (a household of the receiving
+  village, in the caller's scope) or else a new household at ``address`` (one of the two is
+  required).
+- **Who decides.** Only a caller whose scope contains her *current* village (her register
+  entry) may ``confirm`` (``confirm_transfer``) or ``refuse`` (``refuse_transfer``). Her place
+  addresses the request by the inflow's id, which its ``migrant_release`` task carries as
+  ``source_id`` (and may read it with ``GET /migrants/{id}`` while it waits); the origin-side
+  outflow of a movement requested before issue 14 (``counterpart_id``) names it as well. The
+  receiving side's own confirm or refuse is 403 ``forbidden`` (it holds the record, not her);
+  anyone holding neither the record nor her gets 404 ``not_found``, with no hint. A township
+  or county holding both villages holds her place and may release her into its own request.
+- **Confirm**: her register entry moves (the household named at request time, else a new one at
+  the inflow's address, of her old household's type), with her children under 16 of her
+  household unless ``children_stay``; her open tasks follow her and the checkup rounds move her
+  appointment (``move_person_tasks``, person-change hook ``moved``); the relocation hooks run
+  (claims flag pending claims for the new township). The inflow becomes ``open`` (``transfer:
+  "confirmed"``) and its holder now sees her; her place keeps an outflow closed as ``settled``
+  (history, ``counterpart_id`` both ways); her other open inflows close (``moved_on``); other
+  requests for her still waiting are refused (her place changed: they must be filed again);
+  the release tasks close.
+- **Refuse** ``{"reason"}``: the inflow becomes ``refused`` (terminal; ``closed_on`` the day of
+  refusal, ``refuse_reason``, ``transfer: "refused"``); the receiving village gets a
+  ``migrant_refused`` task with the reason (not naming her); nothing about her changes.
+- a death closes the person's open records (reason ``deceased``) and refuses the requests for
+  her still waiting (with the same words as any refusal by a changed place).
 """
 
 from __future__ import annotations
@@ -32,7 +56,7 @@ from sqlmodel import col, select
 from app.authz.actor import Actor, scope_prefix
 from app.authz.policies import FIELD_ROLES, require_role
 from app.authz.scope import area_clause, ensure_area_in_scope, ensure_can_place, get_scoped, scoped
-from app.core.errors import Conflict, InvalidTransition
+from app.core.errors import Conflict, Forbidden, InvalidTransition, NotFound
 from app.core.pagination import paginate
 from app.core.security import FieldCipher
 from app.models.common import place_columns
@@ -45,6 +69,7 @@ from app.models.households import (
     PersonMove,
 )
 from app.models.migrants import (
+    HIDDEN_PERSON,
     CloseReason,
     Direction,
     Migrant,
@@ -55,6 +80,7 @@ from app.models.migrants import (
     MigrantFigures,
     MigrantPersonIn,
     MigrantPublic,
+    MigrantRefuse,
     MigrantStatus,
     Transfer,
 )
@@ -75,6 +101,10 @@ CONFIRM_WITHIN = timedelta(days=7)
 CHINA = timezone(timedelta(hours=8))
 # Tasks that belong to a village's own migrant records stay there when the person moves.
 PLACE_BOUND_SOURCES = ("migrant", "migrant_notification")
+CHILD_AGE = 16  # children younger than this move with a parent whose move is confirmed
+# Why a waiting request was refused when her place changed (she moved, died): the same words
+# whatever happened, so that the requester learns nothing of her record.
+PLACE_CHANGED = "原籍情况已变化，无法放行；如仍需迁入请重新登记"
 
 # Other domains react to a confirmed movement (claims flag pending claims for the receiving
 # township): ``hook(session, person, from_village, to_village)``, in the same transaction.
@@ -107,7 +137,7 @@ def migrant_public(m: Migrant, cipher: FieldCipher) -> MigrantPublic:
     phone = _phone(m, cipher)
     return MigrantPublic(
         id=m.id,
-        person_id=m.person_id,
+        person_id=None if m.status in HIDDEN_PERSON else m.person_id,
         direction=Direction(m.direction),
         status=MigrantStatus(m.status),
         village_code=m.village_code,
@@ -120,6 +150,7 @@ def migrant_public(m: Migrant, cipher: FieldCipher) -> MigrantPublic:
         closed_on=m.closed_on,
         close_reason=CloseReason(m.close_reason) if m.close_reason else None,
         transfer=Transfer(m.transfer) if m.transfer else None,
+        refuse_reason=m.refuse_reason,
         version=m.version,
         created_at=m.created_at,
         updated_at=m.updated_at,
@@ -162,7 +193,12 @@ async def find_by_id_number(session: AsyncSession, cipher: FieldCipher, number: 
 async def lock_person(session: AsyncSession, person_id: uuid.UUID) -> Person:
     """The person row, locked for the rest of the transaction (PostgreSQL): two movements or
     two inflows of one person cannot interleave."""
-    stmt = select(Person).where(Person.id == person_id).with_for_update()
+    stmt = (
+        select(Person)
+        .where(Person.id == person_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
     person = (await session.execute(stmt)).scalar_one()
     return person
 
@@ -271,6 +307,17 @@ def _exists(actor: Actor, m: Migrant) -> Conflict:
     )
 
 
+async def _inflows_here(session: AsyncSession, person_id: uuid.UUID, village_code: str) -> list[Migrant]:
+    """Her inflows in this village that are open or waiting for her release."""
+    stmt = select(Migrant).where(
+        Migrant.person_id == person_id,
+        Migrant.direction == Direction.inflow,
+        col(Migrant.status).in_([MigrantStatus.open, MigrantStatus.pending_release]),
+        Migrant.village_code == village_code,
+    )
+    return list((await session.execute(stmt.order_by(col(Migrant.created_at)))).scalars())
+
+
 async def open_inflow(
     session: AsyncSession,
     actor: Actor,
@@ -284,15 +331,18 @@ async def open_inflow(
     employer: str | None,
     phone_enc: str | None,
     name_for_task: str,
+    household_id: uuid.UUID | None = None,
 ) -> Migrant:
-    """Open an inflow in ``village_code``; a person registered in another village starts a
-    movement (see the module docstring)."""
-    _check_living(person)
+    """Open an inflow in ``village_code``. A person registered in another village makes a
+    request waiting for her place's release (module docstring): ``household_id`` (else
+    ``address``) is where she will live here; her place's release task shows the name the
+    receiving side gave (``name_for_task``) beside the registered one."""
+    elsewhere = person.village_code != village_code
+    if not elsewhere or actor.covers(person.village_code):
+        _check_living(person)
     person = await lock_person(session, person.id)
-    current = await open_records(session, person.id, Direction.inflow)
-    for m in current:
-        if m.village_code == village_code:
-            raise _exists(actor, m)
+    if here := await _inflows_here(session, person.id, village_code):
+        raise _exists(actor, here[0])
     inflow = Migrant(
         id=migrant_id or uuid.uuid4(),
         person_id=person.id,
@@ -304,68 +354,32 @@ async def open_inflow(
         phone_enc=phone_enc,
         **place_columns(village_code),
     )
-    session.add(inflow)
-    origin = person.village_code
-    if origin == village_code and not current:
+    if not elsewhere:
+        session.add(inflow)
         await session.flush()
         await hh.person_changed(session, person, "migrant")
         return inflow
-    # A movement: the origin village's record is the inflow she had there, else an outflow.
+    if household_id is not None:
+        household = await get_scoped(session, Household, household_id, actor)
+        if household.village_code != village_code:
+            raise hh.invalid("household_id", "the household is not in the receiving village")
+    elif not address:
+        raise hh.invalid("address", "required (the address of her new household here), or give household_id")
+    inflow.status = MigrantStatus.pending_release
     inflow.transfer = Transfer.pending
+    inflow.target_household_id = household_id
+    session.add(inflow)
     label = await _village_label(session, village_code)
-    due = local_today() + CONFIRM_WITHIN
-    counterpart: Migrant | None = None
-    for old in current:
-        close_record(old, moved_on, CloseReason.moved_on)
-        old.counterpart_id = inflow.id
-        tasks_svc.open_task(
-            session,
-            kind=TaskKind.migrant_confirm,
-            title=f"流入人员{person.name}已在{label}登记流入，本村流入记录已注销，请核实",
-            due_on=due,
-            village_code=old.village_code,
-            person_id=person.id,
-            source_entity="migrant",
-            source_id=old.id,
-        )
-        if old.village_code == origin:
-            counterpart = old
-    if counterpart is None and origin != village_code:
-        outflows = await open_records(session, person.id, Direction.outflow)
-        if outflows:
-            counterpart = outflows[0]
-            counterpart.destination = counterpart.destination or label
-            touch(counterpart)
-        else:
-            counterpart = Migrant(
-                person_id=person.id,
-                direction=Direction.outflow,
-                moved_on=moved_on,
-                destination=label,
-                **place_columns(origin),
-            )
-            session.add(counterpart)
-        counterpart.counterpart_id = inflow.id
-        counterpart.transfer = Transfer.pending
-        tasks_svc.open_task(
-            session,
-            kind=TaskKind.migrant_confirm,
-            title=f"确认流出：{person.name}已在{label}登记流入（{moved_on.isoformat()}起）",
-            due_on=due,
-            village_code=origin,
-            household_id=person.household_id,
-            person_id=person.id,
-            source_entity="migrant",
-            source_id=counterpart.id,
-        )
-    if counterpart is not None:
-        inflow.counterpart_id = counterpart.id
     tasks_svc.open_task(
         session,
-        kind=TaskKind.migrant_confirm,
-        title=f"确认迁入：{name_for_task}（{moved_on.isoformat()}起），确认后户籍登记迁入本村",
-        due_on=due,
-        village_code=village_code,
+        kind=TaskKind.migrant_release,
+        title=(
+            f"放行确认：{person.name}已在{label}登记流入（登记姓名：{name_for_task}，"
+            f"{moved_on.isoformat()}起），请确认放行或拒绝"
+        ),
+        due_on=local_today() + CONFIRM_WITHIN,
+        village_code=person.village_code,
+        household_id=person.household_id,
         person_id=person.id,
         source_entity="migrant",
         source_id=inflow.id,
@@ -392,15 +406,20 @@ def _same(m: Migrant, data: MigrantCreate, cipher: FieldCipher) -> bool:
 async def create_migrant(
     session: AsyncSession, actor: Actor, cipher: FieldCipher, data: MigrantCreate
 ) -> tuple[Migrant, bool]:
-    """(record, created). Same id and same content again → the existing record."""
+    """(record, created). Same id and same content again → the existing record. A replay
+    naming a ``person_id`` matches a record hiding its person only for a caller holding her (it
+    must not confirm a guess of whom a request names)."""
     require_role(actor, *FIELD_ROLES)
     existing = await existing_by_id(session, Migrant, data.id)
     if existing is not None:
         same = actor.covers(existing.village_code) and _same(existing, data, cipher)
-        if same and data.person is not None:
+        if same and (data.person is not None or existing.status in HIDDEN_PERSON):
             person = await session.get(Person, existing.person_id)
-            facts = hh.check_id_number(data.person.id_number, None, None)
-            same = person is not None and person.id_number_hash == cipher.blind_index(facts.number)
+            if data.person is not None:
+                facts = hh.check_id_number(data.person.id_number, None, None)
+                same = person is not None and person.id_number_hash == cipher.blind_index(facts.number)
+            else:
+                same = person is not None and actor.covers(person.village_code)
         replay_or_conflict(same)
         return existing, False
     ensure_can_place(actor, data.village_code)
@@ -438,6 +457,7 @@ async def create_migrant(
             employer=data.employer,
             phone_enc=phone_enc,
             name_for_task=name,
+            household_id=data.household_id,
         )
         return migrant, True
     _check_living(person)
@@ -465,8 +485,22 @@ async def create_migrant(
 
 
 async def get_migrant(session: AsyncSession, actor: Actor, migrant_id: uuid.UUID) -> Migrant:
+    """A record in scope; or a request waiting for the release of a person the caller holds
+    (her place reads what it is asked to decide)."""
     require_role(actor, *FIELD_ROLES)
-    return await get_scoped(session, Migrant, migrant_id, actor)
+    migrant = await session.get(Migrant, migrant_id)
+    if migrant is not None and actor.covers(migrant.village_code):
+        return migrant
+    if migrant is not None and migrant.status == MigrantStatus.pending_release:
+        village = await _person_village(session, migrant.person_id)
+        if village is not None and actor.covers(village):
+            return migrant
+    raise NotFound("No migrant with this id")
+
+
+async def _person_village(session: AsyncSession, person_id: uuid.UUID) -> str | None:
+    stmt = select(Person.village_code).where(Person.id == person_id)
+    return (await session.execute(stmt)).scalar_one_or_none()
 
 
 async def read_migrant_in_full(session: AsyncSession, actor: Actor, migrant_id: uuid.UUID) -> Migrant:
@@ -487,7 +521,8 @@ async def list_migrants(
     limit: int,
     cursor: str | None,
 ) -> tuple[list[Migrant], str | None]:
-    """Records in scope (open and closed: the history stays), latest movement first."""
+    """Records in scope (open and closed: the history stays), latest movement first. The
+    ``person_id`` filter never finds a record that hides its person."""
     require_role(actor, *FIELD_ROLES)
     stmt = scoped(select(Migrant), actor)
     if direction:
@@ -497,7 +532,7 @@ async def list_migrants(
     if village_code:
         stmt = stmt.where(Migrant.village_code == village_code)
     if person_id:
-        stmt = stmt.where(Migrant.person_id == person_id)
+        stmt = stmt.where(Migrant.person_id == person_id, col(Migrant.status).not_in(HIDDEN_PERSON))
     return await paginate(
         session, stmt, order=[Migrant.moved_on, Migrant.id], limit=limit, cursor=cursor, descending=True
     )
@@ -511,7 +546,7 @@ async def close_migrant(
     require_role(actor, *FIELD_ROLES)
     migrant = await get_scoped(session, Migrant, migrant_id, actor)
     if migrant.status != MigrantStatus.open:
-        raise InvalidTransition("The record is already closed")
+        raise InvalidTransition(f"The record is {migrant.status}, not open")
     check_not_future(data.closed_on, "closed_on")
     if data.closed_on < migrant.moved_on:
         raise hh.invalid("closed_on", "must not be before moved_on")
@@ -551,71 +586,232 @@ async def _relocate(session: AsyncSession, actor: Actor, person: Person, househo
     return old_village
 
 
+async def _release_target(
+    session: AsyncSession, actor: Actor, migrant_id: uuid.UUID
+) -> tuple[Migrant, Person]:
+    """The request a confirm or refuse acts on, and its person, both locked; only for a caller
+    holding her current village (module docstring: 404 for a caller holding neither the record
+    nor her, 409 when nothing waits, 403 for the receiving side).
+
+    ``migrant_id`` is the inflow's id, or the origin-side outflow of a movement requested
+    before issue 14 (``counterpart_id``, its ``migrant_confirm`` task's ``source_id``)."""
+    require_role(actor, *FIELD_ROLES)
+    record = await session.get(Migrant, migrant_id)
+    if record is None:
+        raise NotFound("No migrant with this id")
+    holds_record = actor.covers(record.village_code)
+    inflow: Migrant | None = record
+    if record.direction == Direction.outflow:
+        inflow = None
+        if holds_record and record.counterpart_id is not None and record.transfer == Transfer.pending:
+            inflow = await session.get(Migrant, record.counterpart_id)
+    waiting = (
+        inflow is not None
+        and inflow.direction == Direction.inflow
+        and inflow.status == MigrantStatus.pending_release
+    )
+    holds_person = False
+    if waiting:
+        assert inflow is not None
+        village = await _person_village(session, inflow.person_id)
+        holds_person = village is not None and actor.covers(village)
+    if not holds_record and not holds_person:
+        raise NotFound("No migrant with this id")
+    if not waiting:
+        raise InvalidTransition("This record has no move waiting for release")
+    if not holds_person:
+        raise Forbidden("Only the person's current place may confirm or refuse this move")
+    assert inflow is not None
+    person = await lock_person(session, inflow.person_id)
+    stmt = (
+        select(Migrant)
+        .where(Migrant.id == inflow.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    inflow = (await session.execute(stmt)).scalar_one()
+    if inflow.status != MigrantStatus.pending_release:  # decided meanwhile
+        raise InvalidTransition("This record has no move waiting for release")
+    if not actor.covers(person.village_code):  # she moved meanwhile
+        raise Forbidden("Only the person's current place may confirm or refuse this move")
+    return inflow, person
+
+
+async def _refuse(session: AsyncSession, inflow: Migrant, reason: str) -> None:
+    """End a waiting request: ``refused``, the release tasks closed, the receiving village told
+    (a task that does not name her: its holder never learns whom the number named)."""
+    inflow.status = MigrantStatus.refused
+    inflow.transfer = Transfer.refused
+    inflow.refuse_reason = reason
+    inflow.closed_on = max(local_today(), inflow.moved_on)
+    touch(inflow)
+    await tasks_svc.cancel_tasks_for(session, "migrant", inflow.id)
+    if inflow.counterpart_id is not None:  # the origin outflow of a pre-issue-14 request
+        old = await session.get(Migrant, inflow.counterpart_id)
+        if old is not None and old.status == MigrantStatus.open and old.transfer == Transfer.pending:
+            old.status = MigrantStatus.refused
+            old.transfer = Transfer.refused
+            old.closed_on = max(local_today(), old.moved_on)
+            touch(old)
+            await tasks_svc.cancel_tasks_for(session, "migrant", old.id)
+    tasks_svc.open_task(
+        session,
+        kind=TaskKind.migrant_refused,
+        title=f"迁入未获原籍放行（{inflow.moved_on.isoformat()}起的流入登记）：{reason}",
+        due_on=local_today() + CONFIRM_WITHIN,
+        village_code=inflow.village_code,
+        source_entity="migrant",
+        source_id=inflow.id,
+    )
+
+
+async def refuse_transfer(
+    session: AsyncSession, actor: Actor, migrant_id: uuid.UUID, data: MigrantRefuse
+) -> Migrant:
+    """The person's current place refuses the move (module docstring); nothing about her
+    changes."""
+    inflow, _ = await _release_target(session, actor, migrant_id)
+    await _refuse(session, inflow, data.reason)
+    await session.flush()
+    return inflow
+
+
+async def _destination(session: AsyncSession, inflow: Migrant, person: Person) -> Household:
+    """The household named at request time, else a new one at the inflow's address (a system
+    act: the releasing caller need not hold the receiving village)."""
+    if inflow.target_household_id is not None:
+        household = await session.get(Household, inflow.target_household_id)
+        if household is not None and household.village_code == inflow.village_code:
+            return household
+    if not inflow.address:
+        raise InvalidTransition("The household named by the request is no longer in the receiving village")
+    old = await session.get(Household, person.household_id)
+    household = Household(
+        address=inflow.address,
+        household_type=HouseholdType(old.household_type) if old else HouseholdType.rural,
+        **place_columns(inflow.village_code),
+    )
+    session.add(household)
+    await session.flush()
+    return household
+
+
+async def _children_under_16(session: AsyncSession, parent: Person, household_id: uuid.UUID) -> list[Person]:
+    """Her (or his) living children under ``CHILD_AGE`` in the given household, locked."""
+    born_after = _years_before(local_today(), CHILD_AGE)
+    stmt = (
+        select(Person)
+        .where(
+            or_(col(Person.mother_id) == parent.id, col(Person.father_id) == parent.id),
+            Person.household_id == household_id,
+            col(Person.birth_date) > born_after,
+            col(Person.merged_into_id).is_(None),
+            col(Person.death_date).is_(None),
+        )
+        .order_by(col(Person.id))
+        .with_for_update()
+    )
+    return list((await session.execute(stmt)).scalars())
+
+
+async def _after_move(session: AsyncSession, person: Person, old_village: str, new_village: str) -> None:
+    """What follows a person whose register entry moved: her appointments (hook ``moved``),
+    her open tasks (not those of the villages' own migrant records), the relocation hooks."""
+    await hh.person_changed(session, person, "moved")
+    await tasks_svc.move_person_tasks(
+        session, person.id, to_village=new_village, keep_sources=PLACE_BOUND_SOURCES
+    )
+    for hook in RELOCATION_HOOKS:
+        await hook(session, person, old_village, new_village)
+
+
+async def _origin_history(
+    session: AsyncSession, inflow: Migrant, person: Person, origin_village: str
+) -> None:
+    """Her records elsewhere after a confirmed move: her open outflows close as ``settled``
+    (the first, or a new one at her old village, is the inflow's counterpart), her other open
+    inflows as ``moved_on``, and requests for her still waiting are refused."""
+    today = local_today()
+    label = await _village_label(session, inflow.village_code)
+    outflows = await open_records(session, person.id, Direction.outflow)
+    if inflow.counterpart_id is not None:
+        outflows.sort(key=lambda m: m.id != inflow.counterpart_id)
+    if outflows:
+        counterpart = outflows[0]
+        counterpart.destination = counterpart.destination or label
+    else:
+        counterpart = Migrant(
+            person_id=person.id,
+            direction=Direction.outflow,
+            status=MigrantStatus.closed,
+            moved_on=inflow.moved_on,
+            destination=label,
+            closed_on=max(today, inflow.moved_on),
+            close_reason=CloseReason.settled,
+            **place_columns(origin_village),
+        )
+        session.add(counterpart)
+    for m in outflows:
+        close_record(m, today, CloseReason.settled)
+        await tasks_svc.cancel_tasks_for(session, "migrant", m.id)
+    counterpart.counterpart_id = inflow.id
+    counterpart.transfer = Transfer.confirmed
+    inflow.counterpart_id = counterpart.id
+    for m in await open_records(session, person.id, Direction.inflow):
+        if m.id != inflow.id:
+            close_record(m, today, CloseReason.moved_on)
+            await tasks_svc.cancel_tasks_for(session, "migrant", m.id)
+    waiting = select(Migrant).where(
+        Migrant.person_id == person.id,
+        Migrant.status == MigrantStatus.pending_release,
+        Migrant.id != inflow.id,
+    )
+    for m in (await session.execute(waiting)).scalars():
+        await _refuse(session, m, PLACE_CHANGED)
+
+
 async def confirm_transfer(
     session: AsyncSession, actor: Actor, migrant_id: uuid.UUID, data: MigrantConfirm
 ) -> Migrant:
-    """The receiving side confirms a movement: the person joins a household of the receiving
-    village (the given one, or a new one at the inflow's address) and everything open about her
-    moves in this transaction (see the module docstring)."""
-    require_role(actor, *FIELD_ROLES)
-    inflow = await get_scoped(session, Migrant, migrant_id, actor)
-    if (
-        inflow.direction != Direction.inflow
-        or inflow.status != MigrantStatus.open
-        or inflow.transfer != Transfer.pending
-    ):
-        raise InvalidTransition("This record has no movement waiting for confirmation")
-    person = await lock_person(session, inflow.person_id)
+    """The person's current place releases her: her register entry (and her children's under
+    16, unless ``children_stay``) moves to the receiving village with everything open about her,
+    in this transaction (module docstring)."""
+    inflow, person = await _release_target(session, actor, migrant_id)
     _check_living(person)
-    if data.household_id is not None:
-        household = await get_scoped(session, Household, data.household_id, actor)
-        if household.village_code != inflow.village_code:
-            raise hh.invalid("household_id", "the household is not in the receiving village")
-    else:
-        if not inflow.address:
-            raise hh.invalid("household_id", "give a household (the record has no address for a new one)")
-        old = await session.get(Household, person.household_id)
-        household, _ = await hh.create_household(
-            session,
-            actor,
-            HouseholdCreate(
-                village_code=inflow.village_code,
-                address=inflow.address,
-                household_type=HouseholdType(old.household_type) if old else HouseholdType.rural,
-            ),
-        )
+    household = await _destination(session, inflow, person)
+    old_household_id = person.household_id
+    children = [] if data.children_stay else await _children_under_16(session, person, old_household_id)
     old_village = await _relocate(session, actor, person, household)
+    moved = [(person, old_village)]
+    for child in children:
+        moved.append((child, await _relocate(session, actor, child, household)))
+    inflow.status = MigrantStatus.open
     inflow.transfer = Transfer.confirmed
     touch(inflow)
-    if inflow.counterpart_id is not None:
-        origin = await session.get(Migrant, inflow.counterpart_id)
-        if origin is not None and origin.transfer == Transfer.pending:
-            origin.transfer = Transfer.confirmed
-            if origin.status == MigrantStatus.open and origin.direction == Direction.outflow:
-                close_record(origin, local_today(), CloseReason.settled)
-            else:
-                touch(origin)
+    await _origin_history(session, inflow, person, old_village)
     await tasks_svc.cancel_tasks_for(session, "migrant", inflow.id)
     await session.flush()
-    await hh.person_changed(session, person, "moved")
-    await tasks_svc.move_person_tasks(
-        session, person.id, to_village=inflow.village_code, keep_sources=PLACE_BOUND_SOURCES
-    )
-    for hook in RELOCATION_HOOKS:
-        await hook(session, person, old_village, inflow.village_code)
+    for who, was in moved:
+        await _after_move(session, who, was, inflow.village_code)
     await session.flush()
     return inflow
 
 
 @hh.on_person_change
 async def _close_on_death(session: AsyncSession, person: Person, reason: str) -> None:
-    """A death closes the person's open migrant records."""
+    """A death closes the person's open migrant records and refuses the requests for her."""
     if reason != "died" or person.death_date is None:
         return
     rows = await session.execute(
-        select(Migrant).where(Migrant.person_id == person.id, Migrant.status == MigrantStatus.open)
+        select(Migrant).where(
+            Migrant.person_id == person.id,
+            col(Migrant.status).in_([MigrantStatus.open, MigrantStatus.pending_release]),
+        )
     )
     for m in rows.scalars():
+        if m.status == MigrantStatus.pending_release:
+            await _refuse(session, m, PLACE_CHANGED)
+            continue
         close_record(m, person.death_date, CloseReason.deceased)
         await tasks_svc.cancel_tasks_for(session, "migrant", m.id)
 
@@ -641,7 +837,8 @@ async def figures(
 ) -> list[MigrantFigures]:
     """Open inflow and outflow records, those that began in ``[from_, to]``, and how many of
     each are women aged 15–49 on ``to``: for the area, or (``breakdown``) for each child area
-    that has any. Aggregates only, so dashboards may read them."""
+    that has any. Aggregates only, so dashboards may read them. Requests waiting for a
+    release, or refused, are no movement and count nowhere."""
     require_role(actor, *FIELD_ROLES, Role.dashboard)
     ensure_area_in_scope(actor, area_code)
     if to < from_:
@@ -671,7 +868,11 @@ async def figures(
             count(and_(is_new, woman)),
         )
         .join(Person, col(Person.id) == Migrant.person_id)
-        .where(area_clause(Migrant, area_code), or_(is_open, is_new))
+        .where(
+            area_clause(Migrant, area_code),
+            or_(is_open, is_new),
+            col(Migrant.status).not_in(HIDDEN_PERSON),  # a request is not a movement (yet)
+        )
         .group_by(key_column, col(Migrant.direction))
     )
     out: dict[str, dict[str, int]] = {} if breakdown else {prefix: {}}

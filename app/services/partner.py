@@ -847,6 +847,7 @@ async def accept(
                 employer=employer,
                 phone_enc=None,
                 name_for_task=n.name,
+                household_id=data.household_id,
             )
     n.person_id = person.id if person is not None else None
     n.migrant_id = record.id if record is not None else n.migrant_id

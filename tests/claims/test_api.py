@@ -1150,6 +1150,7 @@ async def test_pending_claims_follow_a_confirmed_move(staff, client_as):
                 "name": mother["name"],
                 "sex": "female",
                 "birth_date": mother["birth_date"],
+                "marital_status": mother["marital_status"],
             },
             "direction": "inflow",
             "village_code": V_OTHER_TS,
@@ -1159,7 +1160,8 @@ async def test_pending_claims_follow_a_confirmed_move(staff, client_as):
         },
     )
     assert inflow.status_code == 201, inflow.text
-    r = await receiving.post(f"/api/v1/migrants/{inflow.json()['id']}/confirm", json={})
+    # her village releases her (issue 14: the receiving side cannot)
+    r = await staff.village.post(f"/api/v1/migrants/{inflow.json()['id']}/confirm", json={})
     assert r.status_code == 200, r.text
     other_ts = await client_as("township", "430122101000")
     moved = (await other_ts.get(f"/api/v1/claims/{claim['id']}")).json()

@@ -33,6 +33,7 @@ MIGRANT_FIELDS = {
     "closed_on",
     "close_reason",
     "transfer",
+    "refuse_reason",
     "version",
     "created_at",
     "updated_at",
@@ -49,7 +50,7 @@ def inflow_body(number: str, village: str = V1, **kw) -> dict:
         "direction": "inflow",
         "village_code": village,
         "moved_on": (date.today() - timedelta(days=10)).isoformat(),
-        "person": {"id_number": number, "name": "王桂兰"},
+        "person": {"id_number": number, "name": "王桂兰", "marital_status": "married"},
         "origin_area_code": "440305000000",
         "address": "团头湖村5组出租屋",
         "employer": "望城电子厂",
@@ -289,6 +290,8 @@ async def _pull_all(c, cursor: str | None = None) -> tuple[list[dict], str]:
 
 
 async def test_movement_between_two_villages(client_as, db):
+    """The receiving village asks, her village releases (issue 14); tests/migrants/test_release.py
+    has the attacker's side of it."""
     receiving = await client_as("village", V1)
     origin = await client_as("village", V_OTHER_TS)
     h = await mk_household(origin, V_OTHER_TS, address="格塘村三组1号")
@@ -311,48 +314,42 @@ async def test_movement_between_two_villages(client_as, db):
     r = await receiving.post("/api/v1/migrants", json=inflow_body(number, employer=None))
     assert r.status_code == 201, r.text
     inflow = r.json()
-    assert inflow["person_id"] == p["id"]
-    assert inflow["transfer"] == "pending"
-    # the person's register entry has not moved yet
+    assert (inflow["status"], inflow["transfer"], inflow["person_id"]) == ("pending_release", "pending", None)
+    # the person's register entry has not moved; the origin got a task to release her
     problem(await receiving.get(f"/api/v1/persons/{p['id']}"), 404, "not_found")
     assert (await origin.get(f"/api/v1/persons/{p['id']}")).json()["village_code"] == V_OTHER_TS
-    # the origin village got an outflow (a system act) and a task to confirm
-    outflows = (await origin.get("/api/v1/migrants", params={"direction": "outflow"})).json()["items"]
-    assert len(outflows) == 1
-    outflow = outflows[0]
-    assert (outflow["status"], outflow["transfer"], outflow["person_id"]) == ("open", "pending", p["id"])
-    assert V1 in outflow["destination"]
-    origin_tasks = await tasks_of(origin)
-    assert [t["source_id"] for t in origin_tasks] == [outflow["id"]]
-    receiving_tasks = await tasks_of(receiving)
-    assert [t["source_id"] for t in receiving_tasks] == [inflow["id"]]
-    problem(await receiving.get(f"/api/v1/migrants/{outflow['id']}"), 404, "not_found")
+    assert (await origin.get("/api/v1/migrants")).json()["items"] == []
+    origin_tasks = await tasks_of(origin, "migrant_release")
+    assert [(t["source_id"], t["person_id"]) for t in origin_tasks] == [(inflow["id"], p["id"])]
+    assert await tasks_of(receiving, "migrant_release") == []
 
-    # the receiving side confirms: the person joins a new household at the inflow's address
-    r = await receiving.post(f"/api/v1/migrants/{inflow['id']}/confirm", json={})
+    # her village releases her: she joins a new household at the inflow's address
+    r = await origin.post(f"/api/v1/migrants/{inflow['id']}/confirm", json={})
     assert r.status_code == 200, r.text
-    assert r.json()["transfer"] == "confirmed"
+    assert (r.json()["status"], r.json()["transfer"]) == ("open", "confirmed")
     person = (await receiving.get(f"/api/v1/persons/{p['id']}")).json()
     assert (person["village_code"], person["current_village_code"]) == (V1, V1)
     household = (await receiving.get(f"/api/v1/households/{person['household_id']}")).json()
     assert household["address"] == "团头湖村5组出租屋"
     assert household["household_type"] == "rural"
+    assert household["head_person_id"] == p["id"]
     problem(await origin.get(f"/api/v1/persons/{p['id']}"), 404, "not_found")
     old_household = (await origin.get(f"/api/v1/households/{h['id']}")).json()
     assert old_household["head_person_id"] is None
     assert old_household["members"] == []
-    # the origin's outflow is closed as settled; the history stays
-    closed = (await origin.get(f"/api/v1/migrants/{outflow['id']}")).json()
-    assert (closed["status"], closed["close_reason"], closed["transfer"]) == (
-        "closed",
-        "settled",
-        "confirmed",
-    )
-    # her open follow-up task went with her; the origin's confirmation task stayed
+    # the origin keeps an outflow closed as settled (history), linked to the inflow
+    outflows = (await origin.get("/api/v1/migrants", params={"direction": "outflow"})).json()["items"]
+    assert [(m["status"], m["close_reason"], m["transfer"]) for m in outflows] == [
+        ("closed", "settled", "confirmed")
+    ]
+    assert V1 in outflows[0]["destination"]
+    stored = await db.get(Migrant, uuid.UUID(inflow["id"]))
+    await db.refresh(stored)
+    assert str(stored.counterpart_id) == outflows[0]["id"]
+    # her open follow-up task went with her; the release task closed
     follow = (await db.execute(select(Task).where(Task.kind == "follow_up"))).scalar_one()
     assert (follow.village_code, follow.status) == (V1, "open")
-    assert [t["source_id"] for t in await tasks_of(origin)] == [outflow["id"]]
-    assert await tasks_of(receiving) == []
+    assert await tasks_of(origin, "migrant_release") == []
     moves = (await db.execute(select(PersonMove))).scalars().all()
     assert [(m.from_household_id, m.to_household_id) for m in moves] == [
         (uuid.UUID(h["id"]), uuid.UUID(person["household_id"]))
@@ -370,7 +367,7 @@ async def test_movement_between_two_villages(client_as, db):
         changes, _ = await _pull_all(origin, origin_cursor)
         gone = {(c["entity"], c["id"]) for c in changes if c["deleted"]}
         assert {("person", p["id"]), ("task", str(follow.id))} <= gone
-    # confirmed once
+    # decided once
     problem(
         await receiving.post(f"/api/v1/migrants/{inflow['id']}/confirm", json={}), 409, "invalid_transition"
     )
@@ -382,30 +379,30 @@ async def test_movement_across_two_counties(client_as, db):
     h = await mk_household(origin, OTHER_COUNTY_VILLAGE, address="沙坪村2组")
     number = id_number(date(1994, 9, 9), "female", "430181")
     p = await mk_person(origin, h["id"], id_number=number, name="周丽", phone="13700001111")
-    r = await receiving.post("/api/v1/migrants", json=inflow_body(number, origin_area_code=None))
+    # the household she joins is named with the request
+    target = await mk_household(receiving, V1, address="团头湖村1组")
+    r = await receiving.post(
+        "/api/v1/migrants", json=inflow_body(number, origin_area_code=None, household_id=target["id"])
+    )
     assert r.status_code == 201, r.text
     inflow = r.json()
     # nothing of the other county's record beyond the contract's fields
     assert set(inflow) == MIGRANT_FIELDS
-    assert inflow["origin_area_code"] is None
-    assert inflow["transfer"] == "pending"
+    assert (inflow["origin_area_code"], inflow["person_id"], inflow["status"]) == (
+        None,
+        None,
+        "pending_release",
+    )
     assert "430181" not in r.text
-    # the origin (another county: not the caller's scope) got the outflow and the task
-    origin_outflows = (await origin.get("/api/v1/migrants", params={"status": "open"})).json()["items"]
-    assert [(m["direction"], m["village_code"]) for m in origin_outflows] == [
-        ("outflow", OTHER_COUNTY_VILLAGE)
-    ]
-    assert len(await tasks_of(origin)) == 1
-    # the receiving county sees only its own record
+    # the receiving county sees only its own record, and cannot release her
     county = await client_as("county", COUNTY)
     assert [m["id"] for m in (await county.get("/api/v1/migrants")).json()["items"]] == [inflow["id"]]
+    problem(await county.post(f"/api/v1/migrants/{inflow['id']}/confirm"), 403, "forbidden")
+    # her county does
     other_county = await client_as("county", "430181000000")
-    assert [m["direction"] for m in (await other_county.get("/api/v1/migrants")).json()["items"]] == [
-        "outflow"
-    ]
-    # confirmation into an existing household of the receiving village
-    target = await mk_household(receiving, V1, address="团头湖村1组")
-    r = await receiving.post(f"/api/v1/migrants/{inflow['id']}/confirm", json={"household_id": target["id"]})
+    assert (await other_county.get("/api/v1/migrants")).json()["items"] == []
+    assert [t["source_id"] for t in await tasks_of(other_county, "migrant_release")] == [inflow["id"]]
+    r = await other_county.post(f"/api/v1/migrants/{inflow['id']}/confirm")
     assert r.status_code == 200, r.text
     stored = await db.get(Person, uuid.UUID(p["id"]))
     await db.refresh(stored)
@@ -415,23 +412,26 @@ async def test_movement_across_two_counties(client_as, db):
         uuid.UUID(target["id"]),
     )
     problem(await origin.get(f"/api/v1/persons/{p['id']}"), 404, "not_found")
-    outflow = (await origin.get(f"/api/v1/migrants/{origin_outflows[0]['id']}")).json()
-    assert (outflow["status"], outflow["close_reason"]) == ("closed", "settled")
+    outflows = (await origin.get("/api/v1/migrants")).json()["items"]
+    assert [(m["direction"], m["status"], m["close_reason"]) for m in outflows] == [
+        ("outflow", "closed", "settled")
+    ]
 
 
-async def test_confirm_into_a_household_of_another_village_is_refused(client_as):
+async def test_the_household_she_joins_must_be_in_the_receiving_village(client_as):
     receiving = await client_as("township", TS1)
     origin = await client_as("village", V_OTHER_TS)
     h = await mk_household(origin, V_OTHER_TS)
     number = id_number(date(1990, 1, 2), "male")
     await mk_person(origin, h["id"], id_number=number, sex="male", born=date(1990, 1, 2), name="张伟")
-    inflow = (await receiving.post("/api/v1/migrants", json=inflow_body(number))).json()
     wrong = await mk_household(receiving, V2)
-    problem(
-        await receiving.post(f"/api/v1/migrants/{inflow['id']}/confirm", json={"household_id": wrong["id"]}),
+    out = problem(
+        await receiving.post("/api/v1/migrants", json=inflow_body(number, household_id=wrong["id"])),
         422,
         "validation_failed",
     )
+    assert out["errors"][0]["field"] == "household_id"
+    assert (await receiving.get("/api/v1/migrants")).json()["items"] == []
 
 
 async def test_a_migrant_moving_on_closes_her_earlier_inflow(client_as, db):
@@ -443,18 +443,20 @@ async def test_a_migrant_moving_on_closes_her_earlier_inflow(client_as, db):
         "/api/v1/migrants", json=inflow_body(number, village=V_OTHER_TS, address="格塘村出租屋")
     )
     assert b.status_code == 201, b.text
-    assert b.json()["transfer"] == "pending"
+    assert (b.json()["status"], b.json()["transfer"]) == ("pending_release", "pending")
+    # nothing changes at the first village until it releases her
+    assert (await first.get(f"/api/v1/migrants/{a['id']}")).json()["status"] == "open"
+    problem(await second.post(f"/api/v1/migrants/{b.json()['id']}/confirm"), 403, "forbidden")
+    r = await first.post(f"/api/v1/migrants/{b.json()['id']}/confirm")
+    assert r.status_code == 200, r.text
     old = (await first.get(f"/api/v1/migrants/{a['id']}")).json()
     assert (old["status"], old["close_reason"]) == ("closed", "moved_on")
-    assert len(await tasks_of(first)) == 1
     open_inflows = (
         (await db.execute(select(Migrant).where(Migrant.status == "open", Migrant.direction == "inflow")))
         .scalars()
         .all()
     )
     assert [m.village_code for m in open_inflows] == [V_OTHER_TS]
-    r = await second.post(f"/api/v1/migrants/{b.json()['id']}/confirm")
-    assert r.status_code == 200, r.text
     assert (await second.get(f"/api/v1/persons/{a['person_id']}")).json()["village_code"] == V_OTHER_TS
 
 

@@ -338,10 +338,21 @@ async def test_residence_registered_for_a_resident_elsewhere_starts_a_movement(p
     assert item["person_id"] is None  # not in the reader's scope
     r = await receiving.post(f"/api/v1/migrant-notifications/{nid}/accept")
     assert r.status_code == 200, r.text
+    assert r.json()["person_id"] is None
+    # the same rule as a cadre's inflow (issue 14): a request waiting for her village's release
     inflow = (await receiving.get(f"/api/v1/migrants/{r.json()['migrant_id']}")).json()
-    assert (inflow["person_id"], inflow["transfer"]) == (p["id"], "pending")
-    outflows = (await origin.get("/api/v1/migrants", params={"direction": "outflow"})).json()["items"]
-    assert [o["transfer"] for o in outflows] == ["pending"]
+    assert (inflow["status"], inflow["person_id"], inflow["transfer"]) == ("pending_release", None, "pending")
+    assert p["id"] not in r.text
+    problem(await receiving.post(f"/api/v1/migrants/{inflow['id']}/confirm"), 403, "forbidden")
+    assert (await origin.get(f"/api/v1/persons/{p['id']}")).json()["household_id"] == h["id"]
+    release = (await origin.get("/api/v1/tasks", params={"kind": "migrant_release"})).json()["items"]
+    assert [(t["source_id"], t["person_id"]) for t in release] == [(inflow["id"], p["id"])]
+    r = await origin.post(f"/api/v1/migrants/{inflow['id']}/confirm")
+    assert r.status_code == 200, r.text
+    person = (await receiving.get(f"/api/v1/persons/{p['id']}")).json()
+    assert person["village_code"] == V1
+    household = (await receiving.get(f"/api/v1/households/{person['household_id']}")).json()
+    assert household["address"] == inflow["address"]
 
 
 async def test_residence_cancelled(police, client_as, db):
