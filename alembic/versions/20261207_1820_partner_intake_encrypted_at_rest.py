@@ -21,7 +21,7 @@ deleted: a partner's resend of a body already stored is still the same notificat
 client, reference and body), answered as before.
 
 Revision ID: b14a00000002
-Revises: 5c1f0e7a9b21
+Revises: b14a00000001
 Create Date: 2026-12-07 18:20:00+00:00
 """
 
@@ -38,7 +38,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "b14a00000002"
-down_revision: str | None = "5c1f0e7a9b21"
+down_revision: str | None = "b14a00000001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -23,7 +23,7 @@ from app.services import partner as partner_svc
 from tests.conftest import DATABASE_URL, IS_PG, _recreate_pg_database, plaintext_at_rest
 from tests.factories import id_number
 
-BEFORE, AFTER = "5c1f0e7a9b21", "b14a00000002"
+BEFORE, AFTER = "b14a00000001", "b14a00000002"
 
 area = sa.table(
     "area",

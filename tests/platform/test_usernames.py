@@ -93,7 +93,7 @@ async def test_failed_logins_count_every_spelling_together(settings, engine, db,
 def test_the_migration_stops_on_existing_case_duplicates(tmp_path):
     url = f"sqlite+aiosqlite:///{tmp_path / 'u.db'}"
     cfg = alembic_config(url)
-    command.upgrade(cfg, "5c1f0e7a9b21")
+    command.upgrade(cfg, "b14a00000004")
     db = sqlite3.connect(tmp_path / "u.db")
     for name in ("admin", "Admin", "other"):
         db.execute(
@@ -110,7 +110,7 @@ def test_the_migration_stops_on_existing_case_duplicates(tmp_path):
     command.upgrade(cfg, REVISION)
     names = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")]
     assert "uq_user_lower_username" in names
-    command.downgrade(cfg, "5c1f0e7a9b21")
+    command.downgrade(cfg, "b14a00000004")
     names = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")]
     assert "uq_user_lower_username" not in names
     db.close()

@@ -15,7 +15,7 @@ it is the leak this revision closes; the code before this revision reads the new
 are (same column, same length).
 
 Revision ID: b14a00000003
-Revises: 5c1f0e7a9b21
+Revises: b14a00000002
 Create Date: 2026-12-07 18:15:00+00:00
 """
 
@@ -31,7 +31,7 @@ from alembic import op
 from app.services.masking import mask_phone
 
 revision: str = "b14a00000003"
-down_revision: str | None = "5c1f0e7a9b21"
+down_revision: str | None = "b14a00000002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -12,7 +12,7 @@
   ``approved``), so a claim posted today cannot be paid by its approver after the upgrade either.
 
 Revision ID: b14a00000004
-Revises: 5c1f0e7a9b21
+Revises: b14a00000003
 Create Date: 2026-11-30 00:04:00+00:00
 """
 
@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "b14a00000004"
-down_revision: str | None = "5c1f0e7a9b21"
+down_revision: str | None = "b14a00000003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

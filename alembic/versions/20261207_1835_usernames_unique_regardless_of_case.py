@@ -9,7 +9,7 @@ saying how many there are and how to list them; rename or disable-and-rename one
 changed automatically: which account keeps the name is a human decision.
 
 Revision ID: b14a00000005
-Revises: 5c1f0e7a9b21
+Revises: b14a00000004
 Create Date: 2026-12-01 09:00:00+00:00
 """
 
@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "b14a00000005"
-down_revision: str | None = "5c1f0e7a9b21"
+down_revision: str | None = "b14a00000004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
