@@ -49,23 +49,22 @@ _HEADER_BAD = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 ITEMWISE: dict[str, str] = {"/api/v1/sync/push": "ops"}
 
 
-def find(value: Any, path: tuple[str | int, ...] = ()) -> tuple[str | int, ...] | None:
-    """The path of the first string (or object key) in ``value`` holding a forbidden character."""
-    if isinstance(value, str):
-        return path if FORBIDDEN.search(value) else None
-    if isinstance(value, dict):
-        for k, v in value.items():
-            if isinstance(k, str) and FORBIDDEN.search(k):
-                return (*path, k)
-            found = find(v, (*path, k))
-            if found is not None:
-                return found
-        return None
-    if isinstance(value, list):
-        for i, v in enumerate(value):
-            found = find(v, (*path, i))
-            if found is not None:
-                return found
+def find(value: Any) -> tuple[str | int, ...] | None:
+    """The path of the first string (or object key), in document order, in ``value`` holding a
+    forbidden character. Iterative: a deeply nested body cannot exhaust the stack."""
+    stack: list[tuple[Any, tuple[str | int, ...]]] = [(value, ())]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, str):
+            if FORBIDDEN.search(item):
+                return path
+        elif isinstance(item, dict):
+            for k in item:
+                if isinstance(k, str) and FORBIDDEN.search(k):
+                    return (*path, k)
+            stack.extend(((v, (*path, k)) for k, v in reversed(item.items())))
+        elif isinstance(item, list):
+            stack.extend(((v, (*path, i)) for i, v in reversed(list(enumerate(item)))))
     return None
 
 

@@ -16,6 +16,7 @@ from app.authz.policies import ADMIN_ROLES, require_role
 from app.authz.scope import scoped
 from app.core.errors import Conflict, FieldError, NotFound, OutOfScope, ValidationFailed
 from app.core.pagination import paginate
+from app.core.text import FORBIDDEN as CONTROL_CHARACTERS
 from app.models.areas import Area, AreaCreate, AreaLevel, area_code_problem
 
 
@@ -163,6 +164,8 @@ def parse_area_csv(content: bytes) -> tuple[list[tuple[int, str, str]], list[Fie
             errors.append(FieldError(field=f"line {line_no}", message=f"code {problem}"))
         elif not name or len(name) > 100:
             errors.append(FieldError(field=f"line {line_no}", message="name must be 1-100 chars"))
+        elif CONTROL_CHARACTERS.search(name):  # the file is text input too (app/core/text.py)
+            errors.append(FieldError(field=f"line {line_no}", message="name has control characters"))
         elif code in seen:
             errors.append(FieldError(field=f"line {line_no}", message=f"code repeats line {seen[code]}"))
         else:

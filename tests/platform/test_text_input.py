@@ -286,3 +286,12 @@ async def test_every_operation_documents_the_422(app, anon):
         for op in ops.values():
             assert "422" in op["responses"]
     text_problem(await anon.get("/healthz", headers={"X-Probe": "a\x01"}), "x-probe")
+
+
+def test_an_areas_file_with_control_characters_is_refused_line_by_line():
+    """``jiahe areas import`` reads text from outside too (a NUL would stop PostgreSQL)."""
+    from app.services.areas import parse_area_csv
+
+    rows, errors = parse_area_csv("code,name\n430122000000,望城\x00区\n430122100000,乔口镇\n".encode())
+    assert [r[1] for r in rows] == ["430122100000"]
+    assert [(e.field, e.message) for e in errors] == [("line 2", "name has control characters")]
