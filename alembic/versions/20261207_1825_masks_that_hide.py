@@ -10,6 +10,10 @@ Answers kept for replay (``sync_op.result`` of a ``conflict``) hold the server's
 was shown then, with the old mask and the full phone: their ``current`` is re-masked the same
 way, and its ``phone`` becomes ``phone_masked``, so a re-sent op never gets them back.
 
+What a phone sent in a conflict (``sync_conflict.client_values``) was kept as sent, full ID
+number and phone included, and only masked when shown: it is now kept masked
+(``id_number_masked``, ``phone_masked``), the only form it is ever shown in.
+
 Downgrade changes nothing: the old mask cannot be rebuilt without decrypting every number, and
 it is the leak this revision closes; the code before this revision reads the new masks as they
 are (same column, same length).
@@ -28,6 +32,7 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
+from app.services.idnumber import mask_id_number
 from app.services.masking import mask_phone
 
 revision: str = "b14a00000003"
@@ -92,6 +97,32 @@ def upgrade() -> None:
             sync_op.update()
             .where(sync_op.c.id == sa.bindparam("b_id"))
             .values(result=sa.bindparam("b_result")),
+            updates,
+        )
+
+    _mask_conflict_values(conn)
+
+
+def _mask_conflict_values(conn: sa.Connection) -> None:
+    conflict = sa.table("sync_conflict", sa.column("id", sa.Uuid), sa.column("client_values", sa.Text))
+    updates = []
+    for ident, raw in conn.execute(sa.select(conflict.c.id, conflict.c.client_values)).all():
+        try:
+            values = json.loads(raw)
+        except ValueError:
+            continue
+        if not isinstance(values, dict) or not ({"id_number", "phone"} & values.keys()):
+            continue
+        for key, mask in (("id_number", mask_id_number), ("phone", mask_phone)):
+            if key in values:
+                value = values.pop(key)
+                values[f"{key}_masked"] = mask(value) if isinstance(value, str) and value else None
+        updates.append({"b_id": ident, "b_values": json.dumps(values, ensure_ascii=False)})
+    if updates:
+        conn.execute(
+            conflict.update()
+            .where(conflict.c.id == sa.bindparam("b_id"))
+            .values(client_values=sa.bindparam("b_values")),
             updates,
         )
 

@@ -21,7 +21,7 @@ from app.core.migrations import alembic_config
 from app.models.audit import AuditEvent
 from app.models.households import Person
 from app.models.migrants import PartnerNotification
-from app.models.sync import SyncOp
+from app.models.sync import SyncConflict, SyncOp
 from app.services.idnumber import check_char
 from tests.conftest import DATABASE_URL
 from tests.factories import id_number
@@ -364,6 +364,11 @@ async def test_the_migration_remasks_stored_masks_and_kept_answers(client_as, pa
             text("UPDATE sync_op SET result = :r WHERE op_id = :op"),
             {"r": json.dumps({**res, "current": old_current}, ensure_ascii=False), "op": stale["op_id"]},
         )
+        # a conflict kept what the phone sent as sent
+        await conn.execute(
+            text("UPDATE sync_conflict SET client_values = :v"),
+            {"v": json.dumps({"marital_status": "divorced", "id_number": number, "phone": MOBILE})},
+        )
     [replayed] = await push(cadre, [stale])
     assert replayed["current"]["phone"] == MOBILE  # the leak the migration closes
 
@@ -373,6 +378,12 @@ async def test_the_migration_remasks_stored_masks_and_kept_answers(client_as, pa
         -1
     ]
     assert (await db.execute(select(PartnerNotification.id_number_masked))).scalar_one() == _new_mask(other)
+    kept_values = json.loads((await db.execute(select(SyncConflict.client_values))).scalar_one())
+    assert kept_values == {
+        "marital_status": "divorced",
+        "id_number_masked": _new_mask(number),
+        "phone_masked": MOBILE_MASKED,
+    }
     kept = json.loads(
         (await db.execute(select(SyncOp.result).where(SyncOp.op_id == stale["op_id"]))).scalar_one()
     )
