@@ -91,7 +91,7 @@ from app.models.indicators import (
     IndicatorInflowWoman,
     IndicatorTally,
 )
-from app.models.migrants import Migrant
+from app.models.migrants import HIDDEN_PERSON, Migrant
 from app.models.visits import Visit
 from app.services.audit import NOT_AUDITED
 
@@ -109,6 +109,9 @@ DEATH: Any = Death.__table__  # type: ignore[attr-defined]
 PAYMENT: Any = Payment.__table__  # type: ignore[attr-defined]
 CLAIM: Any = Claim.__table__  # type: ignore[attr-defined]
 
+# Migrant records that count in no figure: an inflow waiting for the person's release, or
+# refused by her place. A confirmed request (``open``) counts from its ``moved_on`` on.
+UNCOUNTED_MIGRANTS = tuple(s.value for s in HIDDEN_PERSON)
 PLACE = ("county_code", "township_code", "village_code")
 # The columns whose values the tallies and derived rows depend on, per tracked table.
 TRACKED: dict[str, tuple[str, ...]] = {
@@ -127,7 +130,7 @@ TRACKED: dict[str, tuple[str, ...]] = {
     ),
     "household": (*PLACE, "head_person_id"),
     "visit": (*PLACE, "visited_at"),
-    "migrant": (*PLACE, "person_id", "direction", "moved_on", "closed_on"),
+    "migrant": (*PLACE, "person_id", "direction", "status", "moved_on", "closed_on"),
     "birth": (*PLACE, "birth_date", "birth_order", "sex"),
     "death": (*PLACE, "death_date"),
     "payment": (*PLACE, "claim_id", "paid_on", "amount_fen"),
@@ -187,6 +190,8 @@ def contributions(table: str, row: Row | None) -> list[tuple[str, int, int]]:
     if table == "visit":
         return [("visits", local_month(row["visited_at"]), 1)]
     if table == "migrant":
+        if row["status"] in UNCOUNTED_MIGRANTS:
+            return []  # a request waiting for release, or refused: no movement (yet)
         d = "in" if row["direction"] == "inflow" else "out"
         out = [(f"{d}_entry", 0, 1), (f"{d}_entry", month_of(row["moved_on"]), 1)]
         if row["closed_on"] is not None:
@@ -645,7 +650,12 @@ def _inflow_women_rows(where: Any) -> Any:
             PERSON.c.birth_date,
         )
         .select_from(MIGRANT.join(PERSON, PERSON.c.id == MIGRANT.c.person_id))
-        .where(MIGRANT.c.direction == "inflow", PERSON.c.sex == "female", where)
+        .where(
+            MIGRANT.c.direction == "inflow",
+            MIGRANT.c.status.not_in(UNCOUNTED_MIGRANTS),
+            PERSON.c.sex == "female",
+            where,
+        )
     )
 
 
@@ -761,7 +771,7 @@ def _tally_sources(dialect: str) -> list[tuple[str, Any, Any, Any, Any]]:
         ),
     ]
     for d, direction in (("in", "inflow"), ("out", "outflow")):
-        is_d = m.direction == direction
+        is_d = and_(m.direction == direction, m.status.not_in(UNCOUNTED_MIGRANTS))
         out += [
             (f"{d}_entry", MIGRANT, literal(0), is_d, count),
             (f"{d}_entry", MIGRANT, _month(m.moved_on, dialect), is_d, count),

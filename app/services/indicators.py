@@ -25,7 +25,9 @@ Definitions (see the domain brief, "Figures the county reads"):
   population is the average of the population the day before ``from`` and at ``to``; annualised
   (× 365.25 / days) when the period is not a calendar year.
 - ``migrants``: open at ``to`` (moved on or before, not closed by then), new within the period,
-  and the women 15–49 (at ``to``) among open inflows.
+  and the women 15–49 (at ``to``) among open inflows. A request still waiting for the person's
+  release (``pending_release``) or refused by her place (``refused``) is no movement and counts
+  in no figure (``COUNTED``); once confirmed (``open``) it counts from its ``moved_on``.
 - ``checkups``: appointments of rounds whose window overlaps the period; rate as for rounds.
 - ``claims`` per programme: beneficiaries paid within the period (total), of whom ``new`` were not
   paid in the same period a year earlier and ``continuing`` were; ``exited`` were paid a year
@@ -62,7 +64,7 @@ from app.models.indicators import (
     IndicatorInflowWoman,
     IndicatorTally,
 )
-from app.models.migrants import Migrant
+from app.models.migrants import HIDDEN_PERSON, Migrant
 from app.models.users import Role
 from app.models.visits import Visit
 from app.services import data_quality
@@ -70,6 +72,15 @@ from app.services.checkups import years_before
 
 READER_ROLES = (Role.village, Role.township, Role.county, Role.admin, Role.dashboard)
 MAX_DAYS = 3660
+# A migrant record counts in the figures unless it is a request waiting for release or refused.
+UNCOUNTED_STATUSES = tuple(s.value for s in HIDDEN_PERSON)
+
+
+def counted_migrant() -> Any:
+    """The migrant records the figures count."""
+    return col(Migrant.status).not_in(UNCOUNTED_STATUSES)
+
+
 SERIES_METRICS = (
     "births",
     "deaths",
@@ -310,6 +321,7 @@ def _entries(direction: str) -> Counter:
         return Migrant, [
             _in_county(Migrant, aq),
             col(Migrant.direction) == direction,
+            counted_migrant(),
             col(Migrant.moved_on) >= lo,
             col(Migrant.moved_on) <= hi,
         ]
@@ -325,6 +337,7 @@ def _exits(direction: str) -> Counter:
         return Migrant, [
             _in_county(Migrant, aq),
             col(Migrant.direction) == direction,
+            counted_migrant(),
             closed.is_not(None),
             or_(
                 and_(closed >= moved, closed >= lo, closed <= hi),
@@ -787,7 +800,7 @@ async def live_month_values(
         model, when, timestamp = Visit, col(Visit.visited_at), True
     elif metric in ("inflow_new", "outflow_new"):
         model, when = Migrant, col(Migrant.moved_on)
-        where.append(col(Migrant.direction) == metric.removesuffix("_new"))
+        where += [col(Migrant.direction) == metric.removesuffix("_new"), counted_migrant()]
     elif metric == "checkups_done":
         model, when = CheckupAppointment, col(CheckupAppointment.checked_on)
         where.append(col(CheckupAppointment.status) == "done")

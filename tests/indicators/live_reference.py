@@ -126,6 +126,8 @@ async def compute(session: AsyncSession, aq: AreaQuery, start: date, end: date) 
     new_in = and_(col(Migrant.moved_on) >= start, col(Migrant.moved_on) <= end)
     inflow = col(Migrant.direction) == "inflow"
     outflow = col(Migrant.direction) == "outflow"
+    # A request waiting for the person's release, or refused, is no movement: it counts nowhere.
+    movement = col(Migrant.status).not_in(("pending_release", "refused"))
     group = getattr(Migrant, aq.child_attr)
     mig_stmt = (
         select(
@@ -135,7 +137,7 @@ async def compute(session: AsyncSession, aq: AreaQuery, start: date, end: date) 
             _sum_if(and_(inflow, new_in)),
             _sum_if(and_(outflow, new_in)),
         )
-        .where(area_clause(Migrant, aq.code))
+        .where(area_clause(Migrant, aq.code), movement)
         .group_by(group)
     )
     for r in (await session.execute(mig_stmt)).all():
@@ -146,7 +148,7 @@ async def compute(session: AsyncSession, aq: AreaQuery, start: date, end: date) 
     women_stmt = (
         select(group, func.count())
         .join(Person, col(Person.id) == Migrant.person_id)
-        .where(area_clause(Migrant, aq.code), inflow, open_at_end, woman_15_49)
+        .where(area_clause(Migrant, aq.code), movement, inflow, open_at_end, woman_15_49)
         .group_by(group)
     )
     for r in (await session.execute(women_stmt)).all():

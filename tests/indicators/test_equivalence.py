@@ -138,11 +138,24 @@ class World:
             closed = None
             if rng.random() < 0.4:
                 closed = _day(rng, moved, TODAY) if rng.random() < 0.85 else moved - timedelta(days=2)
+            status = "closed" if closed else "open"
+            direction = rng.choice(("inflow", "outflow"))
+            transfer = None
+            if direction == "inflow" and rng.random() < 0.3:
+                # A request for a person registered elsewhere: waiting, refused or confirmed.
+                status, transfer = rng.choice(
+                    (("pending_release", "pending"), ("refused", "refused"), (status, "confirmed"))
+                )
+                if status == "pending_release":
+                    closed = None
+                elif status == "refused":
+                    closed = closed or _day(rng, moved, TODAY)
             s.add(
                 Migrant(
                     person_id=pid,
-                    direction=rng.choice(("inflow", "outflow")),
-                    status="closed" if closed else "open",
+                    direction=direction,
+                    status=status,
+                    transfer=transfer,
                     moved_on=moved,
                     closed_on=closed,
                     **_place(village),
@@ -290,9 +303,18 @@ class World:
                 await s.delete(v)
             else:
                 v.visited_at = v.visited_at + timedelta(days=rng.choice((-40, -1, 1, 31)))
-        for m in (await s.execute(select(Migrant).limit(12))).scalars():
-            choice = rng.randrange(4)
-            if choice == 0:
+        migrants = (await s.execute(select(Migrant).order_by(Migrant.id))).scalars().all()
+        for m in rng.sample(migrants, min(12, len(migrants))):
+            choice = rng.randrange(6)
+            if choice >= 4:  # a request confirmed or refused (and, arbitrarily, back to waiting)
+                if m.status == "pending_release":
+                    if rng.random() < 0.5:
+                        m.status, m.transfer = "open", "confirmed"
+                    else:
+                        m.status, m.transfer, m.closed_on = "refused", "refused", _day(rng, m.moved_on, TODAY)
+                else:
+                    m.status, m.transfer, m.closed_on = "pending_release", "pending", None
+            elif choice == 0:
                 m.closed_on = None if m.closed_on else _day(rng, m.moved_on, TODAY)
             elif choice == 1:
                 m.moved_on = _near_edge(rng)
