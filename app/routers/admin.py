@@ -79,7 +79,7 @@ async def list_users(
 
 
 @router.patch(
-    "/users/{user_id}",
+    "/users/{user_id:uuid}",
     response_model=UserPublic,
     tags=["users"],
     responses=error_responses(401, 403, 404, 409, 412, 422, 428),

@@ -137,7 +137,7 @@ async def payments_csv(
     )
 
 
-@router.get("/claims/{claim_id}", response_model=ClaimDetail, responses=error_responses(401, 403, 404))
+@router.get("/claims/{claim_id:uuid}", response_model=ClaimDetail, responses=error_responses(401, 403, 404))
 async def get_claim(
     session: SessionDep, caller: Caller, claim_id: uuid.UUID, response: Response
 ) -> ClaimDetail:
@@ -148,7 +148,7 @@ async def get_claim(
 
 
 @router.patch(
-    "/claims/{claim_id}",
+    "/claims/{claim_id:uuid}",
     response_model=ClaimDetail,
     responses=error_responses(401, 403, 404, 409, 412, 422, 428),
 )
@@ -172,7 +172,7 @@ async def _done(session: SessionDep, claim: Claim, response: Response) -> ClaimD
     return await svc.claim_detail(session, claim)
 
 
-@router.post("/claims/{claim_id}/submit", response_model=ClaimDetail, responses=STEP_ERRORS)
+@router.post("/claims/{claim_id:uuid}/submit", response_model=ClaimDetail, responses=STEP_ERRORS)
 async def submit_claim(
     session: SessionDep,
     caller: Caller,
@@ -188,7 +188,7 @@ async def submit_claim(
     return await _done(session, claim, response)
 
 
-@router.post("/claims/{claim_id}/review", response_model=ClaimDetail, responses=STEP_ERRORS)
+@router.post("/claims/{claim_id:uuid}/review", response_model=ClaimDetail, responses=STEP_ERRORS)
 async def review_claim(
     session: SessionDep,
     caller: Caller,
@@ -204,7 +204,7 @@ async def review_claim(
     return await _done(session, claim, response)
 
 
-@router.post("/claims/{claim_id}/approve", response_model=ClaimDetail, responses=STEP_ERRORS)
+@router.post("/claims/{claim_id:uuid}/approve", response_model=ClaimDetail, responses=STEP_ERRORS)
 async def approve_claim(
     session: SessionDep,
     caller: Caller,
@@ -220,7 +220,7 @@ async def approve_claim(
     return await _done(session, claim, response)
 
 
-@router.post("/claims/{claim_id}/publish", response_model=ClaimDetail, responses=STEP_ERRORS)
+@router.post("/claims/{claim_id:uuid}/publish", response_model=ClaimDetail, responses=STEP_ERRORS)
 async def publish_claim(
     session: SessionDep,
     caller: Caller,
@@ -243,7 +243,7 @@ async def publish_claim(
     return await _done(session, claim, response)
 
 
-@router.post("/claims/{claim_id}/object", response_model=ClaimDetail, responses=STEP_ERRORS)
+@router.post("/claims/{claim_id:uuid}/object", response_model=ClaimDetail, responses=STEP_ERRORS)
 async def object_claim(
     session: SessionDep,
     caller: Caller,
@@ -257,7 +257,7 @@ async def object_claim(
     return await _done(session, claim, response)
 
 
-@router.post("/claims/{claim_id}/pay", response_model=ClaimDetail, responses=STEP_ERRORS)
+@router.post("/claims/{claim_id:uuid}/pay", response_model=ClaimDetail, responses=STEP_ERRORS)
 async def pay_claim(
     session: SessionDep,
     caller: Caller,
@@ -280,7 +280,7 @@ async def pay_claim(
     return await _done(session, claim, response)
 
 
-@router.post("/claims/{claim_id}/change_payee", response_model=ClaimDetail, responses=STEP_ERRORS)
+@router.post("/claims/{claim_id:uuid}/change_payee", response_model=ClaimDetail, responses=STEP_ERRORS)
 async def change_payee(
     session: SessionDep,
     caller: Caller,

@@ -71,7 +71,7 @@ async def list_households(
 
 
 @router.get(
-    "/households/{household_id}", response_model=HouseholdDetail, responses=error_responses(401, 403, 404)
+    "/households/{household_id:uuid}", response_model=HouseholdDetail, responses=error_responses(401, 403, 404)
 )
 async def get_household(
     session: SessionDep, caller: Caller, cipher: CipherDep, household_id: uuid.UUID, response: Response
@@ -86,7 +86,7 @@ async def get_household(
     )
 
 
-@router.patch("/households/{household_id}", response_model=HouseholdPublic, responses=PATCH_ERRORS)
+@router.patch("/households/{household_id:uuid}", response_model=HouseholdPublic, responses=PATCH_ERRORS)
 async def update_household(
     session: SessionDep,
     caller: Caller,
@@ -142,7 +142,7 @@ async def list_persons(
     return Page(items=[svc.person_public(p, cipher) for p in rows], next_cursor=nxt)
 
 
-@router.get("/persons/{person_id}", response_model=PersonDetail, responses=error_responses(401, 403, 404))
+@router.get("/persons/{person_id:uuid}", response_model=PersonDetail, responses=error_responses(401, 403, 404))
 async def get_person(
     session: SessionDep, caller: Caller, cipher: CipherDep, person_id: uuid.UUID, response: Response
 ) -> PersonDetail:
@@ -154,7 +154,7 @@ async def get_person(
     )
 
 
-@router.patch("/persons/{person_id}", response_model=PersonPublic, responses=PATCH_ERRORS)
+@router.patch("/persons/{person_id:uuid}", response_model=PersonPublic, responses=PATCH_ERRORS)
 async def update_person(
     session: SessionDep,
     caller: Caller,
@@ -170,7 +170,7 @@ async def update_person(
     return svc.person_public(person, cipher)
 
 
-@router.post("/persons/{person_id}/move", response_model=PersonPublic, responses=WRITE_ERRORS)
+@router.post("/persons/{person_id:uuid}/move", response_model=PersonPublic, responses=WRITE_ERRORS)
 async def move_person(
     session: SessionDep, caller: Caller, cipher: CipherDep, person_id: uuid.UUID, body: MoveRequest
 ) -> PersonPublic:
@@ -179,7 +179,7 @@ async def move_person(
     return svc.person_public(person, cipher)
 
 
-@router.post("/persons/{person_id}/merge", response_model=MergePublic, responses=WRITE_ERRORS)
+@router.post("/persons/{person_id:uuid}/merge", response_model=MergePublic, responses=WRITE_ERRORS)
 async def merge_person(
     session: SessionDep, caller: Caller, person_id: uuid.UUID, body: MergeRequest
 ) -> MergePublic:

@@ -91,7 +91,7 @@ async def list_migrants(
 
 
 @router.get(
-    "/migrants/{migrant_id}",
+    "/migrants/{migrant_id:uuid}",
     response_model=MigrantPublic,
     tags=["migrants"],
     responses=error_responses(401, 403, 404),
@@ -106,7 +106,7 @@ async def get_migrant(
 
 
 @router.post(
-    "/migrants/{migrant_id}/close",
+    "/migrants/{migrant_id:uuid}/close",
     response_model=MigrantPublic,
     tags=["migrants"],
     responses=error_responses(401, 403, 404, 409, 422),
@@ -120,7 +120,7 @@ async def close_migrant(
 
 
 @router.post(
-    "/migrants/{migrant_id}/confirm",
+    "/migrants/{migrant_id:uuid}/confirm",
     response_model=MigrantPublic,
     tags=["migrants"],
     responses=error_responses(401, 403, 404, 409, 422),
@@ -181,7 +181,7 @@ async def post_notification(
 
 
 @router.get(
-    "/partner/notifications/{notification_id}",
+    "/partner/notifications/{notification_id:uuid}",
     response_model=NotificationStatusPublic,
     tags=["partner"],
     responses=error_responses(401, 403, 404),
@@ -219,7 +219,7 @@ async def list_notifications(
 
 
 @router.get(
-    "/migrant-notifications/{notification_id}",
+    "/migrant-notifications/{notification_id:uuid}",
     response_model=NotificationPublic,
     tags=["migrants"],
     responses=error_responses(401, 403, 404),
@@ -233,7 +233,7 @@ async def get_notification(
 
 
 @router.post(
-    "/migrant-notifications/{notification_id}/accept",
+    "/migrant-notifications/{notification_id:uuid}/accept",
     response_model=NotificationPublic,
     tags=["migrants"],
     responses=error_responses(401, 403, 404, 409, 422),
@@ -252,7 +252,7 @@ async def accept_notification(
 
 
 @router.post(
-    "/migrant-notifications/{notification_id}/dismiss",
+    "/migrant-notifications/{notification_id:uuid}/dismiss",
     response_model=NotificationPublic,
     tags=["migrants"],
     responses=error_responses(401, 403, 404, 409, 422),

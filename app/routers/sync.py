@@ -166,7 +166,7 @@ async def list_conflicts(
 
 
 @router.post(
-    "/conflicts/{conflict_id}/resolve",
+    "/conflicts/{conflict_id:uuid}/resolve",
     response_model=ResolveOut,
     responses=error_responses(401, 403, 404, 409, 412, 422),
 )

@@ -75,7 +75,7 @@ async def list_visits(
 
 
 @router.get(
-    "/visits/{visit_id}",
+    "/visits/{visit_id:uuid}",
     response_model=VisitPublic,
     tags=["visits"],
     responses=error_responses(401, 403, 404),
@@ -90,7 +90,7 @@ async def get_visit(
 
 
 @router.patch(
-    "/visits/{visit_id}",
+    "/visits/{visit_id:uuid}",
     response_model=VisitPublic,
     tags=["visits"],
     responses=error_responses(401, 403, 404, 412, 422, 428),
@@ -137,7 +137,7 @@ async def list_tasks(
 
 
 @router.post(
-    "/tasks/{task_id}/complete",
+    "/tasks/{task_id:uuid}/complete",
     response_model=TaskPublic,
     tags=["tasks"],
     responses=error_responses(401, 403, 404, 409, 422),

@@ -40,7 +40,7 @@ from app.authz.policies import FIELD_ROLES, SUPERVISOR_ROLES, require_role
 from app.authz.scope import get_scoped, scoped
 from app.core.db import utcnow
 from app.core.errors import AppError, Conflict, FieldError, NotFound, ValidationFailed
-from app.core.pagination import paginate
+from app.core.pagination import MAX_INT, invalid_cursor, open_cursor, paginate, sign_cursor
 from app.core.security import FieldCipher
 from app.models.households import (
     Birth,
@@ -551,23 +551,44 @@ async def receipts(
 # --- pull ---------------------------------------------------------------------------------------
 
 
+PULL_CURSOR = "sync:pull"
+
+
 def _enc(obj: dict[str, Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(obj, separators=(",", ":")).encode()).decode().rstrip("=")
+    return sign_cursor(PULL_CURSOR, obj)
 
 
 def _dec(cursor: str) -> dict[str, Any]:
-    try:
-        out = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        if not isinstance(out, dict) or out.get("p") not in ("s", "l"):
-            raise ValueError
-        int(out["tx"]), int(out["seq"])
-        if out["p"] == "s":
-            int(out["e"])
-            if out.get("last") is not None:
-                uuid.UUID(out["last"])
-        return out
-    except (ValueError, TypeError, KeyError):
-        raise ValidationFailed("The cursor is not valid", code="invalid_cursor") from None
+    """The position a pull cursor holds: signed for this feed (``sign_cursor``), or an unsigned
+    one of the form phones were given before cursors were signed (its base64 has no ``.``), which
+    is still taken so that no phone has to start over; both are checked field by field, so a
+    made-up position is 422 ``invalid_cursor``, never a database error."""
+    if "." in cursor:
+        out = open_cursor(PULL_CURSOR, cursor)
+    else:
+        try:
+            out = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        except ValueError:
+            raise invalid_cursor() from None
+
+    def count(v: Any, top: int = MAX_INT) -> int:
+        if type(v) is not int or not 0 <= v <= top:
+            raise invalid_cursor()
+        return v
+
+    if not isinstance(out, dict) or out.get("p") not in ("s", "l"):
+        raise invalid_cursor()
+    state: dict[str, Any] = {"p": out["p"], "tx": count(out.get("tx")), "seq": count(out.get("seq"))}
+    if out["p"] == "s":
+        state["e"] = count(out.get("e"), len(_pull_order()))
+        last = out.get("last")
+        if last is not None and not isinstance(last, str):
+            raise invalid_cursor()
+        try:
+            state["last"] = str(uuid.UUID(last)) if last is not None else None
+        except ValueError:
+            raise invalid_cursor() from None
+    return state
 
 
 async def _log_start(session: AsyncSession) -> tuple[int, int]:

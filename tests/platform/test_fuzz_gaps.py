@@ -1,0 +1,229 @@
+"""What a schema-driven fuzzer does not generate, written down: non-ASCII digits in headers,
+cursors of another list (or made up), paths that look like another route's, far-away dates.
+
+Each case was a 500 or an answer the OpenAPI document does not describe (issue 21)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from datetime import date, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from app.models.households import Household
+from tests.factories import id_number
+
+V1 = "430122100201"
+TS1 = "430122100000"
+COUNTY = "430122000000"
+
+
+def problem(r, status: int, code: str) -> dict:
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    body = r.json()
+    assert body["code"] == code, body
+    return body
+
+
+def legacy(values: object) -> str:
+    """A cursor as lists gave them before cursors were signed (base64 of the JSON sort key)."""
+    return base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
+
+
+async def mk_household(c) -> dict:
+    body = {"village_code": V1, "address": "团头湖村3组12号", "household_type": "rural"}
+    r = await c.post("/api/v1/households", json=body)
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+@pytest.fixture
+async def cadre(client_as):
+    return await client_as("village", V1)
+
+
+# --- If-Match: ASCII digits only ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("raw", [b'"\xb2"', b"\xb3", b'W/"\xb9"', b'"1\xb2"', b'"\xef\xbc\x91"'])
+async def test_if_match_with_non_ascii_digits_is_422(cadre, db, raw):
+    """``"²"`` passes ``str.isdigit()`` and fails ``int()`` (a 500); a header arrives as
+    latin-1, so superscripts are the non-ASCII digits a client can send (and a UTF-8
+    full-width 1 arrives as three latin-1 letters)."""
+    hh = await mk_household(cadre)
+    r = await cadre.patch(
+        f"/api/v1/households/{hh['id']}", json={"address": "别处1号"}, headers={"If-Match": raw}
+    )
+    problem(r, 422, "invalid_if_match")
+    stored = (await db.execute(select(Household).where(Household.id == uuid.UUID(hh["id"])))).scalar_one()
+    assert (stored.version, stored.address) == (1, "团头湖村3组12号")
+    ok = await cadre.patch(
+        f"/api/v1/households/{hh['id']}", json={"address": "别处1号"}, headers={"If-Match": '"1"'}
+    )
+    assert ok.status_code == 200, ok.text
+    assert ok.json()["version"] == 2
+
+
+# --- cursors belong to one list ----------------------------------------------------------------
+
+LISTS = [
+    ("village", V1, "/api/v1/claims"),
+    ("village", V1, "/api/v1/visits"),
+    ("village", V1, "/api/v1/tasks"),
+    ("village", V1, "/api/v1/migrants"),
+    ("village", V1, "/api/v1/migrant-notifications"),
+    ("village", V1, "/api/v1/households"),
+    ("village", V1, "/api/v1/persons"),
+    ("township", TS1, "/api/v1/sync/conflicts"),
+    ("township", TS1, "/api/v1/checkup-rounds"),
+    ("township", TS1, "/api/v1/checkup-appointments"),
+    ("admin", COUNTY, "/api/v1/clients"),
+    ("admin", COUNTY, "/api/v1/users"),
+    ("admin", COUNTY, "/api/v1/audit-events"),
+    ("admin", COUNTY, "/api/v1/areas"),
+]
+
+FORGED = [
+    # what a /migrants cursor looked like: a date where /claims, /visits … keep a timestamp
+    legacy(["2026-01-01", str(uuid.uuid4())]),
+    # a timestamp without zone
+    legacy(["2026-01-01T08:00:00", str(uuid.uuid4())]),
+    legacy(["2026-01-01T08:00:00+08:00", str(uuid.uuid4())]),
+    legacy([str(uuid.uuid4())]),
+    legacy([12345678901234567890123, 5]),
+    legacy({"p": "l", "tx": 1, "seq": 1}),
+    "garbage",
+    "x.y",
+    "é",
+]
+
+
+@pytest.mark.parametrize(("role", "area", "path"), LISTS)
+async def test_a_cursor_of_another_list_or_made_up_is_422(client_as, cadre, role, area, path):
+    """A cursor only works on the list that gave it: another list's, an edited or an invented
+    one is 422 ``invalid_cursor`` (it was a 500 on claims, visits, conflicts, notifications and
+    clients: a date or a naive timestamp compared with a timestamp column)."""
+    await mk_household(cadre)
+    await mk_household(cadre)
+    households = await cadre.get("/api/v1/households", params={"limit": 1})
+    assert households.status_code == 200, households.text
+    other = households.json()["next_cursor"]
+    assert other
+    c = cadre if role == "village" else await client_as(role, area)
+    for cursor in [other, *FORGED] if path != "/api/v1/households" else FORGED:
+        problem(await c.get(path, params={"cursor": cursor}), 422, "invalid_cursor")
+
+
+async def test_a_migrants_cursor_on_claims_and_the_lists_own_cursor(cadre):
+    """The issue's own example, with a real ``/migrants`` cursor; the list's own cursor still
+    pages (and only once it is tampered with it stops)."""
+    for n, day in enumerate((20, 10, 5)):
+        body = {
+            "direction": "inflow",
+            "village_code": V1,
+            "moved_on": (date.today() - timedelta(days=day)).isoformat(),
+            "person": {
+                "id_number": id_number(date(1991, 2, 3 + n), "female"),
+                "name": "王桂兰",
+                "marital_status": "married",
+            },
+            "origin_area_code": "440305000000",
+            "address": "团头湖村5组出租屋",
+        }
+        r = await cadre.post("/api/v1/migrants", json=body)
+        assert r.status_code == 201, r.text
+    first = (await cadre.get("/api/v1/migrants", params={"limit": 1})).json()
+    cursor = first["next_cursor"]
+    for path in ("/api/v1/claims", "/api/v1/visits", "/api/v1/migrant-notifications", "/api/v1/tasks"):
+        problem(await cadre.get(path, params={"cursor": cursor}), 422, "invalid_cursor")
+    seen = [first["items"][0]["id"]]
+    while cursor:
+        page = await cadre.get("/api/v1/migrants", params={"limit": 1, "cursor": cursor})
+        assert page.status_code == 200, page.text
+        seen += [m["id"] for m in page.json()["items"]]
+        cursor = page.json()["next_cursor"]
+    assert len(seen) == len(set(seen)) == 3
+    payload, mac = first["next_cursor"].split(".")
+    tampered = payload[:-2] + ("AA" if payload[-2:] != "AA" else "BB") + "." + mac
+    problem(await cadre.get("/api/v1/migrants", params={"cursor": tampered}), 422, "invalid_cursor")
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        legacy({"p": "l", "tx": 2**70, "seq": 1}),
+        legacy({"p": "l", "tx": -1, "seq": 1}),
+        legacy({"p": "l", "tx": "1", "seq": 1}),
+        legacy({"p": "l", "tx": 1.5, "seq": 1}),
+        legacy({"p": "s", "e": 0, "last": 5, "tx": 1, "seq": 1}),
+        legacy({"p": "s", "e": 99, "last": None, "tx": 1, "seq": 1}),
+        legacy({"p": "s", "e": 0, "last": "not-a-uuid", "tx": 1, "seq": 1}),
+        legacy(["2026-01-01", str(uuid.uuid4())]),
+        "garbage.garbage",
+    ],
+)
+async def test_sync_pull_cursor_is_checked(cadre, cursor):
+    """The pull cursor too: a position beyond BIGINT, a number where an id belongs, a list's
+    cursor → 422 (a tx beyond BIGINT and a non-string ``last`` were 500s)."""
+    problem(await cadre.get("/api/v1/sync/pull", params={"cursor": cursor}), 422, "invalid_cursor")
+
+
+async def test_sync_pull_cursors_signed_and_the_unsigned_form_phones_hold(cadre):
+    """Pull cursors are signed now; the unsigned form a phone kept from before still works."""
+    hh = await mk_household(cadre)
+    first = await cadre.get("/api/v1/sync/pull", params={"limit": 500})
+    assert first.status_code == 200, first.text
+    cursor = first.json()["next_cursor"]
+    assert "." in cursor
+    assert [c["id"] for c in first.json()["changes"]] == [hh["id"]]
+    state = json.loads(base64.urlsafe_b64decode(cursor.split(".")[0] + "=="))
+    await mk_household(cadre)
+    for c in (cursor, legacy(state)):
+        later = await cadre.get("/api/v1/sync/pull", params={"cursor": c})
+        assert later.status_code == 200, later.text
+        assert len(later.json()["changes"]) == 1
+    problem(
+        await cadre.get("/api/v1/households", params={"cursor": cursor}), 422, "invalid_cursor"
+    )
+
+
+# --- routing: a path that looks like another route's, and Allow --------------------------------
+
+
+@pytest.mark.parametrize("path", ["/api/v1/claims/check", "/api/v1/claims/renewals", "/api/v1/claims/payments.csv"])
+async def test_patch_on_a_fixed_claims_path_is_405_not_a_claim(client_as, path):
+    """``PATCH /claims/check`` reached ``PATCH /claims/{claim_id}`` and answered 428: ids in
+    paths are UUIDs at routing level now, so the fixed path is a known path with a wrong method."""
+    c = await client_as("county", COUNTY)
+    r = await c.patch(path, json={}, headers={"If-Match": '"1"'})
+    body = problem(r, 405, "method_not_allowed")
+    assert body["status"] == 405
+    spec = c._transport.app.openapi()  # type: ignore[attr-defined]
+    assert set(r.headers["allow"].split(", ")) == {m.upper() for m in spec["paths"][path]}
+
+
+async def test_405_allow_lists_every_method_of_the_path(client_as):
+    """A path served by several routes (GET and PATCH /claims/{id}) lists them all in Allow."""
+    c = await client_as("county", COUNTY)
+    spec = c._transport.app.openapi()  # type: ignore[attr-defined]
+    checked = 0
+    for path, ops in spec["paths"].items():
+        url = path.replace("{code}", "rural_reward")
+        url = url.split("{")[0] + str(uuid.uuid4()) + url.split("}", 1)[1] if "{" in url else url
+        declared = {m.upper() for m in ops}
+        wrong = next(m for m in ("DELETE", "PUT", "PATCH", "POST", "GET") if m not in declared)
+        r = await c.request(wrong, url)
+        assert r.status_code == 405, (path, wrong, r.text)
+        assert set(r.headers["allow"].split(", ")) == declared, (path, r.headers["allow"])
+        checked += 1
+    assert checked > 40
+
+
+async def test_a_non_uuid_id_in_a_path_is_404(client_as):
+    c = await client_as("county", COUNTY)
+    problem(await c.get("/api/v1/claims/not-a-claim"), 404, "not_found")
+    problem(await c.patch("/api/v1/households/check", json={}), 404, "not_found")
