@@ -66,7 +66,9 @@ def configure_cursor_key(secret: bytes) -> None:
 
 
 def invalid_cursor() -> ValidationFailed:
-    return ValidationFailed("The cursor is not valid for this list; start again without one", code="invalid_cursor")
+    return ValidationFailed(
+        "The cursor is not valid for this list; start again without one", code="invalid_cursor"
+    )
 
 
 def _b64(raw: bytes) -> str:

@@ -24,6 +24,7 @@ from sqlmodel import Field, SQLModel
 
 from app.core.db import UTCDateTime, utcnow
 from app.models.common import IdMixin, ScopedMixin, VersionedMixin
+from app.models.dates import Day
 from app.models.households import CleanText
 
 
@@ -79,7 +80,7 @@ class RuleVersionCreate(SQLModel):
     """A new version; ``params`` left out are carried over from the version in force the day
     before ``effective_from`` (so a province can change only the amount)."""
 
-    effective_from: date
+    effective_from: Day
     params: dict[str, Any] = Field(default_factory=dict)
     note: CleanText | None = Field(default=None, max_length=200)
 
@@ -329,7 +330,7 @@ Money = Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=2)]
 
 
 class PayBody(SQLModel):
-    paid_on: date
+    paid_on: Day
     amount: Money
     reference: CleanText = Field(max_length=64)
 

@@ -18,6 +18,7 @@ from sqlmodel import Field, SQLModel
 
 from app.core.db import UTCDateTime, utcnow
 from app.models.common import AreaCode, IdMixin, ScopedMixin, VersionedMixin, VillageCode
+from app.models.dates import Day
 
 
 class HouseholdType(StrEnum):
@@ -122,7 +123,7 @@ class PersonCreate(SQLModel):
     id_number: str | None = Field(default=None, max_length=32)
     name: CleanText = Field(max_length=50)
     sex: Sex | None = None
-    birth_date: date | None = None
+    birth_date: Day | None = None
     relation_to_head: CleanText = Field(max_length=20)
     marital_status: MaritalStatus
     hukou_area_code: AreaCode | None = None
@@ -136,7 +137,7 @@ class PersonUpdate(SQLModel):
     id_number: str | None = Field(default=None, max_length=32)
     name: CleanText | None = Field(default=None, max_length=50)
     sex: Sex | None = None
-    birth_date: date | None = None
+    birth_date: Day | None = None
     relation_to_head: CleanText | None = Field(default=None, max_length=20)
     marital_status: MaritalStatus | None = None
     hukou_area_code: AreaCode | None = None
@@ -249,7 +250,7 @@ class Birth(IdMixin, ScopedMixin, VersionedMixin, table=True):
 class ChildIn(SQLModel):
     name: CleanText | None = Field(default=None, max_length=50)
     sex: Sex
-    birth_date: date
+    birth_date: Day
     id_number: str | None = Field(default=None, max_length=32)
 
 
@@ -281,7 +282,7 @@ class Death(IdMixin, ScopedMixin, VersionedMixin, table=True):
 class DeathCreate(SQLModel):
     id: uuid.UUID | None = None
     person_id: uuid.UUID
-    death_date: date
+    death_date: Day
 
     @field_validator("death_date")
     @classmethod

@@ -28,6 +28,7 @@ from sqlmodel import Field, SQLModel
 
 from app.core.db import UTCDateTime, utcnow
 from app.models.common import AreaCode, IdMixin, ScopedMixin, VersionedMixin, VillageCode
+from app.models.dates import Day
 from app.models.households import CleanText, HouseholdType, MaritalStatus, Phone, Sex
 
 
@@ -86,7 +87,7 @@ class MigrantPersonIn(SQLModel):
     id_number: str = Field(max_length=32)
     name: CleanText = Field(max_length=50)
     sex: Sex | None = None
-    birth_date: date | None = None
+    birth_date: Day | None = None
     marital_status: MaritalStatus = MaritalStatus.single
 
 
@@ -96,7 +97,7 @@ class MigrantCreate(SQLModel):
     person: MigrantPersonIn | None = None
     direction: Direction
     village_code: VillageCode
-    moved_on: date
+    moved_on: Day
     origin_area_code: AreaCode | None = None
     destination: CleanText | None = Field(default=None, max_length=200)
     address: CleanText | None = Field(default=None, max_length=200)
@@ -122,7 +123,7 @@ class MigrantCreate(SQLModel):
 
 
 class MigrantClose(SQLModel):
-    closed_on: date
+    closed_on: Day
     reason: CloseReason
 
 
@@ -258,7 +259,7 @@ class PartnerNotificationIn(SQLModel):
     name: CleanText = Field(max_length=50)
     address: CleanText = Field(max_length=200)
     area_code: AreaCode
-    occurred_on: date
+    occurred_on: Day
     reference: CleanText = Field(max_length=100)
     details: dict[str, Any] | None = None
 

@@ -12,6 +12,7 @@ from sqlmodel import Field, SQLModel
 
 from app.core.db import UTCDateTime
 from app.models.common import IdMixin, ScopedMixin, VersionedMixin
+from app.models.dates import Day, Timestamp
 
 
 class VisitPurpose(StrEnum):
@@ -51,11 +52,11 @@ class VisitCreate(SQLModel):
     id: uuid.UUID | None = None
     household_id: uuid.UUID
     person_id: uuid.UUID | None = None
-    visited_at: datetime
+    visited_at: Timestamp
     purpose: VisitPurpose
     notes: str | None = Field(default=None, max_length=4000)
     location: Location | None = None
-    follow_up_on: date | None = None
+    follow_up_on: Day | None = None
     follow_up_note: str | None = Field(default=None, max_length=1000)
 
     @field_validator("visited_at")

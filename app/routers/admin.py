@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -13,6 +12,7 @@ from app.core.pagination import Cursor, Limit, Page
 from app.deps import Caller, IfMatch, SessionDep
 from app.models.areas import AreaCreate, AreaPublic
 from app.models.audit import AuditEventPublic
+from app.models.dates import TimestampFilter
 from app.models.users import (
     ClientCreate,
     ClientCreated,
@@ -132,8 +132,8 @@ async def list_audit_events(
     actor_id: uuid.UUID | None = None,
     entity: Annotated[str | None, Query(max_length=32)] = None,
     entity_id: Annotated[str | None, Query(max_length=64)] = None,
-    from_: Annotated[datetime | None, Query(alias="from")] = None,
-    to: datetime | None = None,
+    from_: Annotated[TimestampFilter | None, Query(alias="from", description="at or after")] = None,
+    to: Annotated[TimestampFilter | None, Query(description="before")] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Page[AuditEventPublic]:

@@ -117,7 +117,9 @@ async def get_appointment(
 
 
 @router.post(
-    "/checkup-appointments/{appointment_id:uuid}/result", response_model=AppointmentPublic, responses=ACT_ERRORS
+    "/checkup-appointments/{appointment_id:uuid}/result",
+    response_model=AppointmentPublic,
+    responses=ACT_ERRORS,
 )
 async def record_result(
     session: SessionDep, caller: Caller, appointment_id: uuid.UUID, body: ResultIn, response: Response
@@ -148,7 +150,9 @@ async def correct_result(
 
 
 @router.post(
-    "/checkup-appointments/{appointment_id:uuid}/decline", response_model=AppointmentPublic, responses=ACT_ERRORS
+    "/checkup-appointments/{appointment_id:uuid}/decline",
+    response_model=AppointmentPublic,
+    responses=ACT_ERRORS,
 )
 async def decline(
     session: SessionDep, caller: Caller, appointment_id: uuid.UUID, body: DeclineIn
@@ -159,7 +163,9 @@ async def decline(
 
 
 @router.post(
-    "/checkup-appointments/{appointment_id:uuid}/exempt", response_model=AppointmentPublic, responses=ACT_ERRORS
+    "/checkup-appointments/{appointment_id:uuid}/exempt",
+    response_model=AppointmentPublic,
+    responses=ACT_ERRORS,
 )
 async def exempt(
     session: SessionDep, caller: Caller, appointment_id: uuid.UUID, body: ExemptIn

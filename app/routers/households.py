@@ -71,7 +71,9 @@ async def list_households(
 
 
 @router.get(
-    "/households/{household_id:uuid}", response_model=HouseholdDetail, responses=error_responses(401, 403, 404)
+    "/households/{household_id:uuid}",
+    response_model=HouseholdDetail,
+    responses=error_responses(401, 403, 404),
 )
 async def get_household(
     session: SessionDep, caller: Caller, cipher: CipherDep, household_id: uuid.UUID, response: Response
@@ -142,7 +144,9 @@ async def list_persons(
     return Page(items=[svc.person_public(p, cipher) for p in rows], next_cursor=nxt)
 
 
-@router.get("/persons/{person_id:uuid}", response_model=PersonDetail, responses=error_responses(401, 403, 404))
+@router.get(
+    "/persons/{person_id:uuid}", response_model=PersonDetail, responses=error_responses(401, 403, 404)
+)
 async def get_person(
     session: SessionDep, caller: Caller, cipher: CipherDep, person_id: uuid.UUID, response: Response
 ) -> PersonDetail:

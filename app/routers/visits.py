@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
@@ -11,6 +10,7 @@ from fastapi import APIRouter, Query, Response
 from app.core.errors import error_responses
 from app.core.pagination import Cursor, Limit, Page
 from app.deps import Caller, IfMatch, SessionDep
+from app.models.dates import TimestampFilter
 from app.models.visits import (
     TaskComplete,
     TaskKind,
@@ -54,8 +54,8 @@ async def list_visits(
     household_id: uuid.UUID | None = None,
     person_id: uuid.UUID | None = None,
     purpose: VisitPurpose | None = None,
-    from_: Annotated[datetime | None, Query(alias="from")] = None,
-    to: datetime | None = None,
+    from_: Annotated[TimestampFilter | None, Query(alias="from", description="visited at or after")] = None,
+    to: Annotated[TimestampFilter | None, Query(description="visited before")] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Page[VisitPublic]:

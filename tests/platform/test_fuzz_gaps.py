@@ -227,3 +227,119 @@ async def test_a_non_uuid_id_in_a_path_is_404(client_as):
     c = await client_as("county", COUNTY)
     problem(await c.get("/api/v1/claims/not-a-claim"), 404, "not_found")
     problem(await c.patch("/api/v1/households/check", json={}), 404, "not_found")
+
+
+# --- dates: strict text, 1900–2100 -------------------------------------------------------------
+
+
+async def test_far_dates_and_numbers_for_dates_are_422_and_store_nothing(client_as, db):
+    """A rule from 0001-01-01 overflowed (the day before it), a round opening 0039-11-15 raised
+    "year out of range", ``"opens_on": 0`` made a round on 1970-01-01: all 422 now."""
+    from app.models.checkups import CheckupRound
+    from app.models.claims import Programme, RuleVersion
+    from app.services import claim_rules
+
+    for p in claim_rules.PROGRAMMES:
+        db.add(Programme(**p))
+    await db.flush()
+    for v in claim_rules.NATIONAL_DEFAULTS:
+        db.add(RuleVersion(**v))
+    await db.commit()
+    admin = await client_as("admin", COUNTY)
+    township = await client_as("township", TS1)
+    rules_before = len((await db.execute(select(RuleVersion))).scalars().all())
+    for day in ("0001-01-01", "1899-12-31", "2101-01-01", "9999-12-31", 0, 20240101, "2024-1-1", "20240101"):
+        r = await admin.post(
+            "/api/v1/programmes/rural_reward/rules", json={"effective_from": day, "params": {}}
+        )
+        body = problem(r, 422, "validation_failed")
+        assert body["errors"][0]["field"] == "effective_from"
+    closes = (date.today() + timedelta(days=30)).isoformat()
+    for day in ("0039-11-15", 0, 0.5, "1970-01-01T00:00:00Z", "２０２６-01-01"):
+        round_body = {
+            "area_code": TS1,
+            "name": "三查",
+            "opens_on": day,
+            "closes_on": closes,
+            "items": ["iud"],
+        }
+        body = problem(await township.post("/api/v1/checkup-rounds", json=round_body), 422, "validation_failed")
+        assert body["errors"][0]["field"] == "opens_on"
+    await db.rollback()
+    assert len((await db.execute(select(RuleVersion))).scalars().all()) == rules_before
+    assert (await db.execute(select(CheckupRound))).scalars().all() == []
+    # the bounds themselves are dates like any other
+    ok = await admin.post("/api/v1/programmes/rural_reward/rules", json={"effective_from": "2100-12-31"})
+    assert ok.status_code == 201, ok.text
+
+
+@pytest.mark.parametrize(
+    ("role", "area", "path"), [("village", V1, "/api/v1/visits"), ("admin", COUNTY, "/api/v1/audit-events")]
+)
+@pytest.mark.parametrize("value", ["0.5", "0", "1733000000", "0001-01-01T00:00:00+14:00", "yesterday"])
+async def test_list_time_filters_take_dates_and_timestamps_only(client_as, role, area, path, value):
+    c = await client_as(role, area)
+    for name in ("from", "to"):
+        body = problem(await c.get(path, params={name: value}), 422, "validation_failed")
+        assert body["errors"][0]["field"] == name
+    for good in ("2026-01-01", "2026-01-01T08:00:00+08:00", "2026-01-01T08:00:00"):
+        assert (await c.get(path, params={"from": good})).status_code == 200
+
+
+async def test_a_visit_at_a_number_is_422(cadre, db):
+    """``visited_at: 0`` was 1970-01-01; a number is not a timestamp."""
+    from app.models.visits import Visit
+
+    hh = await mk_household(cadre)
+    for at in (0, 1733000000, "1733000000", "2026-01-01 08:00:00+08:00", "2026-01-01T08:00:00"):
+        r = await cadre.post(
+            "/api/v1/visits", json={"household_id": hh["id"], "visited_at": at, "purpose": "other"}
+        )
+        body = problem(r, 422, "validation_failed")
+        assert body["errors"][0]["field"] == "visited_at"
+    assert (await db.execute(select(Visit))).scalars().all() == []
+
+
+def _request_schemas(spec: dict) -> list[tuple[str, dict]]:
+    """Every property schema a request can carry (bodies, nested, and parameters)."""
+    comps = spec["components"]["schemas"]
+    out: list[tuple[str, dict]] = []
+    seen: set[str] = set()
+
+    def walk(where: str, s: dict) -> None:
+        if "$ref" in s:
+            name = s["$ref"].rsplit("/", 1)[-1]
+            if name in seen:
+                return
+            seen.add(name)
+            walk(name, comps[name])
+            return
+        out.append((where, s))
+        for key in ("anyOf", "oneOf", "allOf"):
+            for sub in s.get(key, []):
+                walk(where, sub)
+        for name, sub in s.get("properties", {}).items():
+            walk(f"{where}.{name}", sub)
+        if isinstance(s.get("items"), dict):
+            walk(f"{where}[]", s["items"])
+        if isinstance(s.get("additionalProperties"), dict):
+            walk(f"{where}{{}}", s["additionalProperties"])
+
+    for path, ops in spec["paths"].items():
+        for method, op in ops.items():
+            for p in op.get("parameters", []):
+                walk(f"{method} {path} {p['name']}", p["schema"])
+            for media in op.get("requestBody", {}).get("content", {}).values():
+                walk(f"{method} {path} body", media["schema"])
+    return out
+
+
+async def test_every_date_the_api_takes_is_bounded_in_the_document(app):
+    """Generated clients validate what the document says: each date or timestamp a request can
+    carry has the pattern the server enforces (ASCII digits, 1900–2100) and its bounds."""
+    found = [(w, s) for w, s in _request_schemas(app.openapi()) if s.get("format") in ("date", "date-time")]
+    assert len(found) >= 15
+    for where, s in found:
+        assert s.get("pattern", "").startswith("^(19[0-9]{2}|20[0-9]{2}|2100)-"), where
+        assert s["formatMinimum"].startswith("1900-01-01"), where
+        assert s["formatMaximum"].startswith("2100-12-31"), where
