@@ -13,7 +13,7 @@ from sqlmodel import Field, SQLModel
 
 from app.core.db import UTCDateTime
 from app.models.common import AreaCode, IdMixin, ScopedMixin, VersionedMixin
-from app.models.dates import Day
+from app.models.formats import Day
 
 ITEMS = ("iud", "pregnancy", "gynecological")
 CheckItem = Literal["iud", "pregnancy", "gynecological"]

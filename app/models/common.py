@@ -12,6 +12,7 @@ from enum import Enum
 from typing import Annotated, Any, TypedDict
 
 from pydantic import AfterValidator
+from pydantic import Field as PydanticField
 from sqlalchemy import String
 from sqlalchemy.orm import configure_mappers
 from sqlalchemy.orm.attributes import instance_state
@@ -20,6 +21,7 @@ from sqlmodel import Field, SQLModel
 from sqlmodel._compat import finish_init, is_table_model_class
 
 from app.core.db import UTCDateTime, new_id, utcnow
+from app.models.formats import AREA_CODE_PATTERN, VILLAGE_CODE_PATTERN
 
 AREA_CODE_RE = re.compile(r"^[0-9]{12}$")  # ASCII only: \d accepts full-width digits
 
@@ -37,8 +39,14 @@ def _check_village_code(v: str) -> str:
     return v
 
 
-AreaCode = Annotated[str, AfterValidator(_check_area_code)]
-VillageCode = Annotated[str, AfterValidator(_check_village_code)]
+AreaCode = Annotated[
+    str, AfterValidator(_check_area_code), PydanticField(json_schema_extra={"pattern": AREA_CODE_PATTERN})
+]
+VillageCode = Annotated[
+    str,
+    AfterValidator(_check_village_code),
+    PydanticField(json_schema_extra={"pattern": VILLAGE_CODE_PATTERN}),
+]
 
 
 _IMMUTABLE = (type(None), bool, int, float, str, bytes, uuid.UUID, date, datetime, Enum)

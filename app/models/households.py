@@ -13,12 +13,14 @@ from enum import StrEnum
 from typing import Annotated
 
 from pydantic import AfterValidator, field_validator
+from pydantic import Field as PydanticField
+from pydantic.json_schema import SkipJsonSchema
 from sqlalchemy import Index, String, Text
 from sqlmodel import Field, SQLModel
 
 from app.core.db import UTCDateTime, utcnow
 from app.models.common import AreaCode, IdMixin, ScopedMixin, VersionedMixin, VillageCode
-from app.models.dates import Day
+from app.models.formats import CLEAN_TEXT_PATTERN, Day, IdNumberText
 
 
 class HouseholdType(StrEnum):
@@ -47,7 +49,9 @@ def _clean_text(v: str) -> str:
     return v
 
 
-CleanText = Annotated[str, AfterValidator(_clean_text)]
+CleanText = Annotated[
+    str, AfterValidator(_clean_text), PydanticField(json_schema_extra={"pattern": CLEAN_TEXT_PATTERN})
+]
 
 
 def _check_phone(v: str | None) -> str | None:
@@ -82,8 +86,8 @@ class HouseholdCreate(SQLModel):
 
 
 class HouseholdUpdate(SQLModel):
-    address: CleanText | None = Field(default=None, max_length=200)
-    household_type: HouseholdType | None = None
+    address: CleanText | SkipJsonSchema[None] = Field(default=None, max_length=200)
+    household_type: HouseholdType | SkipJsonSchema[None] = None
     head_person_id: uuid.UUID | None = None
 
 
@@ -120,7 +124,7 @@ class Person(IdMixin, ScopedMixin, VersionedMixin, table=True):
 class PersonCreate(SQLModel):
     id: uuid.UUID | None = None
     household_id: uuid.UUID
-    id_number: str | None = Field(default=None, max_length=32)
+    id_number: IdNumberText | None = Field(default=None, max_length=32)
     name: CleanText = Field(max_length=50)
     sex: Sex | None = None
     birth_date: Day | None = None
@@ -134,17 +138,17 @@ class PersonCreate(SQLModel):
 
 
 class PersonUpdate(SQLModel):
-    id_number: str | None = Field(default=None, max_length=32)
-    name: CleanText | None = Field(default=None, max_length=50)
-    sex: Sex | None = None
-    birth_date: Day | None = None
-    relation_to_head: CleanText | None = Field(default=None, max_length=20)
-    marital_status: MaritalStatus | None = None
+    id_number: IdNumberText | None = Field(default=None, max_length=32)
+    name: CleanText | SkipJsonSchema[None] = Field(default=None, max_length=50)
+    sex: Sex | SkipJsonSchema[None] = None
+    birth_date: Day | SkipJsonSchema[None] = None
+    relation_to_head: CleanText | SkipJsonSchema[None] = Field(default=None, max_length=20)
+    marital_status: MaritalStatus | SkipJsonSchema[None] = None
     hukou_area_code: AreaCode | None = None
     phone: Phone = None
     mother_id: uuid.UUID | None = None
     father_id: uuid.UUID | None = None
-    current_village_code: VillageCode | None = None
+    current_village_code: VillageCode | SkipJsonSchema[None] = None
 
 
 class PersonPublic(SQLModel):
@@ -251,7 +255,7 @@ class ChildIn(SQLModel):
     name: CleanText | None = Field(default=None, max_length=50)
     sex: Sex
     birth_date: Day
-    id_number: str | None = Field(default=None, max_length=32)
+    id_number: IdNumberText | None = Field(default=None, max_length=32)
 
 
 class BirthCreate(SQLModel):

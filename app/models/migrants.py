@@ -28,7 +28,7 @@ from sqlmodel import Field, SQLModel
 
 from app.core.db import UTCDateTime, utcnow
 from app.models.common import AreaCode, IdMixin, ScopedMixin, VersionedMixin, VillageCode
-from app.models.dates import Day
+from app.models.formats import Day, IdNumberText
 from app.models.households import CleanText, HouseholdType, MaritalStatus, Phone, Sex
 
 
@@ -84,7 +84,7 @@ class MigrantPersonIn(SQLModel):
     (anywhere in the deployment) names that person; an unknown one registers a new person in
     the receiving village."""
 
-    id_number: str = Field(max_length=32)
+    id_number: IdNumberText = Field(max_length=32)
     name: CleanText = Field(max_length=50)
     sex: Sex | None = None
     birth_date: Day | None = None
@@ -255,7 +255,7 @@ class PartnerNotificationIn(SQLModel):
     when sent, becomes an inflow's origin."""
 
     kind: NotificationKind
-    id_number: str = Field(max_length=32)
+    id_number: IdNumberText = Field(max_length=32)
     name: CleanText = Field(max_length=50)
     address: CleanText = Field(max_length=200)
     area_code: AreaCode

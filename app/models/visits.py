@@ -7,12 +7,13 @@ from datetime import date, datetime
 from enum import StrEnum
 
 from pydantic import field_validator
+from pydantic.json_schema import SkipJsonSchema
 from sqlalchemy import Float, Index, String
 from sqlmodel import Field, SQLModel
 
 from app.core.db import UTCDateTime
 from app.models.common import IdMixin, ScopedMixin, VersionedMixin
-from app.models.dates import Day, Timestamp
+from app.models.formats import Day, Timestamp
 
 
 class VisitPurpose(StrEnum):
@@ -68,7 +69,7 @@ class VisitCreate(SQLModel):
 
 
 class VisitUpdate(SQLModel):
-    purpose: VisitPurpose | None = None
+    purpose: VisitPurpose | SkipJsonSchema[None] = None
     notes: str | None = Field(default=None, max_length=4000)
     follow_up_note: str | None = Field(default=None, max_length=1000)
 

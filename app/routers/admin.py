@@ -12,7 +12,7 @@ from app.core.pagination import Cursor, Limit, Page
 from app.deps import Caller, IfMatch, SessionDep
 from app.models.areas import AreaCreate, AreaPublic
 from app.models.audit import AuditEventPublic
-from app.models.dates import TimestampFilter
+from app.models.formats import TimestampFilter
 from app.models.users import (
     ClientCreate,
     ClientCreated,

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 
 from app.core.errors import error_responses
+from app.core.openapi import replayed
 from app.core.pagination import Cursor, Limit, Page
 from app.deps import Caller, CipherDep, IfMatch, SessionDep
 from app.models.claims import (
@@ -69,7 +70,9 @@ async def check_claim(session: SessionDep, caller: Caller, body: CheckRequest) -
     return await svc.check_claim(session, caller, body)
 
 
-@router.post("/claims", response_model=ClaimPublic, status_code=201, responses=STEP_ERRORS)
+@router.post(
+    "/claims", response_model=ClaimPublic, status_code=201, responses={**STEP_ERRORS, **replayed(ClaimPublic)}
+)
 async def create_claim(
     session: SessionDep, caller: Caller, cipher: CipherDep, body: ClaimCreate, response: Response
 ) -> ClaimPublic:

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from app.core.errors import error_responses
+from app.core.openapi import replayed
 from app.core.pagination import Cursor, Limit, Page
 from app.deps import Caller, CipherDep, IfMatch, SessionDep
 from app.models.households import (
@@ -42,7 +43,12 @@ def _etag(response: Response, version: int) -> None:
     response.headers["ETag"] = f'"{version}"'
 
 
-@router.post("/households", response_model=HouseholdPublic, status_code=201, responses=WRITE_ERRORS)
+@router.post(
+    "/households",
+    response_model=HouseholdPublic,
+    status_code=201,
+    responses={**WRITE_ERRORS, **replayed(HouseholdPublic)},
+)
 async def create_household(
     session: SessionDep, caller: Caller, body: HouseholdCreate, response: Response
 ) -> HouseholdPublic:
@@ -103,7 +109,12 @@ async def update_household(
     return svc.household_public(household)
 
 
-@router.post("/persons", response_model=PersonPublic, status_code=201, responses=WRITE_ERRORS)
+@router.post(
+    "/persons",
+    response_model=PersonPublic,
+    status_code=201,
+    responses={**WRITE_ERRORS, **replayed(PersonPublic)},
+)
 async def create_person(
     session: SessionDep, caller: Caller, cipher: CipherDep, body: PersonCreate, response: Response
 ) -> PersonPublic:
@@ -200,7 +211,12 @@ async def merge_person(
     )
 
 
-@router.post("/births", response_model=BirthPublic, status_code=201, responses=WRITE_ERRORS)
+@router.post(
+    "/births",
+    response_model=BirthPublic,
+    status_code=201,
+    responses={**WRITE_ERRORS, **replayed(BirthPublic)},
+)
 async def create_birth(
     session: SessionDep, caller: Caller, cipher: CipherDep, body: BirthCreate, response: Response
 ) -> BirthPublic:
@@ -211,7 +227,12 @@ async def create_birth(
     return BirthPublic.model_validate(birth, from_attributes=True)
 
 
-@router.post("/deaths", response_model=DeathPublic, status_code=201, responses=WRITE_ERRORS)
+@router.post(
+    "/deaths",
+    response_model=DeathPublic,
+    status_code=201,
+    responses={**WRITE_ERRORS, **replayed(DeathPublic)},
+)
 async def create_death(
     session: SessionDep, caller: Caller, body: DeathCreate, response: Response
 ) -> DeathPublic:

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query, Request, Response
 
 from app.core.errors import error_responses
 from app.deps import Caller, SessionDep
-from app.models.dates import Day
+from app.models.formats import Day
 from app.services import indicators as svc
 
 router = APIRouter(prefix="/api/v1", tags=["indicators"])

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from app.core.errors import PROBLEM_JSON, error_responses
+from app.core.openapi import replayed
 from app.core.pagination import Cursor, Limit, Page
 from app.deps import Caller, CipherDep, SessionDep
 from app.models.migrants import (
@@ -46,7 +47,7 @@ def _etag(response: Response, version: int) -> None:
     response_model=MigrantPublic,
     status_code=201,
     tags=["migrants"],
-    responses=error_responses(401, 403, 404, 409, 422),
+    responses={**error_responses(401, 403, 404, 409, 422), **replayed(MigrantPublic)},
 )
 async def create_migrant(
     session: SessionDep, caller: Caller, cipher: CipherDep, body: MigrantCreate, response: Response

@@ -6,7 +6,7 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictInt
 
 from app.core.errors import ValidationFailed, error_responses
 from app.core.pagination import Cursor, Limit
@@ -24,7 +24,7 @@ class PushOpIn(BaseModel):
     op_id: str = Field(min_length=1, max_length=64)
     entity: str = Field(pattern="^(" + "|".join(svc.PUSH_ENTITIES) + ")$")
     id: uuid.UUID
-    base_version: int | None = Field(default=None, ge=0)
+    base_version: StrictInt | None = Field(default=None, ge=0)
     data: dict[str, Any] = Field(default_factory=dict)
 
 

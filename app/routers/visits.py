@@ -8,9 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from app.core.errors import error_responses
+from app.core.openapi import replayed
 from app.core.pagination import Cursor, Limit, Page
 from app.deps import Caller, IfMatch, SessionDep
-from app.models.dates import TimestampFilter
+from app.models.formats import TimestampFilter
 from app.models.visits import (
     TaskComplete,
     TaskKind,
@@ -32,7 +33,7 @@ router = APIRouter(prefix="/api/v1")
     response_model=VisitPublic,
     status_code=201,
     tags=["visits"],
-    responses=error_responses(401, 403, 404, 409, 422),
+    responses={**error_responses(401, 403, 404, 409, 422), **replayed(VisitPublic)},
 )
 async def create_visit(
     session: SessionDep, caller: Caller, body: VisitCreate, response: Response

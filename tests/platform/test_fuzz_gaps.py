@@ -343,3 +343,97 @@ async def test_every_date_the_api_takes_is_bounded_in_the_document(app):
         assert s.get("pattern", "").startswith("^(19[0-9]{2}|20[0-9]{2}|2100)-"), where
         assert s["formatMinimum"].startswith("1900-01-01"), where
         assert s["formatMaximum"].startswith("2100-12-31"), where
+
+
+# --- the document says what the server enforces ------------------------------------------------
+
+REPLAYABLE = ["/api/v1/households", "/api/v1/persons", "/api/v1/births", "/api/v1/deaths"]
+REPLAYABLE += ["/api/v1/visits", "/api/v1/claims", "/api/v1/migrants"]
+
+
+async def test_an_identical_create_again_is_a_documented_200(app, cadre, db):
+    """A phone retrying a create gets 200 with the stored record; the document lists that 200
+    beside the 201 for every create that takes a client id."""
+    body = {"id": str(uuid.uuid4()), "village_code": V1, "address": "团头湖村3组12号", "household_type": "rural"}
+    first = await cadre.post("/api/v1/households", json=body)
+    again = await cadre.post("/api/v1/households", json=body)
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json() == first.json()
+    assert len((await db.execute(select(Household))).scalars().all()) == 1
+    spec = app.openapi()
+    for path in REPLAYABLE:
+        responses = spec["paths"][path]["post"]["responses"]
+        assert {"200", "201"} <= responses.keys(), path
+        assert responses["200"]["content"]["application/json"]["schema"] == (
+            responses["201"]["content"]["application/json"]["schema"]
+        ), path
+
+
+async def test_a_push_with_a_boolean_base_version_is_422(cadre, db):
+    """``base_version: false`` was taken as 0; a version is an integer, not a boolean."""
+    hh = await mk_household(cadre)
+    op = {
+        "op_id": "op-1",
+        "entity": "household",
+        "id": hh["id"],
+        "base_version": False,
+        "data": {"address": "别处1号"},
+    }
+    r = await cadre.post("/api/v1/sync/push", json={"device_id": "phone-1", "ops": [op]})
+    body = problem(r, 422, "validation_failed")
+    assert body["errors"][0]["field"].endswith("base_version")
+    stored = (await db.execute(select(Household))).scalar_one()
+    assert (stored.version, stored.address) == (1, "团头湖村3组12号")
+
+
+async def test_null_for_a_field_that_cannot_be_null_is_refused_and_documented(app, cadre, db):
+    """The update schemas said ``household_type: null`` was allowed; the server refuses it."""
+    hh = await mk_household(cadre)
+    r = await cadre.patch(
+        f"/api/v1/households/{hh['id']}", json={"household_type": None}, headers={"If-Match": '"1"'}
+    )
+    problem(r, 422, "validation_failed")
+    assert (await db.execute(select(Household))).scalar_one().version == 1
+    comps = app.openapi()["components"]["schemas"]
+    assert "anyOf" not in comps["HouseholdUpdate"]["properties"]["household_type"]
+    assert "anyOf" not in comps["PersonUpdate"]["properties"]["name"]
+    assert "anyOf" not in comps["VisitUpdate"]["properties"]["purpose"]
+
+
+async def test_the_document_states_the_servers_rules(app):
+    spec = app.openapi()
+    comps = spec["components"]["schemas"]
+    patches = [(p, op) for p, ops in spec["paths"].items() for m, op in ops.items() if m == "patch"]
+    assert len(patches) >= 6
+    for path, op in patches:
+        (if_match,) = [p for p in op["parameters"] if p["name"] == "If-Match"]
+        assert if_match["required"] is True, path
+        assert if_match["schema"]["pattern"] == '^(W/)?"?[0-9]{1,9}"?$'
+    (key,) = spec["paths"]["/api/v1/partner/notifications"]["post"]["parameters"]
+    assert key["name"] == "Idempotency-Key" and key["required"] is True
+    assert key["schema"]["maxLength"] == 255 and key["schema"]["minLength"] == 1
+    assert comps["AreaCreate"]["properties"]["code"]["pattern"] == "^[0-9]{12}$"
+    assert comps["HouseholdCreate"]["properties"]["village_code"]["pattern"].startswith("^[0-9]{9}")
+    assert comps["Payee"]["properties"]["account"]["pattern"] == "^[ -]*([0-9][ -]*){8,32}$"
+    partner = spec["paths"]["/api/v1/partner/notifications"]["post"]["requestBody"]
+    for id_number in (
+        partner["content"]["application/json"]["schema"]["properties"]["id_number"],
+        comps["MigrantPersonIn"]["properties"]["id_number"],
+        comps["PersonCreate"]["properties"]["id_number"]["anyOf"][0],
+    ):
+        assert id_number["pattern"] == "^[0-9]{17}[0-9Xx]$"
+    token = comps["Body_token_api_v1_auth_token_post"]
+    assert token["properties"]["grant_type"]["enum"] == ["password", "client_credentials"]
+    assert {tuple(b["required"]) for b in token["oneOf"]} == {
+        ("grant_type", "username", "password"),
+        ("grant_type", "client_id", "client_secret"),
+    }
+    # free text: no control characters but tab and newline; names etc. not blank either
+    notes = comps["VisitCreate"]["properties"]["notes"]["anyOf"][0]
+    assert notes["pattern"] == "^[^\\x00-\\x08\\x0B-\\x1F\\x7F]*$"
+    assert comps["HouseholdCreate"]["properties"]["address"]["pattern"].startswith("^[^\\x00-\\x1F\\x7F]*")
+    strings = [(w, s) for w, s in _request_schemas(spec) if s.get("type") == "string"]
+    loose = [w for w, s in strings if not {"pattern", "format", "enum", "const"} & s.keys()]
+    assert loose == ["post /api/v1/partner/notifications Idempotency-Key"]  # any key, ≤ 255
+    from_ = [p for p in spec["paths"]["/api/v1/indicators"]["get"]["parameters"] if p["name"] == "to"]
+    assert "not before `from`" in from_[0]["description"]

@@ -1,4 +1,6 @@
-"""Dates and timestamps as the API takes them: strict ISO 8601 text inside 1900–2100.
+"""Formats the API takes, stated once for the server and the OpenAPI document alike.
+
+Dates and timestamps: strict ISO 8601 text inside 1900–2100.
 
 Pydantic on its own takes ``0`` or ``"0.5"`` for a date or a timestamp (seconds since 1970) and
 any year from 1 to 9999, which the database or the time-zone arithmetic then cannot hold (a
@@ -9,6 +11,10 @@ text must match the pattern the OpenAPI document shows (ASCII digits, a year fro
 year outside that range (the oldest person alive was born after 1900). Python callers (services,
 the sync push after its own parsing) may pass ``date``/``datetime`` objects, which are bounded
 the same way.
+
+Text: the patterns the document shows for what the server refuses in text (control characters,
+blank names) and for identifiers it checks (ID numbers, area codes), so that generated clients
+refuse them before sending.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import re
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BeforeValidator, WithJsonSchema
+from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema
 
 DATE_MIN = date(1900, 1, 1)
 DATE_MAX = date(2100, 12, 31)
@@ -97,3 +103,23 @@ TimestampFilter = Annotated[
     ),
 ]
 """A list's ``from``/``to`` bound: a day or a timestamp, its offset optional (UTC)."""
+
+
+# Free text: no control characters except tab and newline (the v1.1 text rule).
+TEXT_PATTERN = "^[^\\x00-\\x08\\x0B-\\x1F\\x7F]*$"
+# Names, addresses and the like (``CleanText``): no control character at all, not blank.
+CLEAN_TEXT_PATTERN = "^[^\\x00-\\x1F\\x7F]*[^\\s\\x00-\\x1F\\x7F][^\\x00-\\x1F\\x7F]*$"
+# Resident identity numbers: 18 characters, 17 ASCII digits and a digit or X (the server also
+# checks the area, the birth date and the check character: 422 ``id_number_invalid``).
+ID_NUMBER_PATTERN = "^[0-9]{17}[0-9Xx]$"
+IdNumberText = Annotated[
+    str,
+    Field(
+        json_schema_extra={
+            "pattern": ID_NUMBER_PATTERN,
+            "description": "18-character resident ID number (area, birth date and check character checked)",
+        }
+    ),
+]
+AREA_CODE_PATTERN = "^[0-9]{12}$"
+VILLAGE_CODE_PATTERN = "^[0-9]{9}([1-9][0-9]{2}|0[1-9][0-9]|00[1-9])$"
