@@ -256,14 +256,19 @@ def _config(pool: dict[str, Any], *, allow_x00: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
+CASES = re.compile(r"\n\s*(\d+ generated[^\n]*)")
+SCENARIOS = re.compile(r"Scenarios:\s*(\d+)")
+LINKS = re.compile(r"API Links:\s*([^\n]*)")
+
+
 def _summary(output: str) -> str:
-    """The case counts schemathesis printed at the end of a role's run."""
-    keep = [
-        line.strip()
-        for line in output.splitlines()
-        if re.search(r"(test cases|Test cases|generated|passed|failed|errors?:|Operations|Seed)", line)
-    ]
-    return " | ".join(keep[-6:])
+    """The case counts schemathesis printed for a role: cases, stateful scenarios, links."""
+
+    def grab(pattern: re.Pattern[str]) -> str:
+        found = pattern.findall(output)
+        return str(found[-1]).strip() if found else "?"
+
+    return f"cases: {grab(CASES)}; stateful scenarios: {grab(SCENARIOS)}; links: {grab(LINKS)}"
 
 
 def main() -> int:

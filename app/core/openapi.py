@@ -60,6 +60,7 @@ def complete_openapi(app: FastAPI) -> dict[str, Any]:
     components.pop("HTTPValidationError", None)
     components.pop("ValidationError", None)
     tighten(spec)
+    add_links(spec)
     app.openapi_schema = spec
     return spec
 
@@ -130,3 +131,102 @@ def _grants(schema: dict[str, Any], comps: dict[str, Any]) -> None:
         }
         for grant, fields in GRANTS.items()
     ]
+
+
+# OpenAPI links of the main resources: what a client (and the fuzzer's stateful phase) can do
+# next with the record an answer holds — create → read → correct (If-Match: its version) →
+# act on it. (source path, method, status) → {link name: (target path, method, parameters)}.
+V1 = "/api/v1"
+_ID = "$response.body#/id"
+_VERSION = "$response.body#/version"
+LINKS: dict[tuple[str, str, str], dict[str, tuple[str, str, dict[str, str]]]] = {
+    (f"{V1}/households", "post", "201"): {
+        "GetHousehold": (f"{V1}/households/{{household_id}}", "get", {"path.household_id": _ID}),
+        "UpdateHousehold": (
+            f"{V1}/households/{{household_id}}",
+            "patch",
+            {"path.household_id": _ID, "header.If-Match": _VERSION},
+        ),
+    },
+    (f"{V1}/persons", "post", "201"): {
+        "GetPerson": (f"{V1}/persons/{{person_id}}", "get", {"path.person_id": _ID}),
+        "UpdatePerson": (
+            f"{V1}/persons/{{person_id}}",
+            "patch",
+            {"path.person_id": _ID, "header.If-Match": _VERSION},
+        ),
+        "MovePerson": (f"{V1}/persons/{{person_id}}/move", "post", {"path.person_id": _ID}),
+        "GetHouseholdOfPerson": (
+            f"{V1}/households/{{household_id}}",
+            "get",
+            {"path.household_id": "$response.body#/household_id"},
+        ),
+    },
+    (f"{V1}/visits", "post", "201"): {
+        "GetVisit": (f"{V1}/visits/{{visit_id}}", "get", {"path.visit_id": _ID}),
+        "UpdateVisit": (
+            f"{V1}/visits/{{visit_id}}",
+            "patch",
+            {"path.visit_id": _ID, "header.If-Match": _VERSION},
+        ),
+    },
+    (f"{V1}/claims", "post", "201"): {
+        "GetClaim": (f"{V1}/claims/{{claim_id}}", "get", {"path.claim_id": _ID}),
+        "UpdateClaim": (
+            f"{V1}/claims/{{claim_id}}",
+            "patch",
+            {"path.claim_id": _ID, "header.If-Match": _VERSION},
+        ),
+        "SubmitClaim": (f"{V1}/claims/{{claim_id}}/submit", "post", {"path.claim_id": _ID}),
+    },
+    (f"{V1}/claims/{{claim_id}}/submit", "post", "200"): {
+        "ReviewClaim": (f"{V1}/claims/{{claim_id}}/review", "post", {"path.claim_id": _ID}),
+    },
+    (f"{V1}/claims/{{claim_id}}/review", "post", "200"): {
+        "ApproveClaim": (f"{V1}/claims/{{claim_id}}/approve", "post", {"path.claim_id": _ID}),
+    },
+    (f"{V1}/claims/{{claim_id}}/approve", "post", "200"): {
+        "PublishClaim": (f"{V1}/claims/{{claim_id}}/publish", "post", {"path.claim_id": _ID}),
+    },
+    (f"{V1}/migrants", "post", "201"): {
+        "GetMigrant": (f"{V1}/migrants/{{migrant_id}}", "get", {"path.migrant_id": _ID}),
+        "CloseMigrant": (f"{V1}/migrants/{{migrant_id}}/close", "post", {"path.migrant_id": _ID}),
+        "ConfirmMigrant": (f"{V1}/migrants/{{migrant_id}}/confirm", "post", {"path.migrant_id": _ID}),
+    },
+    (f"{V1}/checkup-rounds", "post", "201"): {
+        "GetRound": (f"{V1}/checkup-rounds/{{round_id}}", "get", {"path.round_id": _ID}),
+        "RefreshRound": (f"{V1}/checkup-rounds/{{round_id}}/refresh", "post", {"path.round_id": _ID}),
+        "RoundAppointments": (f"{V1}/checkup-appointments", "get", {"query.round_id": _ID}),
+    },
+    (f"{V1}/users", "post", "201"): {
+        "UpdateUser": (
+            f"{V1}/users/{{user_id}}",
+            "patch",
+            {"path.user_id": _ID, "header.If-Match": _VERSION},
+        ),
+    },
+    (f"{V1}/partner/notifications", "post", "202"): {
+        "GetNotificationStatus": (
+            f"{V1}/partner/notifications/{{notification_id}}",
+            "get",
+            {"path.notification_id": _ID},
+        ),
+    },
+}
+
+
+def _operation_ref(path: str, method: str) -> str:
+    return "#/paths/" + path.replace("~", "~0").replace("/", "~1") + "/" + method
+
+
+def add_links(spec: dict[str, Any]) -> None:
+    paths = spec.get("paths", {})
+    for (path, method, status), links in LINKS.items():
+        response = paths.get(path, {}).get(method, {}).get("responses", {}).get(status)
+        if response is None:
+            continue
+        response["links"] = {
+            name: {"operationRef": _operation_ref(target, verb), "parameters": params}
+            for name, (target, verb, params) in links.items()
+            if verb in paths.get(target, {})
+        }

@@ -186,15 +186,15 @@ async def test_sync_pull_cursors_signed_and_the_unsigned_form_phones_hold(cadre)
         later = await cadre.get("/api/v1/sync/pull", params={"cursor": c})
         assert later.status_code == 200, later.text
         assert len(later.json()["changes"]) == 1
-    problem(
-        await cadre.get("/api/v1/households", params={"cursor": cursor}), 422, "invalid_cursor"
-    )
+    problem(await cadre.get("/api/v1/households", params={"cursor": cursor}), 422, "invalid_cursor")
 
 
 # --- routing: a path that looks like another route's, and Allow --------------------------------
 
 
-@pytest.mark.parametrize("path", ["/api/v1/claims/check", "/api/v1/claims/renewals", "/api/v1/claims/payments.csv"])
+@pytest.mark.parametrize(
+    "path", ["/api/v1/claims/check", "/api/v1/claims/renewals", "/api/v1/claims/payments.csv"]
+)
 async def test_patch_on_a_fixed_claims_path_is_405_not_a_claim(client_as, path):
     """``PATCH /claims/check`` reached ``PATCH /claims/{claim_id}`` and answered 428: ids in
     paths are UUIDs at routing level now, so the fixed path is a known path with a wrong method."""
@@ -263,7 +263,9 @@ async def test_far_dates_and_numbers_for_dates_are_422_and_store_nothing(client_
             "closes_on": closes,
             "items": ["iud"],
         }
-        body = problem(await township.post("/api/v1/checkup-rounds", json=round_body), 422, "validation_failed")
+        body = problem(
+            await township.post("/api/v1/checkup-rounds", json=round_body), 422, "validation_failed"
+        )
         assert body["errors"][0]["field"] == "opens_on"
     await db.rollback()
     assert len((await db.execute(select(RuleVersion))).scalars().all()) == rules_before
@@ -354,7 +356,12 @@ REPLAYABLE += ["/api/v1/visits", "/api/v1/claims", "/api/v1/migrants"]
 async def test_an_identical_create_again_is_a_documented_200(app, cadre, db):
     """A phone retrying a create gets 200 with the stored record; the document lists that 200
     beside the 201 for every create that takes a client id."""
-    body = {"id": str(uuid.uuid4()), "village_code": V1, "address": "团头湖村3组12号", "household_type": "rural"}
+    body = {
+        "id": str(uuid.uuid4()),
+        "village_code": V1,
+        "address": "团头湖村3组12号",
+        "household_type": "rural",
+    }
     first = await cadre.post("/api/v1/households", json=body)
     again = await cadre.post("/api/v1/households", json=body)
     assert (first.status_code, again.status_code) == (201, 200)
@@ -364,8 +371,9 @@ async def test_an_identical_create_again_is_a_documented_200(app, cadre, db):
     for path in REPLAYABLE:
         responses = spec["paths"][path]["post"]["responses"]
         assert {"200", "201"} <= responses.keys(), path
-        assert responses["200"]["content"]["application/json"]["schema"] == (
-            responses["201"]["content"]["application/json"]["schema"]
+        assert (
+            responses["200"]["content"]["application/json"]["schema"]
+            == (responses["201"]["content"]["application/json"]["schema"])
         ), path
 
 
@@ -416,12 +424,12 @@ async def test_the_document_states_the_servers_rules(app):
     assert comps["HouseholdCreate"]["properties"]["village_code"]["pattern"].startswith("^[0-9]{9}")
     assert comps["Payee"]["properties"]["account"]["pattern"] == "^[ -]*([0-9][ -]*){8,32}$"
     partner = spec["paths"]["/api/v1/partner/notifications"]["post"]["requestBody"]
-    for id_number in (
+    for number in (
         partner["content"]["application/json"]["schema"]["properties"]["id_number"],
         comps["MigrantPersonIn"]["properties"]["id_number"],
         comps["PersonCreate"]["properties"]["id_number"]["anyOf"][0],
     ):
-        assert id_number["pattern"] == "^[0-9]{17}[0-9Xx]$"
+        assert number["pattern"] == "^[0-9]{17}[0-9Xx]$"
     token = comps["Body_token_api_v1_auth_token_post"]
     assert token["properties"]["grant_type"]["enum"] == ["password", "client_credentials"]
     assert {tuple(b["required"]) for b in token["oneOf"]} == {
@@ -437,3 +445,43 @@ async def test_the_document_states_the_servers_rules(app):
     assert loose == ["post /api/v1/partner/notifications Idempotency-Key"]  # any key, ≤ 255
     from_ = [p for p in spec["paths"]["/api/v1/indicators"]["get"]["parameters"] if p["name"] == "to"]
     assert "not before `from`" in from_[0]["description"]
+
+
+async def test_links_of_the_main_resources_resolve(app, cadre):
+    """create → read → correct → act: every declared link names an operation of the document,
+    parameters it has, and values the answer holds; following one works."""
+    spec = app.openapi()
+    links = {
+        (path, method, status, name): link
+        for path, ops in spec["paths"].items()
+        for method, op in ops.items()
+        for status, response in op["responses"].items()
+        for name, link in response.get("links", {}).items()
+    }
+    sources = {(p, m) for p, m, _, _ in links}
+    for needed in ("households", "persons", "visits", "claims", "migrants", "checkup-rounds", "users"):
+        assert (f"/api/v1/{needed}", "post") in sources, needed
+    for (path, method, status, name), link in links.items():
+        ref = link["operationRef"].removeprefix("#/paths/").replace("~1", "/").replace("~0", "~")
+        target_path, target_method = ref.rsplit("/", 1)
+        target = spec["paths"][target_path][target_method]
+        declared = {f"{p['in']}.{p['name']}" for p in target.get("parameters", [])}
+        assert set(link["parameters"]) <= declared, (name, set(link["parameters"]) - declared)
+        schema = spec["paths"][path][method]["responses"][status]["content"]["application/json"]["schema"]
+        props = spec["components"]["schemas"][schema["$ref"].rsplit("/", 1)[-1]]["properties"]
+        for expression in link["parameters"].values():
+            assert expression.removeprefix("$response.body#/") in props, (name, expression)
+    created = await cadre.post(
+        "/api/v1/households",
+        json={"village_code": V1, "address": "团头湖村3组12号", "household_type": "rural"},
+    )
+    assert created.status_code == 201
+    body = created.json()
+    # UpdateHousehold: household_id from the body's id, If-Match from the body's version
+    r = await cadre.patch(
+        f"/api/v1/households/{body['id']}",
+        json={"address": "新址1号"},
+        headers={"If-Match": str(body["version"])},
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["version"] == 2
