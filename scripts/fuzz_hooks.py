@@ -39,7 +39,6 @@ UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-
 STATEFUL_CODES = {
     "invalid_cursor",  # a well-formed cursor the server did not sign for this list
     "version_conflict",  # If-Match of a version since changed
-    "precondition_required",
     "id_number_invalid",  # checksum and birth date of an ID number
     "id_number_mismatch",
     "not_eligible",
@@ -47,20 +46,30 @@ STATEFUL_CODES = {
     "invalid_transition",
     "consent_required",
     "idempotency_key_reused",
-    "idempotency_key_required",
     "out_of_scope",
     "forbidden",
     "round_overlaps",
     "separation_of_duties",
     "person_deceased",
-    "invalid_grant",
     "invalid_credentials",
-    "unsupported_grant_type",
-    "invalid_request",
-    "date_in_future",
-    "invalid_area",
-    "area_not_found",
-    "not_a_village",
+    "invalid_period",  # a period over ten years
+    "item_not_in_round",
+    "area_level",
+    "area_exists",
+    "role_area_mismatch",
+    "parent_missing",
+    "payee_mismatch",
+    "different_id_numbers",
+    "invalid_base_version",
+    "self_change",
+    "person_merged",
+    "already_member",
+    "already_deceased",
+    "notice_period_running",
+    "not_updatable",
+    "record_checkup_instead",
+    "merge_conflict",
+    "unsupported_entity",
 }
 
 

@@ -60,7 +60,7 @@ class RoundCreate(SQLModel):
     area_code: AreaCode
     name: str = Field(min_length=1, max_length=100)
     opens_on: Day
-    closes_on: Day
+    closes_on: Day = Field(description="Not before `opens_on`, nor before today (422)")
     items: list[CheckItem] = Field(min_length=1, max_length=3)
 
     @model_validator(mode="after")

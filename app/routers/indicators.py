@@ -102,7 +102,13 @@ async def series(
     response: Response,
     session: SessionDep,
     caller: Caller,
-    metric: Annotated[str, Query(description=", ".join(svc.SERIES_METRICS))],
+    metric: Annotated[
+        str,
+        # an enum in the document; the server's own check answers 422 ``invalid_metric``
+        Query(
+            description=", ".join(svc.SERIES_METRICS), json_schema_extra={"enum": list(svc.SERIES_METRICS)}
+        ),
+    ],
     area_code: AreaQ = None,
     from_: FromQ = None,
     to: ToQ = None,

@@ -30,7 +30,8 @@ class PushOpIn(BaseModel):
 
 class PushIn(BaseModel):
     device_id: DeviceId
-    ops: list[PushOpIn]
+    # at most MAX_OPS, said in the document; the server's own check answers 422 ``too_many_ops``
+    ops: list[PushOpIn] = Field(json_schema_extra={"maxItems": MAX_OPS})
 
 
 class OpResult(BaseModel):
