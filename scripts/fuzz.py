@@ -150,24 +150,23 @@ def _arrange(base: str) -> None:
     )
 
 
-# (pool key, table, scope column or None, extra condition)
+# (pool key, table, extra condition): rows in the role's scope
 ID_SOURCES = [
-    ("household", "household", True, ""),
-    ("person", "person", True, "AND merged_into_id IS NULL"),
-    ("visit", "visit", True, ""),
-    ("task", "task", True, ""),
-    ("claim", "claim", True, ""),
-    ("migrant", "migrant", True, ""),
-    ("appointment", "checkup_appointment", True, ""),
-    ("notification", "partner_notification", True, ""),
-    ("conflict", "sync_conflict", True, ""),
+    ("household", "household", ""),
+    ("person", "person", "AND merged_into_id IS NULL"),
+    ("visit", "visit", ""),
+    ("task", "task", ""),
+    ("claim", "claim", ""),
+    ("migrant", "migrant", ""),
+    ("appointment", "checkup_appointment", ""),
+    ("notification", "partner_notification", ""),
+    ("conflict", "sync_conflict", ""),
 ]
 
 
 async def _pool(db: str, base: str, role: str, token: str, list_paths: list[str]) -> dict[str, Any]:
     """Real values in the role's scope: ids (with versions), area codes, list cursors."""
     area = PEOPLE[role][1] if role in PEOPLE else "430122000000"
-    column = "village_code" if not area.endswith("000") else "township_code"
     column, prefix = (
         ("village_code", area)
         if not area.endswith("000")
@@ -177,7 +176,7 @@ async def _pool(db: str, base: str, role: str, token: str, list_paths: list[str]
     )
     ids: dict[str, list[str]] = {}
     versions: dict[str, int] = {}
-    for key, table, _scoped, extra in ID_SOURCES:
+    for key, table, extra in ID_SOURCES:
         try:
             rows = await _rows(
                 db,

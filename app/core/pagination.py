@@ -87,7 +87,7 @@ def _mac(kind: str, payload: str) -> str:
 
 def sign_cursor(kind: str, obj: Any) -> str:
     """An opaque cursor of the list ``kind`` holding ``obj`` (JSON)."""
-    payload = _b64(json.dumps(obj, separators=(",", ":")).encode())
+    payload = _b64(json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode())
     return f"{payload}.{_mac(kind, payload)}"
 
 
