@@ -86,7 +86,10 @@ class HouseholdCreate(SQLModel):
 
 
 class HouseholdUpdate(SQLModel):
-    address: CleanText | SkipJsonSchema[None] = Field(default=None, max_length=200)
+    """Fields left out stay; ``null`` only where a value can be removed (``SkipJsonSchema[None]``
+    keeps null out of the document for the others, which the service refuses with 422)."""
+
+    address: Annotated[CleanText, PydanticField(max_length=200)] | SkipJsonSchema[None] = None
     household_type: HouseholdType | SkipJsonSchema[None] = None
     head_person_id: uuid.UUID | None = None
 
@@ -139,10 +142,10 @@ class PersonCreate(SQLModel):
 
 class PersonUpdate(SQLModel):
     id_number: IdNumberText | None = Field(default=None, max_length=32)
-    name: CleanText | SkipJsonSchema[None] = Field(default=None, max_length=50)
+    name: Annotated[CleanText, PydanticField(max_length=50)] | SkipJsonSchema[None] = None
     sex: Sex | SkipJsonSchema[None] = None
     birth_date: Day | SkipJsonSchema[None] = None
-    relation_to_head: CleanText | SkipJsonSchema[None] = Field(default=None, max_length=20)
+    relation_to_head: Annotated[CleanText, PydanticField(max_length=20)] | SkipJsonSchema[None] = None
     marital_status: MaritalStatus | SkipJsonSchema[None] = None
     hukou_area_code: AreaCode | None = None
     phone: Phone = None

@@ -13,7 +13,7 @@ from datetime import date, timedelta
 import pytest
 from sqlalchemy import select
 
-from app.models.households import Household
+from app.models.households import Household, Person
 from tests.factories import id_number
 
 V1 = "430122100201"
@@ -400,11 +400,30 @@ async def test_a_push_with_a_boolean_base_version_is_422(cadre, db):
 async def test_null_for_a_field_that_cannot_be_null_is_refused_and_documented(app, cadre, db):
     """The update schemas said ``household_type: null`` was allowed; the server refuses it."""
     hh = await mk_household(cadre)
-    r = await cadre.patch(
-        f"/api/v1/households/{hh['id']}", json={"household_type": None}, headers={"If-Match": '"1"'}
-    )
-    problem(r, 422, "validation_failed")
+    for body in ({"household_type": None}, {"address": None}, {"address": None, "household_type": "rural"}):
+        r = await cadre.patch(f"/api/v1/households/{hh['id']}", json=body, headers={"If-Match": '"1"'})
+        problem(r, 422, "validation_failed")
     assert (await db.execute(select(Household))).scalar_one().version == 1
+    await db.commit()
+    person = await cadre.post(
+        "/api/v1/persons",
+        json={
+            "household_id": hh["id"],
+            "name": "李秀英",
+            "sex": "female",
+            "birth_date": "1990-05-17",
+            "relation_to_head": "户主",
+            "marital_status": "married",
+        },
+    )
+    assert person.status_code == 201, person.text
+    for body in ({"name": None}, {"relation_to_head": None}, {"sex": None}):
+        r = await cadre.patch(
+            f"/api/v1/persons/{person.json()['id']}", json=body, headers={"If-Match": '"1"'}
+        )
+        problem(r, 422, "validation_failed")
+    stored = (await db.execute(select(Person))).scalar_one()
+    assert (stored.version, stored.name) == (1, "李秀英")
     comps = app.openapi()["components"]["schemas"]
     assert "anyOf" not in comps["HouseholdUpdate"]["properties"]["household_type"]
     assert "anyOf" not in comps["PersonUpdate"]["properties"]["name"]
