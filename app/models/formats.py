@@ -123,3 +123,11 @@ IdNumberText = Annotated[
 ]
 AREA_CODE_PATTERN = "^[0-9]{12}$"
 VILLAGE_CODE_PATTERN = "^[0-9]{9}([1-9][0-9]{2}|0[1-9][0-9]|00[1-9])$"
+
+
+def refuse_null(v: Any) -> Any:
+    """For an update field that can be left out but not emptied: an explicit ``null`` is 422
+    before anything else is looked at (the document shows the field as not nullable)."""
+    if v is None:
+        raise ValueError("must not be null (leave the field out to keep its value)")
+    return v

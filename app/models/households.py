@@ -20,7 +20,7 @@ from sqlmodel import Field, SQLModel
 
 from app.core.db import UTCDateTime, utcnow
 from app.models.common import AreaCode, IdMixin, ScopedMixin, VersionedMixin, VillageCode
-from app.models.formats import CLEAN_TEXT_PATTERN, Day, IdNumberText
+from app.models.formats import CLEAN_TEXT_PATTERN, Day, IdNumberText, refuse_null
 
 
 class HouseholdType(StrEnum):
@@ -93,6 +93,8 @@ class HouseholdUpdate(SQLModel):
     household_type: HouseholdType | SkipJsonSchema[None] = None
     head_person_id: uuid.UUID | None = None
 
+    _not_null = field_validator("address", "household_type", mode="before")(refuse_null)
+
 
 # --- persons ----------------------------------------------------------------------------------
 
@@ -152,6 +154,16 @@ class PersonUpdate(SQLModel):
     mother_id: uuid.UUID | None = None
     father_id: uuid.UUID | None = None
     current_village_code: VillageCode | SkipJsonSchema[None] = None
+
+    _not_null = field_validator(
+        "name",
+        "sex",
+        "birth_date",
+        "relation_to_head",
+        "marital_status",
+        "current_village_code",
+        mode="before",
+    )(refuse_null)
 
 
 class PersonPublic(SQLModel):

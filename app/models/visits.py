@@ -13,7 +13,7 @@ from sqlmodel import Field, SQLModel
 
 from app.core.db import UTCDateTime
 from app.models.common import IdMixin, ScopedMixin, VersionedMixin
-from app.models.formats import Day, Timestamp
+from app.models.formats import Day, Timestamp, refuse_null
 
 
 class VisitPurpose(StrEnum):
@@ -72,6 +72,8 @@ class VisitUpdate(SQLModel):
     purpose: VisitPurpose | SkipJsonSchema[None] = None
     notes: str | None = Field(default=None, max_length=4000)
     follow_up_note: str | None = Field(default=None, max_length=1000)
+
+    _not_null = field_validator("purpose", mode="before")(refuse_null)
 
 
 class VisitPublic(SQLModel):
