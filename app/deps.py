@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -47,15 +48,20 @@ async def current_actor(request: Request, session: SessionDep, ctx: AuthCtx) -> 
 Caller = Annotated[Actor, Depends(current_actor)]
 
 
+VERSION_RE = re.compile(r"[0-9]{1,9}")
+
+
 async def if_match(if_match: Annotated[str | None, Header(alias="If-Match")] = None) -> int:
-    """The version a PATCH was based on: 428 without the header."""
+    """The version a PATCH was based on: 428 without the header; 422 ``invalid_if_match`` unless
+    it is 1–9 ASCII digits (``str.isdigit`` also takes ``"²"``, which ``int`` refuses, and
+    ``int`` takes other scripts' digits)."""
     if if_match is None:
         raise PreconditionRequired("Send If-Match with the version you read (its ETag)")
     value = if_match.strip()
     if value.startswith("W/"):
         value = value[2:]
     value = value.strip('"')
-    if not value.isdigit() or len(value) > 9:
+    if not VERSION_RE.fullmatch(value):
         raise ValidationFailed('If-Match must be a version ETag like "3"', code="invalid_if_match")
     return int(value)
 

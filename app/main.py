@@ -15,6 +15,7 @@ from app.core.errors import install_error_handlers
 from app.core.limits import EdgeLimitsMiddleware
 from app.core.logging import configure_logging, install_db_error_scrubbing
 from app.core.openapi import complete_openapi
+from app.core.pagination import configure_cursor_key
 from app.core.requestlog import RequestContextMiddleware
 from app.core.security import FieldCipher, TokenService
 from app.core.text import text_guard
@@ -63,6 +64,7 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
         grace_seconds=settings.refresh_reuse_grace_seconds,
     )
     app.state.cipher = app.state.auth.cipher
+    configure_cursor_key(settings.blind_key())
 
     install_error_handlers(app)
     app.openapi = lambda: complete_openapi(app)  # type: ignore[method-assign]

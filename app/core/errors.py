@@ -164,6 +164,29 @@ def _loc_to_field(loc: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(parts)
 
 
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method the request's path is served with, for the ``Allow`` of a 405. The router
+    names only the methods of the first route that matched the path, while one path is often
+    served by several routes (``GET`` and ``PATCH /claims/{id}``)."""
+    from starlette.routing import Match
+
+    found = []
+    for method in METHODS:
+        probe = {
+            "type": "http",
+            "path": request.scope["path"],
+            "root_path": request.scope.get("root_path", ""),
+            "method": method,
+            "headers": [],
+        }
+        if any(route.matches(probe)[0] == Match.FULL for route in request.app.router.routes):
+            found.append(method)
+    return ", ".join(found)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def _app_error(_request: Request, exc: AppError) -> JSONResponse:
@@ -178,13 +201,15 @@ def install_error_handlers(app: FastAPI) -> None:
         return problem_response(ValidationFailed("The request has invalid fields", errors=errors))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code, title = _HTTP_CODES.get(exc.status_code, ("http_error", "HTTP error"))
         err = AppError(str(exc.detail) if exc.detail else title, code=code)
         err.status = exc.status_code
         err.title = title
         if exc.headers:
             err.headers = dict(exc.headers)
+        if exc.status_code == 405:
+            err.headers["Allow"] = allowed_methods(request)
         return problem_response(err)
 
     @app.exception_handler(Exception)

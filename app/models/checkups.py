@@ -13,6 +13,7 @@ from sqlmodel import Field, SQLModel
 
 from app.core.db import UTCDateTime
 from app.models.common import AreaCode, IdMixin, ScopedMixin, VersionedMixin
+from app.models.formats import Day
 
 ITEMS = ("iud", "pregnancy", "gynecological")
 CheckItem = Literal["iud", "pregnancy", "gynecological"]
@@ -58,8 +59,8 @@ class CheckupRound(IdMixin, VersionedMixin, table=True):
 class RoundCreate(SQLModel):
     area_code: AreaCode
     name: str = Field(min_length=1, max_length=100)
-    opens_on: date
-    closes_on: date
+    opens_on: Day
+    closes_on: Day = Field(description="Not before `opens_on`, nor before today (422)")
     items: list[CheckItem] = Field(min_length=1, max_length=3)
 
     @model_validator(mode="after")
@@ -154,7 +155,7 @@ class ItemResults(SQLModel):
 
 class ResultIn(SQLModel):
     id: uuid.UUID | None = None
-    checked_on: date
+    checked_on: Day
     place: Place
     consent: bool
     items: ItemResults
@@ -162,7 +163,7 @@ class ResultIn(SQLModel):
 
 
 class ResultCorrection(SQLModel):
-    checked_on: date | None = None
+    checked_on: Day | None = None
     place: Place | None = None
     items: ItemResults | None = None
     note: str | None = Field(default=None, max_length=1000)
@@ -174,7 +175,7 @@ class DeclineIn(SQLModel):
 
 class ExemptIn(SQLModel):
     reason: ExemptReason
-    until: date | None = None
+    until: Day | None = None
 
     @field_validator("until")
     @classmethod

@@ -20,12 +20,14 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, StrictInt
+from pydantic import Field as PydanticField
 from sqlalchemy import JSON, Index, String, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from app.core.db import UTCDateTime, utcnow
 from app.models.common import AreaCode, IdMixin, ScopedMixin, VersionedMixin
+from app.models.formats import Day
 from app.models.households import CleanText
 
 
@@ -102,7 +104,7 @@ class RuleVersionCreate(SQLModel):
         description="The county the version applies in (default: yours). National versions ship "
         "with the migrations.",
     )
-    effective_from: date
+    effective_from: Day
     params: dict[str, Any] = Field(default_factory=dict)
     note: CleanText | None = Field(default=None, max_length=200)
 
@@ -137,7 +139,7 @@ class ClaimFacts(SQLModel):
 
     hukou_rural: bool | None = None
     births_within_policy_1973_2001: bool | None = None
-    only_child_disability_grade: int | None = Field(default=None, ge=1, le=4)
+    only_child_disability_grade: StrictInt | None = Field(default=None, ge=1, le=4)
     later_child_or_adoption: bool | None = None
     only_child_certificate: bool | None = None
 
@@ -152,7 +154,10 @@ def _check_account(v: str) -> str:
     return v
 
 
-AccountNumber = Annotated[str, AfterValidator(_check_account)]
+ACCOUNT_PATTERN = "^[ -]*([0-9][ -]*){8,32}$"  # what _check_account takes (spaces and hyphens dropped)
+AccountNumber = Annotated[
+    str, AfterValidator(_check_account), PydanticField(json_schema_extra={"pattern": ACCOUNT_PATTERN})
+]
 
 
 class Payee(SQLModel):
@@ -345,7 +350,7 @@ class DecisionBody(SQLModel):
 
 
 class PublishBody(SQLModel):
-    notice_days: int | None = Field(default=None, ge=1, le=90)
+    notice_days: StrictInt | None = Field(default=None, ge=1, le=90)
 
 
 class ObjectBody(SQLModel):
@@ -356,7 +361,7 @@ Money = Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=2)]
 
 
 class PayBody(SQLModel):
-    paid_on: date
+    paid_on: Day
     amount: Money
     reference: CleanText = Field(max_length=64)
 

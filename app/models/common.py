@@ -7,12 +7,12 @@ import uuid
 from collections.abc import Callable
 from copy import deepcopy
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from enum import Enum
-from functools import partial
 from typing import Annotated, Any, TypedDict
 
 from pydantic import AfterValidator
+from pydantic import Field as PydanticField
 from sqlalchemy import String
 from sqlalchemy.orm import configure_mappers
 from sqlalchemy.orm.attributes import instance_state
@@ -21,6 +21,7 @@ from sqlmodel import Field, SQLModel
 from sqlmodel._compat import finish_init, is_table_model_class
 
 from app.core.db import UTCDateTime, new_id, utcnow
+from app.models.formats import AREA_CODE_PATTERN, VILLAGE_CODE_PATTERN
 
 AREA_CODE_RE = re.compile(r"^[0-9]{12}$")  # ASCII only: \d accepts full-width digits
 
@@ -38,37 +39,14 @@ def _check_village_code(v: str) -> str:
     return v
 
 
-AreaCode = Annotated[str, AfterValidator(_check_area_code)]
-VillageCode = Annotated[str, AfterValidator(_check_village_code)]
-
-TIMESTAMP_YEARS = (1900, 2100)
-
-
-def _check_timestamp(v: datetime, *, recorded: bool) -> datetime:
-    """A timestamp the UTC conversion and the databases can take: one whose offset pushes it
-    off the calendar (``0001-01-01T00:00:00+14:00``) is a 422, not a 500 in a later
-    ``astimezone``. A recorded time (``recorded``: ``visited_at``) must carry its offset and lie
-    in 1900–2100; a filter bound (``from``/``to``) without offset is UTC and may be anywhere
-    on the calendar. The value itself is returned unchanged."""
-    if v.tzinfo is None:
-        if recorded:
-            raise ValueError("must carry a UTC offset (e.g. 2026-05-01T09:30:00+08:00)")
-        v = v.replace(tzinfo=UTC)  # as ``as_utc`` reads it
-    try:
-        year = v.astimezone(UTC).year
-    except OverflowError:
-        raise ValueError("is out of range once converted to UTC") from None
-    low, high = TIMESTAMP_YEARS
-    if recorded and not low <= year <= high:
-        raise ValueError(f"must be between {low} and {high}")
-    return v
-
-
-# A time a client records, with its UTC offset (``visited_at``).
-AwareTimestamp = Annotated[datetime, AfterValidator(partial(_check_timestamp, recorded=True))]
-# A timestamp filter (``from``/``to``); without an offset it is UTC.
-TimestampFilter = Annotated[datetime, AfterValidator(partial(_check_timestamp, recorded=False))]
-
+AreaCode = Annotated[
+    str, AfterValidator(_check_area_code), PydanticField(json_schema_extra={"pattern": AREA_CODE_PATTERN})
+]
+VillageCode = Annotated[
+    str,
+    AfterValidator(_check_village_code),
+    PydanticField(json_schema_extra={"pattern": VILLAGE_CODE_PATTERN}),
+]
 
 _IMMUTABLE = (type(None), bool, int, float, str, bytes, uuid.UUID, date, datetime, Enum)
 

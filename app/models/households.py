@@ -13,11 +13,14 @@ from enum import StrEnum
 from typing import Annotated
 
 from pydantic import AfterValidator, field_validator
+from pydantic import Field as PydanticField
+from pydantic.json_schema import SkipJsonSchema
 from sqlalchemy import Index, String, Text
 from sqlmodel import Field, SQLModel
 
 from app.core.db import UTCDateTime, utcnow
 from app.models.common import AreaCode, IdMixin, ScopedMixin, VersionedMixin, VillageCode
+from app.models.formats import CLEAN_TEXT_PATTERN, Day, IdNumberText, refuse_null
 
 
 class HouseholdType(StrEnum):
@@ -46,7 +49,9 @@ def _clean_text(v: str) -> str:
     return v
 
 
-CleanText = Annotated[str, AfterValidator(_clean_text)]
+CleanText = Annotated[
+    str, AfterValidator(_clean_text), PydanticField(json_schema_extra={"pattern": CLEAN_TEXT_PATTERN})
+]
 
 
 def _check_phone(v: str | None) -> str | None:
@@ -81,9 +86,14 @@ class HouseholdCreate(SQLModel):
 
 
 class HouseholdUpdate(SQLModel):
-    address: CleanText | None = Field(default=None, max_length=200)
-    household_type: HouseholdType | None = None
+    """Fields left out stay; ``null`` only where a value can be removed (``SkipJsonSchema[None]``
+    keeps null out of the document for the others, which the service refuses with 422)."""
+
+    address: Annotated[CleanText, PydanticField(max_length=200)] | SkipJsonSchema[None] = None
+    household_type: HouseholdType | SkipJsonSchema[None] = None
     head_person_id: uuid.UUID | None = None
+
+    _not_null = field_validator("address", "household_type", mode="before")(refuse_null)
 
 
 # --- persons ----------------------------------------------------------------------------------
@@ -119,10 +129,10 @@ class Person(IdMixin, ScopedMixin, VersionedMixin, table=True):
 class PersonCreate(SQLModel):
     id: uuid.UUID | None = None
     household_id: uuid.UUID
-    id_number: str | None = Field(default=None, max_length=32)
+    id_number: IdNumberText | None = Field(default=None, max_length=32)
     name: CleanText = Field(max_length=50)
     sex: Sex | None = None
-    birth_date: date | None = None
+    birth_date: Day | None = None
     relation_to_head: CleanText = Field(max_length=20)
     marital_status: MaritalStatus
     hukou_area_code: AreaCode | None = None
@@ -133,17 +143,27 @@ class PersonCreate(SQLModel):
 
 
 class PersonUpdate(SQLModel):
-    id_number: str | None = Field(default=None, max_length=32)
-    name: CleanText | None = Field(default=None, max_length=50)
-    sex: Sex | None = None
-    birth_date: date | None = None
-    relation_to_head: CleanText | None = Field(default=None, max_length=20)
-    marital_status: MaritalStatus | None = None
+    id_number: IdNumberText | None = Field(default=None, max_length=32)
+    name: Annotated[CleanText, PydanticField(max_length=50)] | SkipJsonSchema[None] = None
+    sex: Sex | SkipJsonSchema[None] = None
+    birth_date: Day | SkipJsonSchema[None] = None
+    relation_to_head: Annotated[CleanText, PydanticField(max_length=20)] | SkipJsonSchema[None] = None
+    marital_status: MaritalStatus | SkipJsonSchema[None] = None
     hukou_area_code: AreaCode | None = None
     phone: Phone = None
     mother_id: uuid.UUID | None = None
     father_id: uuid.UUID | None = None
-    current_village_code: VillageCode | None = None
+    current_village_code: VillageCode | SkipJsonSchema[None] = None
+
+    _not_null = field_validator(
+        "name",
+        "sex",
+        "birth_date",
+        "relation_to_head",
+        "marital_status",
+        "current_village_code",
+        mode="before",
+    )(refuse_null)
 
 
 class PersonPublic(SQLModel):
@@ -253,8 +273,8 @@ class Birth(IdMixin, ScopedMixin, VersionedMixin, table=True):
 class ChildIn(SQLModel):
     name: CleanText | None = Field(default=None, max_length=50)
     sex: Sex
-    birth_date: date
-    id_number: str | None = Field(default=None, max_length=32)
+    birth_date: Day
+    id_number: IdNumberText | None = Field(default=None, max_length=32)
 
 
 class BirthCreate(SQLModel):
@@ -285,7 +305,7 @@ class Death(IdMixin, ScopedMixin, VersionedMixin, table=True):
 class DeathCreate(SQLModel):
     id: uuid.UUID | None = None
     person_id: uuid.UUID
-    death_date: date
+    death_date: Day
 
     @field_validator("death_date")
     @classmethod

@@ -34,6 +34,7 @@ from sqlmodel import Field, SQLModel
 
 from app.core.db import UTCDateTime, utcnow
 from app.models.common import AreaCode, IdMixin, ScopedMixin, VersionedMixin, VillageCode
+from app.models.formats import Day, IdNumberText
 from app.models.households import CleanText, HouseholdType, MaritalStatus, Phone, Sex
 
 
@@ -105,10 +106,10 @@ class MigrantPersonIn(SQLModel):
     waits for her place's release); an unknown one registers a new person in the receiving
     village. ``marital_status`` is required: the register never guesses it."""
 
-    id_number: str = Field(max_length=32)
+    id_number: IdNumberText = Field(max_length=32)
     name: CleanText = Field(max_length=50)
     sex: Sex | None = None
-    birth_date: date | None = None
+    birth_date: Day | None = None
     marital_status: MaritalStatus
 
 
@@ -118,7 +119,7 @@ class MigrantCreate(SQLModel):
     person: MigrantPersonIn | None = None
     direction: Direction
     village_code: VillageCode
-    moved_on: date
+    moved_on: Day
     origin_area_code: AreaCode | None = None
     destination: CleanText | None = Field(default=None, max_length=200)
     address: CleanText | None = Field(default=None, max_length=200)
@@ -145,7 +146,7 @@ class MigrantCreate(SQLModel):
 
 
 class MigrantClose(SQLModel):
-    closed_on: date
+    closed_on: Day
     reason: CloseReason
 
 
@@ -306,11 +307,11 @@ class PartnerNotificationIn(SQLModel):
     when sent, becomes an inflow's origin."""
 
     kind: NotificationKind
-    id_number: str = Field(max_length=32)
+    id_number: IdNumberText = Field(max_length=32)
     name: CleanText = Field(max_length=50)
     address: CleanText = Field(max_length=200)
     area_code: AreaCode
-    occurred_on: date
+    occurred_on: Day
     reference: CleanText = Field(max_length=100)
     details: dict[str, Any] | None = None
 

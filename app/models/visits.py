@@ -6,11 +6,14 @@ import uuid
 from datetime import date, datetime
 from enum import StrEnum
 
+from pydantic import field_validator
+from pydantic.json_schema import SkipJsonSchema
 from sqlalchemy import Float, Index, String
 from sqlmodel import Field, SQLModel
 
 from app.core.db import UTCDateTime
-from app.models.common import AwareTimestamp, IdMixin, ScopedMixin, VersionedMixin
+from app.models.common import IdMixin, ScopedMixin, VersionedMixin
+from app.models.formats import Day, Timestamp, refuse_null
 
 
 class VisitPurpose(StrEnum):
@@ -50,18 +53,20 @@ class VisitCreate(SQLModel):
     id: uuid.UUID | None = None
     household_id: uuid.UUID
     person_id: uuid.UUID | None = None
-    visited_at: AwareTimestamp
+    visited_at: Timestamp
     purpose: VisitPurpose
     notes: str | None = Field(default=None, max_length=4000)
     location: Location | None = None
-    follow_up_on: date | None = None
+    follow_up_on: Day | None = None
     follow_up_note: str | None = Field(default=None, max_length=1000)
 
 
 class VisitUpdate(SQLModel):
-    purpose: VisitPurpose | None = None
+    purpose: VisitPurpose | SkipJsonSchema[None] = None
     notes: str | None = Field(default=None, max_length=4000)
     follow_up_note: str | None = Field(default=None, max_length=1000)
+
+    _not_null = field_validator("purpose", mode="before")(refuse_null)
 
 
 class VisitPublic(SQLModel):

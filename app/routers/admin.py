@@ -12,7 +12,7 @@ from app.core.pagination import Cursor, Limit, Page
 from app.deps import Caller, IfMatch, SessionDep
 from app.models.areas import AreaCreate, AreaPublic
 from app.models.audit import AuditEventPublic
-from app.models.common import TimestampFilter
+from app.models.formats import TimestampFilter
 from app.models.users import (
     ClientCreate,
     ClientCreated,
@@ -79,7 +79,7 @@ async def list_users(
 
 
 @router.patch(
-    "/users/{user_id}",
+    "/users/{user_id:uuid}",
     response_model=UserPublic,
     tags=["users"],
     responses=error_responses(401, 403, 404, 409, 412, 422, 428),
@@ -132,8 +132,8 @@ async def list_audit_events(
     actor_id: uuid.UUID | None = None,
     entity: Annotated[str | None, Query(max_length=32)] = None,
     entity_id: Annotated[str | None, Query(max_length=64)] = None,
-    from_: Annotated[TimestampFilter | None, Query(alias="from")] = None,
-    to: TimestampFilter | None = None,
+    from_: Annotated[TimestampFilter | None, Query(alias="from", description="at or after")] = None,
+    to: Annotated[TimestampFilter | None, Query(description="before")] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Page[AuditEventPublic]:

@@ -51,7 +51,7 @@ async def list_rounds(
 
 
 @router.get(
-    "/checkup-rounds/{round_id}", response_model=RoundDetail, responses=error_responses(401, 403, 404)
+    "/checkup-rounds/{round_id:uuid}", response_model=RoundDetail, responses=error_responses(401, 403, 404)
 )
 async def get_round(session: SessionDep, caller: Caller, round_id: uuid.UUID) -> RoundDetail:
     """A round with due / done / declined / exempted / overdue / rate for your scope."""
@@ -61,7 +61,7 @@ async def get_round(session: SessionDep, caller: Caller, round_id: uuid.UUID) ->
 
 
 @router.get(
-    "/checkup-rounds/{round_id}/breakdown",
+    "/checkup-rounds/{round_id:uuid}/breakdown",
     response_model=list[AreaFigures],
     responses=error_responses(401, 403, 404),
 )
@@ -70,7 +70,7 @@ async def breakdown(session: SessionDep, caller: Caller, round_id: uuid.UUID) ->
     return await svc.round_breakdown(session, caller, round_id)
 
 
-@router.post("/checkup-rounds/{round_id}/refresh", response_model=RoundCreated, responses=ACT_ERRORS)
+@router.post("/checkup-rounds/{round_id:uuid}/refresh", response_model=RoundCreated, responses=ACT_ERRORS)
 async def refresh(session: SessionDep, caller: Caller, round_id: uuid.UUID) -> RoundCreated:
     """Add women who became due while the round is open without a register event (turned 15)."""
     rnd, created = await svc.refresh_round(session, caller, round_id)
@@ -103,7 +103,7 @@ async def list_appointments(
 
 
 @router.get(
-    "/checkup-appointments/{appointment_id}",
+    "/checkup-appointments/{appointment_id:uuid}",
     response_model=AppointmentPublic,
     responses=error_responses(401, 403, 404),
 )
@@ -117,7 +117,9 @@ async def get_appointment(
 
 
 @router.post(
-    "/checkup-appointments/{appointment_id}/result", response_model=AppointmentPublic, responses=ACT_ERRORS
+    "/checkup-appointments/{appointment_id:uuid}/result",
+    response_model=AppointmentPublic,
+    responses=ACT_ERRORS,
 )
 async def record_result(
     session: SessionDep, caller: Caller, appointment_id: uuid.UUID, body: ResultIn, response: Response
@@ -129,7 +131,7 @@ async def record_result(
 
 
 @router.patch(
-    "/checkup-appointments/{appointment_id}/result",
+    "/checkup-appointments/{appointment_id:uuid}/result",
     response_model=AppointmentPublic,
     responses=error_responses(401, 403, 404, 409, 412, 422, 428),
 )
@@ -148,7 +150,9 @@ async def correct_result(
 
 
 @router.post(
-    "/checkup-appointments/{appointment_id}/decline", response_model=AppointmentPublic, responses=ACT_ERRORS
+    "/checkup-appointments/{appointment_id:uuid}/decline",
+    response_model=AppointmentPublic,
+    responses=ACT_ERRORS,
 )
 async def decline(
     session: SessionDep, caller: Caller, appointment_id: uuid.UUID, body: DeclineIn
@@ -159,7 +163,9 @@ async def decline(
 
 
 @router.post(
-    "/checkup-appointments/{appointment_id}/exempt", response_model=AppointmentPublic, responses=ACT_ERRORS
+    "/checkup-appointments/{appointment_id:uuid}/exempt",
+    response_model=AppointmentPublic,
+    responses=ACT_ERRORS,
 )
 async def exempt(
     session: SessionDep, caller: Caller, appointment_id: uuid.UUID, body: ExemptIn

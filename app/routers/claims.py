@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 
 from app.core.errors import error_responses
+from app.core.openapi import replayed
 from app.core.pagination import Cursor, Limit, Page
 from app.deps import Caller, CipherDep, IfMatch, SessionDep
 from app.models.claims import (
@@ -78,7 +79,9 @@ async def check_claim(session: SessionDep, caller: Caller, body: CheckRequest) -
     return await svc.check_claim(session, caller, body)
 
 
-@router.post("/claims", response_model=ClaimPublic, status_code=201, responses=STEP_ERRORS)
+@router.post(
+    "/claims", response_model=ClaimPublic, status_code=201, responses={**STEP_ERRORS, **replayed(ClaimPublic)}
+)
 async def create_claim(
     session: SessionDep, caller: Caller, cipher: CipherDep, body: ClaimCreate, response: Response
 ) -> ClaimPublic:
@@ -146,7 +149,7 @@ async def payments_csv(
     )
 
 
-@router.get("/claims/{claim_id}", response_model=ClaimDetail, responses=error_responses(401, 403, 404))
+@router.get("/claims/{claim_id:uuid}", response_model=ClaimDetail, responses=error_responses(401, 403, 404))
 async def get_claim(
     session: SessionDep, caller: Caller, claim_id: uuid.UUID, response: Response
 ) -> ClaimDetail:
@@ -157,7 +160,7 @@ async def get_claim(
 
 
 @router.patch(
-    "/claims/{claim_id}",
+    "/claims/{claim_id:uuid}",
     response_model=ClaimDetail,
     responses=error_responses(401, 403, 404, 409, 412, 422, 428),
 )
@@ -181,7 +184,7 @@ async def _done(session: SessionDep, claim: Claim, response: Response) -> ClaimD
     return await svc.claim_detail(session, claim)
 
 
-@router.post("/claims/{claim_id}/submit", response_model=ClaimDetail, responses=STEP_ERRORS)
+@router.post("/claims/{claim_id:uuid}/submit", response_model=ClaimDetail, responses=STEP_ERRORS)
 async def submit_claim(
     session: SessionDep,
     caller: Caller,
@@ -197,7 +200,7 @@ async def submit_claim(
     return await _done(session, claim, response)
 
 
-@router.post("/claims/{claim_id}/review", response_model=ClaimDetail, responses=STEP_ERRORS)
+@router.post("/claims/{claim_id:uuid}/review", response_model=ClaimDetail, responses=STEP_ERRORS)
 async def review_claim(
     session: SessionDep,
     caller: Caller,
@@ -213,7 +216,7 @@ async def review_claim(
     return await _done(session, claim, response)
 
 
-@router.post("/claims/{claim_id}/approve", response_model=ClaimDetail, responses=STEP_ERRORS)
+@router.post("/claims/{claim_id:uuid}/approve", response_model=ClaimDetail, responses=STEP_ERRORS)
 async def approve_claim(
     session: SessionDep,
     caller: Caller,
@@ -229,7 +232,7 @@ async def approve_claim(
     return await _done(session, claim, response)
 
 
-@router.post("/claims/{claim_id}/publish", response_model=ClaimDetail, responses=STEP_ERRORS)
+@router.post("/claims/{claim_id:uuid}/publish", response_model=ClaimDetail, responses=STEP_ERRORS)
 async def publish_claim(
     session: SessionDep,
     caller: Caller,
@@ -252,7 +255,7 @@ async def publish_claim(
     return await _done(session, claim, response)
 
 
-@router.post("/claims/{claim_id}/object", response_model=ClaimDetail, responses=STEP_ERRORS)
+@router.post("/claims/{claim_id:uuid}/object", response_model=ClaimDetail, responses=STEP_ERRORS)
 async def object_claim(
     session: SessionDep,
     caller: Caller,
@@ -266,7 +269,7 @@ async def object_claim(
     return await _done(session, claim, response)
 
 
-@router.post("/claims/{claim_id}/pay", response_model=ClaimDetail, responses=STEP_ERRORS)
+@router.post("/claims/{claim_id:uuid}/pay", response_model=ClaimDetail, responses=STEP_ERRORS)
 async def pay_claim(
     session: SessionDep,
     caller: Caller,
@@ -289,7 +292,7 @@ async def pay_claim(
     return await _done(session, claim, response)
 
 
-@router.post("/claims/{claim_id}/change_payee", response_model=ClaimDetail, responses=STEP_ERRORS)
+@router.post("/claims/{claim_id:uuid}/change_payee", response_model=ClaimDetail, responses=STEP_ERRORS)
 async def change_payee(
     session: SessionDep,
     caller: Caller,

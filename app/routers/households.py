@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from app.core.errors import error_responses
+from app.core.openapi import replayed
 from app.core.pagination import Cursor, Limit, Page
 from app.deps import Caller, CipherDep, IfMatch, SessionDep
 from app.models.households import (
@@ -42,7 +43,12 @@ def _etag(response: Response, version: int) -> None:
     response.headers["ETag"] = f'"{version}"'
 
 
-@router.post("/households", response_model=HouseholdPublic, status_code=201, responses=WRITE_ERRORS)
+@router.post(
+    "/households",
+    response_model=HouseholdPublic,
+    status_code=201,
+    responses={**WRITE_ERRORS, **replayed(HouseholdPublic)},
+)
 async def create_household(
     session: SessionDep, caller: Caller, body: HouseholdCreate, response: Response
 ) -> HouseholdPublic:
@@ -71,7 +77,9 @@ async def list_households(
 
 
 @router.get(
-    "/households/{household_id}", response_model=HouseholdDetail, responses=error_responses(401, 403, 404)
+    "/households/{household_id:uuid}",
+    response_model=HouseholdDetail,
+    responses=error_responses(401, 403, 404),
 )
 async def get_household(
     session: SessionDep, caller: Caller, cipher: CipherDep, household_id: uuid.UUID, response: Response
@@ -86,7 +94,7 @@ async def get_household(
     )
 
 
-@router.patch("/households/{household_id}", response_model=HouseholdPublic, responses=PATCH_ERRORS)
+@router.patch("/households/{household_id:uuid}", response_model=HouseholdPublic, responses=PATCH_ERRORS)
 async def update_household(
     session: SessionDep,
     caller: Caller,
@@ -101,7 +109,12 @@ async def update_household(
     return svc.household_public(household)
 
 
-@router.post("/persons", response_model=PersonPublic, status_code=201, responses=WRITE_ERRORS)
+@router.post(
+    "/persons",
+    response_model=PersonPublic,
+    status_code=201,
+    responses={**WRITE_ERRORS, **replayed(PersonPublic)},
+)
 async def create_person(
     session: SessionDep, caller: Caller, cipher: CipherDep, body: PersonCreate, response: Response
 ) -> PersonPublic:
@@ -142,7 +155,9 @@ async def list_persons(
     return Page(items=[svc.person_public(p, cipher) for p in rows], next_cursor=nxt)
 
 
-@router.get("/persons/{person_id}", response_model=PersonDetail, responses=error_responses(401, 403, 404))
+@router.get(
+    "/persons/{person_id:uuid}", response_model=PersonDetail, responses=error_responses(401, 403, 404)
+)
 async def get_person(
     session: SessionDep, caller: Caller, cipher: CipherDep, person_id: uuid.UUID, response: Response
 ) -> PersonDetail:
@@ -152,7 +167,7 @@ async def get_person(
     return svc.person_detail(person, cipher)
 
 
-@router.patch("/persons/{person_id}", response_model=PersonPublic, responses=PATCH_ERRORS)
+@router.patch("/persons/{person_id:uuid}", response_model=PersonPublic, responses=PATCH_ERRORS)
 async def update_person(
     session: SessionDep,
     caller: Caller,
@@ -168,7 +183,7 @@ async def update_person(
     return svc.person_public(person, cipher)
 
 
-@router.post("/persons/{person_id}/move", response_model=PersonPublic, responses=WRITE_ERRORS)
+@router.post("/persons/{person_id:uuid}/move", response_model=PersonPublic, responses=WRITE_ERRORS)
 async def move_person(
     session: SessionDep, caller: Caller, cipher: CipherDep, person_id: uuid.UUID, body: MoveRequest
 ) -> PersonPublic:
@@ -177,7 +192,7 @@ async def move_person(
     return svc.person_public(person, cipher)
 
 
-@router.post("/persons/{person_id}/merge", response_model=MergePublic, responses=WRITE_ERRORS)
+@router.post("/persons/{person_id:uuid}/merge", response_model=MergePublic, responses=WRITE_ERRORS)
 async def merge_person(
     session: SessionDep, caller: Caller, person_id: uuid.UUID, body: MergeRequest
 ) -> MergePublic:
@@ -194,7 +209,12 @@ async def merge_person(
     )
 
 
-@router.post("/births", response_model=BirthPublic, status_code=201, responses=WRITE_ERRORS)
+@router.post(
+    "/births",
+    response_model=BirthPublic,
+    status_code=201,
+    responses={**WRITE_ERRORS, **replayed(BirthPublic)},
+)
 async def create_birth(
     session: SessionDep, caller: Caller, cipher: CipherDep, body: BirthCreate, response: Response
 ) -> BirthPublic:
@@ -205,7 +225,12 @@ async def create_birth(
     return BirthPublic.model_validate(birth, from_attributes=True)
 
 
-@router.post("/deaths", response_model=DeathPublic, status_code=201, responses=WRITE_ERRORS)
+@router.post(
+    "/deaths",
+    response_model=DeathPublic,
+    status_code=201,
+    responses={**WRITE_ERRORS, **replayed(DeathPublic)},
+)
 async def create_death(
     session: SessionDep, caller: Caller, body: DeathCreate, response: Response
 ) -> DeathPublic:

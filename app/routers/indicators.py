@@ -10,13 +10,14 @@ from fastapi import APIRouter, Query, Request, Response
 from app.core.csvout import csv_text
 from app.core.errors import error_responses
 from app.deps import Caller, SessionDep
+from app.models.formats import Day
 from app.services import indicators as svc
 
 router = APIRouter(prefix="/api/v1", tags=["indicators"])
 
 AreaQ = Annotated[str | None, Query(pattern=r"^[0-9]{12}$", description="default: your area")]
-FromQ = Annotated[date | None, Query(alias="from", description="default: 1 January of this year")]
-ToQ = Annotated[date | None, Query(description="default: today")]
+FromQ = Annotated[Day | None, Query(alias="from", description="default: 1 January of this year")]
+ToQ = Annotated[Day | None, Query(description="default: today; not before `from` (422)")]
 CACHE = "private, max-age=60"
 
 CSV_FIELDS: list[tuple[str, str]] = [
@@ -100,7 +101,13 @@ async def series(
     response: Response,
     session: SessionDep,
     caller: Caller,
-    metric: Annotated[str, Query(description=", ".join(svc.SERIES_METRICS))],
+    metric: Annotated[
+        str,
+        # an enum in the document; the server's own check answers 422 ``invalid_metric``
+        Query(
+            description=", ".join(svc.SERIES_METRICS), json_schema_extra={"enum": list(svc.SERIES_METRICS)}
+        ),
+    ],
     area_code: AreaQ = None,
     from_: FromQ = None,
     to: ToQ = None,

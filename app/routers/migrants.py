@@ -9,6 +9,7 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from app.core.errors import PROBLEM_JSON, error_responses
+from app.core.openapi import replayed
 from app.core.pagination import Cursor, Limit, Page
 from app.deps import Caller, CipherDep, SessionDep
 from app.models.migrants import (
@@ -49,7 +50,7 @@ def _etag(response: Response, version: int) -> None:
     response_model=MigrantPublic,
     status_code=201,
     tags=["migrants"],
-    responses=error_responses(401, 403, 404, 409, 422),
+    responses={**error_responses(401, 403, 404, 409, 422), **replayed(MigrantPublic)},
 )
 async def create_migrant(
     session: SessionDep, caller: Caller, cipher: CipherDep, body: MigrantCreate, response: Response
@@ -94,7 +95,7 @@ async def list_migrants(
 
 
 @router.get(
-    "/migrants/{migrant_id}",
+    "/migrants/{migrant_id:uuid}",
     response_model=MigrantDetail,
     tags=["migrants"],
     responses=error_responses(401, 403, 404),
@@ -110,7 +111,7 @@ async def get_migrant(
 
 
 @router.post(
-    "/migrants/{migrant_id}/close",
+    "/migrants/{migrant_id:uuid}/close",
     response_model=MigrantPublic,
     tags=["migrants"],
     responses=error_responses(401, 403, 404, 409, 422),
@@ -124,7 +125,7 @@ async def close_migrant(
 
 
 @router.post(
-    "/migrants/{migrant_id}/confirm",
+    "/migrants/{migrant_id:uuid}/confirm",
     response_model=MigrantPublic,
     tags=["migrants"],
     responses=error_responses(401, 403, 404, 409, 422),
@@ -228,7 +229,7 @@ def _status_public(n: PartnerNotification) -> NotificationStatusPublic:
 
 
 @router.get(
-    "/partner/notifications/{notification_id}",
+    "/partner/notifications/{notification_id:uuid}",
     response_model=NotificationStatusPublic,
     tags=["partner"],
     responses=error_responses(401, 403, 404),
@@ -267,7 +268,7 @@ async def list_notifications(
 
 
 @router.get(
-    "/migrant-notifications/{notification_id}",
+    "/migrant-notifications/{notification_id:uuid}",
     response_model=NotificationPublic,
     tags=["migrants"],
     responses=error_responses(401, 403, 404),
@@ -281,7 +282,7 @@ async def get_notification(
 
 
 @router.post(
-    "/migrant-notifications/{notification_id}/accept",
+    "/migrant-notifications/{notification_id:uuid}/accept",
     response_model=NotificationPublic,
     tags=["migrants"],
     responses=error_responses(401, 403, 404, 409, 422),
@@ -300,7 +301,7 @@ async def accept_notification(
 
 
 @router.post(
-    "/migrant-notifications/{notification_id}/dismiss",
+    "/migrant-notifications/{notification_id:uuid}/dismiss",
     response_model=NotificationPublic,
     tags=["migrants"],
     responses=error_responses(401, 403, 404, 409, 422),

@@ -6,7 +6,7 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictInt
 
 from app.core.errors import ValidationFailed, error_responses
 from app.core.pagination import Cursor, Limit
@@ -25,13 +25,14 @@ class PushOpIn(BaseModel):
     op_id: str = Field(min_length=1, max_length=64)
     entity: str = Field(pattern="^(" + "|".join(svc.PUSH_ENTITIES) + ")$")
     id: uuid.UUID
-    base_version: int | None = Field(default=None, ge=0)
+    base_version: StrictInt | None = Field(default=None, ge=0)
     data: dict[str, Any] = Field(default_factory=dict)
 
 
 class PushIn(BaseModel):
     device_id: DeviceId
-    ops: list[PushOpIn]
+    # at most MAX_OPS, said in the document; the server's own check answers 422 ``too_many_ops``
+    ops: list[PushOpIn] = Field(json_schema_extra={"maxItems": MAX_OPS})
 
 
 class OpResult(BaseModel):
@@ -176,7 +177,7 @@ async def list_conflicts(
 
 
 @router.post(
-    "/conflicts/{conflict_id}/resolve",
+    "/conflicts/{conflict_id:uuid}/resolve",
     response_model=ResolveOut,
     responses=error_responses(401, 403, 404, 409, 412, 422),
 )

@@ -8,9 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from app.core.errors import error_responses
+from app.core.openapi import replayed
 from app.core.pagination import Cursor, Limit, Page
 from app.deps import Caller, IfMatch, SessionDep
-from app.models.common import TimestampFilter
+from app.models.formats import TimestampFilter
 from app.models.visits import (
     TaskComplete,
     TaskKind,
@@ -32,7 +33,7 @@ router = APIRouter(prefix="/api/v1")
     response_model=VisitPublic,
     status_code=201,
     tags=["visits"],
-    responses=error_responses(401, 403, 404, 409, 422),
+    responses={**error_responses(401, 403, 404, 409, 422), **replayed(VisitPublic)},
 )
 async def create_visit(
     session: SessionDep, caller: Caller, body: VisitCreate, response: Response
@@ -54,8 +55,8 @@ async def list_visits(
     household_id: uuid.UUID | None = None,
     person_id: uuid.UUID | None = None,
     purpose: VisitPurpose | None = None,
-    from_: Annotated[TimestampFilter | None, Query(alias="from")] = None,
-    to: TimestampFilter | None = None,
+    from_: Annotated[TimestampFilter | None, Query(alias="from", description="visited at or after")] = None,
+    to: Annotated[TimestampFilter | None, Query(description="visited before")] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Page[VisitPublic]:
@@ -75,7 +76,7 @@ async def list_visits(
 
 
 @router.get(
-    "/visits/{visit_id}",
+    "/visits/{visit_id:uuid}",
     response_model=VisitPublic,
     tags=["visits"],
     responses=error_responses(401, 403, 404),
@@ -90,7 +91,7 @@ async def get_visit(
 
 
 @router.patch(
-    "/visits/{visit_id}",
+    "/visits/{visit_id:uuid}",
     response_model=VisitPublic,
     tags=["visits"],
     responses=error_responses(401, 403, 404, 412, 422, 428),
@@ -137,7 +138,7 @@ async def list_tasks(
 
 
 @router.post(
-    "/tasks/{task_id}/complete",
+    "/tasks/{task_id:uuid}/complete",
     response_model=TaskPublic,
     tags=["tasks"],
     responses=error_responses(401, 403, 404, 409, 422),

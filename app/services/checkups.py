@@ -25,6 +25,7 @@ from typing import Any
 
 from sqlalchemy import Table, and_, case, exists, func, insert, literal, literal_column, or_, text
 from sqlalchemy import select as sa_select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlmodel import col, select
@@ -33,7 +34,15 @@ from app.authz.actor import Actor, scope_prefix
 from app.authz.policies import FIELD_ROLES, SUPERVISOR_ROLES, require_role
 from app.authz.scope import get_scoped, scoped
 from app.core.db import utcnow
-from app.core.errors import Conflict, FieldError, InvalidTransition, NotFound, OutOfScope, ValidationFailed
+from app.core.errors import (
+    Conflict,
+    FieldError,
+    IdConflict,
+    InvalidTransition,
+    NotFound,
+    OutOfScope,
+    ValidationFailed,
+)
 from app.core.pagination import paginate
 from app.models.areas import Area
 from app.models.checkups import (
@@ -586,7 +595,8 @@ def _require_scheduled(appt: CheckupAppointment) -> None:
 async def record_result(
     session: AsyncSession, actor: Actor, appointment_id: uuid.UUID, data: ResultIn
 ) -> tuple[CheckupAppointment, CheckupRound, bool]:
-    """(appointment, round, created). The same result id and content again → unchanged."""
+    """(appointment, round, created). The same result id and content again → unchanged; the
+    id of another appointment's result (any scope) → 409 ``id_conflict``, as for every client id."""
     appt, rnd = await _appointment(session, actor, appointment_id)
     items = data.items.model_dump(exclude_none=True)
     if data.id is not None and appt.result_id == data.id:
@@ -599,6 +609,8 @@ async def record_result(
         if not same:
             raise Conflict("This result id was recorded with different content", code="id_conflict")
         return appt, rnd, False
+    if data.id is not None and await _result_id_taken(session, data.id):
+        raise IdConflict("This result id is already used by the result of another appointment")
     _require_scheduled(appt)
     if not data.consent:
         raise ValidationFailed(
@@ -621,8 +633,17 @@ async def record_result(
     appt.recorded_at = utcnow()
     touch(appt)
     _consequences(session, appt, items, today)
-    await session.flush()
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError:  # the same id sent for two appointments at the same moment
+        raise IdConflict("This result id is already used by the result of another appointment") from None
     return appt, rnd, True
+
+
+async def _result_id_taken(session: AsyncSession, result_id: uuid.UUID) -> bool:
+    stmt = sa_select(literal(1)).where(col(CheckupAppointment.result_id) == result_id).limit(1)
+    return (await session.execute(stmt)).first() is not None
 
 
 async def correct_result(

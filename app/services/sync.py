@@ -40,7 +40,7 @@ from app.authz.policies import FIELD_ROLES, SUPERVISOR_ROLES, require_role
 from app.authz.scope import get_scoped, scoped
 from app.core.db import utcnow
 from app.core.errors import AppError, Conflict, FieldError, NotFound, ValidationFailed
-from app.core.pagination import paginate
+from app.core.pagination import MAX_INT, invalid_cursor, open_cursor, paginate, sign_cursor
 from app.core.security import FieldCipher
 from app.core.text import refusal as text_refusal
 from app.models.households import (
@@ -578,34 +578,44 @@ async def receipts(
 # --- pull ---------------------------------------------------------------------------------------
 
 
+PULL_CURSOR = "sync:pull"
+
+
 def _enc(obj: dict[str, Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(obj, separators=(",", ":")).encode()).decode().rstrip("=")
-
-
-def _log_position(v: Any) -> int:
-    """A transaction id or sequence number of the change log: a non-negative 64-bit integer."""
-    if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 2**63 - 1:
-        raise ValueError("not a log position")
-    return v
+    return sign_cursor(PULL_CURSOR, obj)
 
 
 def _dec(cursor: str) -> dict[str, Any]:
-    """The pull state of a cursor; anything the server did not write (huge numbers, floats,
-    an entity index out of range) is a 422 ``invalid_cursor``, never a database error."""
-    try:
-        out = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        if not isinstance(out, dict) or out.get("p") not in ("s", "l"):
-            raise ValueError
-        _log_position(out["tx"]), _log_position(out["seq"])
-        if out["p"] == "s":
-            e = out["e"]
-            if isinstance(e, bool) or not isinstance(e, int) or not 0 <= e <= len(_pull_order()):
-                raise ValueError
-            if out.get("last") is not None:
-                uuid.UUID(out["last"])
-        return out
-    except (ValueError, TypeError, KeyError, OverflowError):
-        raise ValidationFailed("The cursor is not valid", code="invalid_cursor") from None
+    """The position a pull cursor holds: signed for this feed (``sign_cursor``), or an unsigned
+    one of the form phones were given before cursors were signed (its base64 has no ``.``), which
+    is still taken so that no phone has to start over; both are checked field by field, so a
+    made-up position is 422 ``invalid_cursor``, never a database error."""
+    if "." in cursor:
+        out = open_cursor(PULL_CURSOR, cursor)
+    else:
+        try:
+            out = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        except ValueError:
+            raise invalid_cursor() from None
+
+    def count(v: Any, top: int = MAX_INT) -> int:
+        if type(v) is not int or not 0 <= v <= top:
+            raise invalid_cursor()
+        return v
+
+    if not isinstance(out, dict) or out.get("p") not in ("s", "l"):
+        raise invalid_cursor()
+    state: dict[str, Any] = {"p": out["p"], "tx": count(out.get("tx")), "seq": count(out.get("seq"))}
+    if out["p"] == "s":
+        state["e"] = count(out.get("e"), len(_pull_order()))
+        last = out.get("last")
+        if last is not None and not isinstance(last, str):
+            raise invalid_cursor()
+        try:
+            state["last"] = str(uuid.UUID(last)) if last is not None else None
+        except ValueError:
+            raise invalid_cursor() from None
+    return state
 
 
 async def _log_start(session: AsyncSession) -> tuple[int, int]:

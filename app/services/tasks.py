@@ -214,7 +214,7 @@ async def list_tasks(
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
-        next_cursor = encode_cursor([rows[-1]["due_on"], rows[-1]["id"]])
+        next_cursor = encode_cursor([rows[-1]["due_on"], rows[-1]["id"]], [Task.due_on, Task.id])
     # The households of the page's checkup-due items, in one query.
     people = {r["person_id"] for r in rows if r["source_entity"] == APPOINTMENT and r["kind"] == DUE_KIND}
     if people:

@@ -537,3 +537,36 @@ async def test_appointments_are_the_checkup_due_inbox_items(cadre, township, cli
         a["id"] for a in appts.values()
     }
     assert not any(c["entity"] == "task" and (c["data"] or {}).get("kind") == "checkup_due" for c in pulled)
+
+
+async def test_a_result_id_used_on_another_appointment_is_id_conflict(cadre, township, db):
+    """A client id names one result: reusing it on another woman's appointment is 409
+    ``id_conflict`` like every other client id (it was a unique-index 500), and nothing of the
+    second result is stored."""
+    h = await mk_household(cadre)
+    first = await woman(cadre, h["id"], date(1990, 6, 6))
+    second = await woman(cadre, h["id"], date(1991, 7, 7))
+    r = await township.post("/api/v1/checkup-rounds", json=round_body())
+    assert r.status_code == 201, r.text
+    appts = {a["person_id"]: a for a in await appointments(cadre, round_id=r.json()["id"])}
+    result_id = str(uuid.uuid4())
+    body = {
+        "id": result_id,
+        "checked_on": TODAY.isoformat(),
+        "place": "station",
+        "consent": True,
+        "items": {"iud": "in_place", "pregnancy": "negative", "gynecological": "normal"},
+    }
+    done = await cadre.post(f"/api/v1/checkup-appointments/{appts[first['id']]['id']}/result", json=body)
+    assert done.status_code == 200, done.text
+    again = await cadre.post(f"/api/v1/checkup-appointments/{appts[second['id']]['id']}/result", json=body)
+    problem(again, 409, "id_conflict")
+    stored = {
+        a.person_id: a
+        for a in (await db.execute(select(CheckupAppointment))).scalars()
+        if str(a.person_id) in (first["id"], second["id"])
+    }
+    assert stored[uuid.UUID(first["id"])].result_id == uuid.UUID(result_id)
+    assert stored[uuid.UUID(second["id"])].status == "scheduled"
+    assert stored[uuid.UUID(second["id"])].result_id is None
+    assert stored[uuid.UUID(second["id"])].version == appts[second["id"]]["version"]
