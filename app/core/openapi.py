@@ -79,6 +79,11 @@ IDEMPOTENCY_KEY = {"type": "string", "minLength": 1, "maxLength": 255}
 GRANTS = {"password": ("username", "password"), "client_credentials": ("client_id", "client_secret")}
 
 
+# A string whose text rule is applied per sync op (a bad one makes its op ``rejected`` in a
+# 200 answer, not the request a 422): the document must not call such a request invalid.
+PER_OP_TEXT = "x-text-rule-per-op"
+
+
 def _free_text(schema: dict[str, Any], comps: dict[str, Any], seen: set[str]) -> None:
     """Give every plain string (no format, enum, const or pattern of its own) the text pattern."""
     if "$ref" in schema:
@@ -87,7 +92,8 @@ def _free_text(schema: dict[str, Any], comps: dict[str, Any], seen: set[str]) ->
             seen.add(name)
             _free_text(comps[name], comps, seen)
         return
-    if schema.get("type") == "string" and not {"format", "enum", "const", "pattern"} & schema.keys():
+    own_rule = {"format", "enum", "const", "pattern", PER_OP_TEXT} & schema.keys()
+    if schema.get("type") == "string" and not own_rule:
         schema["pattern"] = TEXT_PATTERN
     for key in ("anyOf", "oneOf", "allOf", "prefixItems"):
         for sub in schema.get(key, []):

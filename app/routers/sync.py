@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field, StrictInt
 
 from app.core.errors import ValidationFailed, error_responses
+from app.core.openapi import PER_OP_TEXT
 from app.core.pagination import Cursor, Limit
 from app.core.text import text_guard
 from app.deps import Caller, CipherDep, SessionDep
@@ -22,7 +23,8 @@ DeviceId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0
 
 
 class PushOpIn(BaseModel):
-    op_id: str = Field(min_length=1, max_length=64)
+    # NUL or control characters here make this op ``rejected`` alone (the batch goes on)
+    op_id: str = Field(min_length=1, max_length=64, json_schema_extra={PER_OP_TEXT: True})
     entity: str = Field(pattern="^(" + "|".join(svc.PUSH_ENTITIES) + ")$")
     id: uuid.UUID
     base_version: StrictInt | None = Field(default=None, ge=0)

@@ -107,8 +107,12 @@ async def test_nul_in_a_query_filter_is_422(cadre):
     assert len(r.json()["items"]) == 1
 
 
-async def test_nul_in_a_path_is_422(cadre):
-    text_problem(await cadre.get("/api/v1/households/%00"), "path")
+async def test_nul_in_a_path_is_422(cadre, client_as):
+    # ids in paths are UUIDs at routing level: a NUL there matches no route (404, never a 500)
+    problem(await cadre.get("/api/v1/households/%00"), 404, "not_found")
+    admin = await client_as("admin", "430122000000")
+    body = {"effective_from": "2027-01-01", "params": {}}
+    text_problem(await admin.post("/api/v1/programmes/rural%00reward/rules", json=body), "path")
 
 
 @pytest.mark.parametrize(
