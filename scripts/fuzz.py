@@ -367,6 +367,11 @@ def main() -> int:
                 "/api/v1/auth/logout",
                 "--warnings",
                 "off",
+                # A generator's health check, not a finding: the change_payee body (payee name,
+                # bank, account digits) filters many drawn examples, and Hypothesis then gives up
+                # on that operation with an error whose exit code failed the whole role.
+                "--suppress-health-check",
+                "filter_too_much",
                 "--no-color",
             ]
             run_env = dict(
