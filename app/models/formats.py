@@ -106,9 +106,9 @@ TimestampFilter = Annotated[
 
 
 # Free text: no control characters except tab and newline (the v1.1 text rule).
-TEXT_PATTERN = "^[^\\x00-\\x08\\x0B-\\x1F\\x7F]*$"
+TEXT_PATTERN = "^[^\\x00-\\x08\\x0B-\\x1F\\x7F-\\x9F]*$"
 # Names, addresses and the like (``CleanText``): no control character at all, not blank.
-CLEAN_TEXT_PATTERN = "^[^\\x00-\\x1F\\x7F]*[^\\s\\x00-\\x1F\\x7F][^\\x00-\\x1F\\x7F]*$"
+CLEAN_TEXT_PATTERN = "^[^\\x00-\\x1F\\x7F-\\x9F]*[^\\s\\x00-\\x1F\\x7F-\\x9F][^\\x00-\\x1F\\x7F-\\x9F]*$"
 # Resident identity numbers: 18 characters, 17 ASCII digits and a digit or X (the server also
 # checks the area, the birth date and the check character: 422 ``id_number_invalid``).
 ID_NUMBER_PATTERN = "^[0-9]{17}[0-9Xx]$"
