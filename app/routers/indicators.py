@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 
+from app.core import clock
 from app.core.csvout import csv_text
 from app.core.errors import error_responses
 from app.deps import Caller, SessionDep
@@ -49,7 +50,7 @@ CSV_FIELDS: list[tuple[str, str]] = [
 
 
 def _period(start: date | None, end: date | None) -> tuple[date, date]:
-    today = date.today()
+    today = clock.today()
     return start or date(today.year, 1, 1), end or today
 
 

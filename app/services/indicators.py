@@ -42,7 +42,7 @@ import hashlib
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, case, func, literal, or_, select, text, union_all
@@ -52,6 +52,7 @@ from sqlmodel import col
 from app.authz.actor import Actor, scope_prefix
 from app.authz.policies import require_role
 from app.authz.scope import area_clause, ensure_area_in_scope
+from app.core import clock
 from app.core.errors import ValidationFailed
 from app.models.areas import Area
 from app.models.checkups import CheckupAppointment, CheckupRound
@@ -213,8 +214,8 @@ def check_period(start: date, end: date) -> None:
 
 
 def _ts(d: date) -> datetime:
-    """Local (UTC+8) midnight of a day, as an aware timestamp."""
-    return datetime.combine(d, time.min, tzinfo=UTC) - timedelta(hours=8)
+    """The instant a business day begins (local midnight, ``clock.start_of_day``)."""
+    return clock.start_of_day(d)
 
 
 def _sum_if(cond: Any) -> Any:
@@ -727,19 +728,13 @@ def _month_of(value: Any) -> str:
     return str(value)[:7]
 
 
-# Days and months are those of the service's clock (China Standard Time, UTC+8, no DST).
-LOCAL_OFFSET_HOURS = 8
-
-
 def _month_key(column: Any, dialect: str, *, timestamp: bool = False) -> Any:
-    """The 'YYYY-MM' of a date (or of a UTC timestamp in local time), computed in SQL."""
-    if dialect == "postgresql":
-        expr = column
-        if timestamp:
-            expr = func.timezone("Asia/Shanghai", column)
-        return func.to_char(expr, "YYYY-MM")
+    """The 'YYYY-MM' of a date (or of a UTC timestamp in the business zone, ``app.core.clock``),
+    computed in SQL."""
     if timestamp:
-        return func.strftime("%Y-%m", column, f"+{LOCAL_OFFSET_HOURS} hours")
+        return clock.sql_local_month(column, dialect)
+    if dialect == "postgresql":
+        return func.to_char(column, "YYYY-MM")
     return func.strftime("%Y-%m", column)
 
 
@@ -836,7 +831,7 @@ async def data_version(session: AsyncSession, area_code: str) -> str:
         .group_by(col(v.county_code))
     )
     got = {c: int(n or 0) for c, n in (await session.execute(stmt)).all()}
-    return f"{county}:{got.get(county, 0)}|{got.get('', 0)}|{date.today().isoformat()}"
+    return f"{county}:{got.get(county, 0)}|{got.get('', 0)}|{clock.today().isoformat()}"
 
 
 def etag(*parts: str) -> str:
