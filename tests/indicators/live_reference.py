@@ -14,6 +14,7 @@ from sqlmodel import col
 
 from app.authz.actor import Actor
 from app.authz.scope import area_clause
+from app.core import clock
 from app.core.errors import ValidationFailed
 from app.models.checkups import CheckupAppointment, CheckupRound
 from app.models.households import Birth, Death, Household, Person
@@ -41,7 +42,7 @@ async def count_faults(session: AsyncSession, *, area_code: str, by: str) -> dic
 
     dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
     totals: dict[str, int] = {}
-    for _k, _e, stmt, _d in fault_queries(narrow, dialect, date.today()):
+    for _k, _e, stmt, _d in fault_queries(narrow, dialect, clock.today()):
         sub = stmt.subquery()
         group = sub.c[by]
         rows = await session.execute(select(group, func.count(func.distinct(sub.c.id))).group_by(group))

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.authz.actor import Actor
+from app.core import clock
 from app.core.db import make_sessionmaker
 from app.models.checkups import CheckupAppointment, CheckupRound
 from app.models.claims import Claim, Payment, Programme, RuleVersion
@@ -43,7 +44,7 @@ COUNTY = "430122000000"
 VILLAGES = [v for *_, vs in TOWNSHIPS for v, _n in vs]
 OTHER_VILLAGE = "430181100201"
 NAMES = ["王芳", "李娜", "张伟", "刘洋", "陈静"]
-TODAY = date.today()
+TODAY = clock.today()
 
 
 def _actor(area: str) -> Actor:
