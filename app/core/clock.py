@@ -36,7 +36,9 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func
+from sqlalchemy import Integer, func
+
+from app.core.config import get_settings
 
 DEFAULT_ZONE = "Asia/Shanghai"
 
@@ -49,8 +51,6 @@ def _zone_named(name: str) -> ZoneInfo:
 
 
 def zone_name() -> str:
-    from app.core.config import get_settings
-
     return get_settings().timezone
 
 
@@ -141,8 +141,6 @@ def sql_local_month(column: Any, dialect: str) -> Any:
 
 def sql_local_month_number(column: Any, dialect: str) -> Any:
     """YYYYMM (an integer) of a UTC timestamp column in the business zone, computed in SQL."""
-    from sqlalchemy import Integer
-
     if dialect == "postgresql":
         local = func.timezone(zone_name(), column)
         return func.cast(func.extract("year", local) * 100 + func.extract("month", local), Integer)
