@@ -11,6 +11,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core import clock
 from app.core.config import ConfigError, get_settings
 from app.core.db import make_engine, make_sessionmaker
 from app.core.errors import AppError
@@ -161,7 +162,6 @@ def seed_scale(
 ) -> None:
     """Generate a synthetic county of N people for load tests (skips when already there)."""
     import time
-    from datetime import date
 
     from app.core.security import FieldCipher
     from app.services.scale import seed_events
@@ -184,7 +184,7 @@ def seed_scale(
     if counts["skipped"]:
         typer.echo(f"already seeded: county {county} has {counts['persons_total']} persons")
     typer.echo(" ".join(f"{k}={v}" for k, v in counts.items()) + f" elapsed_s={elapsed:.1f}")
-    year = date.today().year - 1 if events_year is None else events_year
+    year = clock.today().year - 1 if events_year is None else events_year
     if year == 0:
         return
     started = time.perf_counter()

@@ -16,10 +16,11 @@ import secrets
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 log = logging.getLogger("jiahe.config")
@@ -87,12 +88,32 @@ class Settings(BaseSettings):
     # Days a benefit decision is publicly posted (公示) before it may be paid.
     claim_notice_days: int = Field(default=7, ge=1, le=90)
 
+    # The zone of business dates (every "today", period, day and month bucket): app/core/clock.py.
+    timezone: str = "Asia/Shanghai"
+
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _split_origins(cls, v: object) -> object:
         if isinstance(v, str) and not v.strip().startswith("["):
             return [o.strip() for o in v.split(",") if o.strip()]
         return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_timezone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{v!r} is not a time zone (e.g. Asia/Shanghai)") from None
+        return v
+
+    @model_validator(mode="after")
+    def _zone_fits_database(self) -> Settings:
+        if self.is_sqlite:
+            from app.core.clock import check_zone_for_sqlite
+
+            check_zone_for_sqlite(self.timezone)
+        return self
 
     @field_validator("forwarded_allow_ips")
     @classmethod

@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import SQLModel
 
+from app.core import clock
 from app.core.config import Settings
 
 NAMING_CONVENTION = {
@@ -71,7 +72,8 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 def utcnow() -> datetime:
-    return datetime.now(UTC)
+    """The current instant, aware UTC: the one clock's ``now()`` (frozen with it in tests)."""
+    return clock.now()
 
 
 def as_utc(value: datetime | None) -> datetime | None:
@@ -82,7 +84,8 @@ def as_utc(value: datetime | None) -> datetime | None:
 
 
 def today() -> date:
-    return utcnow().date()
+    """The business date (China Standard Time by default), not UTC's: ``clock.today()``."""
+    return clock.today()
 
 
 def new_id() -> uuid.UUID:

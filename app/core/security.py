@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from jose import jwt
 from jose.exceptions import JOSEError
 
+from app.core import clock
 from app.core.config import Settings
 from app.core.db import utcnow
 from app.core.errors import Unauthorized
@@ -101,7 +102,7 @@ class TokenService:
     def sign(
         self, *, sub: str, typ: str, role: str, area: str, sid: str, ttl: timedelta
     ) -> tuple[str, str, datetime]:
-        now = utcnow()
+        now = clock.wall_now()  # checked against the host's clock by the JWT library: never frozen
         jti = uuid.uuid4().hex
         exp = now + ttl
         claims: dict[str, Any] = {

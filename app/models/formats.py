@@ -90,19 +90,39 @@ Timestamp = Annotated[
 ]
 """A moment: ISO 8601 with its offset, in 1900–2100 (so no offset can move it out of range)."""
 
+_DAY_ONLY = re.compile(DATE_PATTERN)
+_filter_text = _text(
+    FILTER_PATTERN, datetime, "a date YYYY-MM-DD or a timestamp YYYY-MM-DDThh:mm[:ss][offset]"
+)
+
+
+def _filter_bound(v: Any) -> Any:
+    """A bare day is the instant its business day begins (China Standard Time by default,
+    ``app.core.clock``), not UTC midnight: the v1.1 "one clock"."""
+    v = _filter_text.func(v)
+    if isinstance(v, str) and _DAY_ONLY.fullmatch(v):
+        from app.core import clock
+
+        return clock.start_of_day(date.fromisoformat(v))
+    return v
+
+
 TimestampFilter = Annotated[
     datetime,
-    _text(FILTER_PATTERN, datetime, "a date YYYY-MM-DD or a timestamp YYYY-MM-DDThh:mm[:ss][offset]"),
+    BeforeValidator(_filter_bound),
     AfterValidator(_bounded),
     WithJsonSchema(
         {
             "type": "string",
             "pattern": FILTER_PATTERN,
-            "description": f"A day (its start, UTC) or a timestamp (without offset: UTC), {_RANGE}",
+            "description": (
+                f"A day (its start in China Standard Time) or a timestamp (without offset: UTC), {_RANGE}"
+            ),
         }
     ),
 ]
-"""A list's ``from``/``to`` bound: a day or a timestamp, its offset optional (UTC)."""
+"""A list's ``from``/``to`` bound: a day (its business start) or a timestamp, its offset
+optional (UTC)."""
 
 
 # Free text: no control characters except tab and newline (the v1.1 text rule).

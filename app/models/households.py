@@ -18,6 +18,7 @@ from pydantic.json_schema import SkipJsonSchema
 from sqlalchemy import Index, String, Text
 from sqlmodel import Field, SQLModel
 
+from app.core import clock
 from app.core.db import UTCDateTime, utcnow
 from app.models.common import AreaCode, IdMixin, ScopedMixin, VersionedMixin, VillageCode
 from app.models.formats import CLEAN_TEXT_PATTERN, Day, IdNumberText, refuse_null
@@ -310,7 +311,7 @@ class DeathCreate(SQLModel):
     @field_validator("death_date")
     @classmethod
     def _not_future(cls, v: date) -> date:
-        if v > utcnow().date():
+        if v > clock.today():
             raise ValueError("must not be in the future")
         return v
 

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 
+from app.core import clock
 from app.core.csvout import csv_text
 from app.core.errors import error_responses
 from app.deps import Caller, SessionDep
@@ -19,6 +20,15 @@ AreaQ = Annotated[str | None, Query(pattern=r"^[0-9]{12}$", description="default
 FromQ = Annotated[Day | None, Query(alias="from", description="default: 1 January of this year")]
 ToQ = Annotated[Day | None, Query(description="default: today; not before `from` (422)")]
 CACHE = "private, max-age=60"
+CLAIM_COLUMNS = ("new", "continuing", "exited", "total", "amount", "in_payment", "in_payment_amount")
+FIGURES_DESCRIPTION = (
+    "Dates are China Standard Time (the service's business zone). "
+    "`sex_ratio_at_birth` (boys per 100 girls) is null below "
+    f"{svc.MIN_BIRTHS_FOR_SEX_RATIO} births in the area and period. `claims` per programme: `total` "
+    "persons paid within the period (`new`, `continuing` from the same period a year earlier, "
+    "`exited`), `amount` paid within the period; `in_payment` persons with a claim `approved` or "
+    "`posted` (not yet paid) for a year the period touches, `in_payment_amount` their approved amounts."
+)
 
 CSV_FIELDS: list[tuple[str, str]] = [
     ("area_code", "区划代码"),
@@ -49,7 +59,7 @@ CSV_FIELDS: list[tuple[str, str]] = [
 
 
 def _period(start: date | None, end: date | None) -> tuple[date, date]:
-    today = date.today()
+    today = clock.today()
     return start or date(today.year, 1, 1), end or today
 
 
@@ -67,7 +77,9 @@ def _not_modified(tag: str) -> Response:
 
 
 @router.get(
-    "/indicators", responses={304: {"description": "Not modified"}, **error_responses(401, 403, 404, 422)}
+    "/indicators",
+    responses={304: {"description": "Not modified"}, **error_responses(401, 403, 404, 422)},
+    description=FIGURES_DESCRIPTION,
 )
 async def indicators(
     request: Request,
@@ -95,6 +107,11 @@ async def indicators(
 @router.get(
     "/indicators/series",
     responses={304: {"description": "Not modified"}, **error_responses(401, 403, 404, 422)},
+    description=(
+        "Monthly values of one metric (months without events are 0; months are China Standard Time). "
+        "`checkup_rate`: each month's checkup rate as the figures count it for that month's days "
+        "(per cent, null when nothing was due); `beneficiaries`: persons paid in the month."
+    ),
 )
 async def series(
     request: Request,
@@ -167,16 +184,13 @@ async def indicators_csv(
     programmes = sorted({p for r in rows for p in r["claims"]})
     header = [zh if lang == "zh" else en for en, zh in CSV_FIELDS]
     for p in programmes:
-        header += [f"claims.{p}.{k}" for k in ("new", "continuing", "exited", "total", "amount")]
+        header += [f"claims.{p}.{k}" for k in CLAIM_COLUMNS]
     lines: list[list[Any]] = []
     for r in rows:
         line = [_get(r, en) for en, _zh in CSV_FIELDS]
         for p in programmes:
             v = r["claims"].get(p, {})
-            line += [
-                v.get(k, 0 if k != "amount" else "0.00")
-                for k in ("new", "continuing", "exited", "total", "amount")
-            ]
+            line += [v.get(k, "0.00" if k.endswith("amount") else 0) for k in CLAIM_COLUMNS]
         lines.append(line)
     body = csv_text(header, lines)
     filename = f"indicators_{data['area_code']}_{start}_{end}.csv"

@@ -33,6 +33,7 @@ from sqlmodel import col, select
 from app.authz.actor import Actor, scope_prefix
 from app.authz.policies import FIELD_ROLES, SUPERVISOR_ROLES, require_role
 from app.authz.scope import get_scoped, scoped
+from app.core import clock
 from app.core.db import utcnow
 from app.core.errors import (
     Conflict,
@@ -365,7 +366,7 @@ async def create_round(session: AsyncSession, actor: Actor, data: RoundCreate) -
 
 
 async def _open_appointments(session: AsyncSession, rnd: CheckupRound, *, new_round: bool) -> int:
-    created = await _insert_due(session, rnd, date.today(), new_round=new_round)
+    created = await _insert_due(session, rnd, clock.today(), new_round=new_round)
     if created:
         if _dialect(session) == "postgresql" and created > 10_000:
             # A county-wide round changes the table's statistics at once; plan the breakdown
@@ -380,7 +381,7 @@ async def refresh_round(session: AsyncSession, actor: Actor, round_id: uuid.UUID
     rnd = await get_round(session, actor, round_id)
     if not rnd.area_prefix.startswith(actor.prefix):
         raise NotFound("No such round in your area")
-    if rnd.closes_on < date.today():
+    if rnd.closes_on < clock.today():
         raise InvalidTransition("The round's window has closed")
     return rnd, await _open_appointments(session, rnd, new_round=False)
 
@@ -435,7 +436,7 @@ def _figures(row: Any) -> RoundFigures:
 
 
 async def round_figures(session: AsyncSession, actor: Actor, rnd: CheckupRound) -> RoundFigures:
-    stmt = scoped(select(*_figures_columns(rnd.closes_on, date.today())), actor, CheckupAppointment).where(
+    stmt = scoped(select(*_figures_columns(rnd.closes_on, clock.today())), actor, CheckupAppointment).where(
         CheckupAppointment.round_id == rnd.id
     )
     return _figures((await session.execute(stmt)).one())
@@ -447,7 +448,7 @@ async def round_breakdown(session: AsyncSession, actor: Actor, round_id: uuid.UU
     level = max(len(actor.prefix), len(rnd.area_prefix))
     column = CheckupAppointment.township_code if level == 6 else CheckupAppointment.village_code
     stmt = (
-        scoped(select(column, *_figures_columns(rnd.closes_on, date.today())), actor, CheckupAppointment)
+        scoped(select(column, *_figures_columns(rnd.closes_on, clock.today())), actor, CheckupAppointment)
         .where(CheckupAppointment.round_id == rnd.id)
         .group_by(column)
     )
@@ -472,7 +473,7 @@ def appointment_public(
     a: CheckupAppointment, closes_on: date | None = None, today: date | None = None
 ) -> AppointmentPublic:
     status = a.status
-    if status == SCHEDULED and closes_on is not None and closes_on < (today or date.today()):
+    if status == SCHEDULED and closes_on is not None and closes_on < (today or clock.today()):
         status = AppointmentStatus.overdue.value
     return AppointmentPublic(
         id=a.id,
@@ -511,7 +512,7 @@ async def list_appointments(
         stmt = stmt.where(CheckupAppointment.round_id == round_id)
     if village_code:
         stmt = stmt.where(CheckupAppointment.village_code == village_code)
-    today = date.today()
+    today = clock.today()
     if status is AppointmentStatus.overdue or status is AppointmentStatus.scheduled:
         closed = select(CheckupRound.id).where(col(CheckupRound.closes_on) < today)
         stmt = stmt.where(CheckupAppointment.status == SCHEDULED)
@@ -619,7 +620,7 @@ async def record_result(
     if not items:
         raise ValidationFailed("Give the result of at least one item", code="validation_failed")
     _check_items(rnd, items)
-    today = date.today()
+    today = clock.today()
     if data.checked_on > today:
         raise hh.invalid("checked_on", "must not be in the future")
     appt.status = AppointmentStatus.done.value
@@ -662,9 +663,9 @@ async def correct_result(
         before = json.loads(appt.results or "{}")
         appt.results = json.dumps(items)
         new = {k: v for k, v in items.items() if before.get(k) != v}
-        _consequences(session, appt, new, date.today())
+        _consequences(session, appt, new, clock.today())
     if changes.get("checked_on"):
-        if changes["checked_on"] > date.today():
+        if changes["checked_on"] > clock.today():
             raise hh.invalid("checked_on", "must not be in the future")
         appt.checked_on = changes["checked_on"]
     if changes.get("place"):
@@ -695,7 +696,7 @@ async def exempt(
 ) -> tuple[CheckupAppointment, CheckupRound]:
     appt, rnd = await _appointment(session, actor, appointment_id)
     _require_scheduled(appt)
-    if data.until is not None and data.until < date.today():
+    if data.until is not None and data.until < clock.today():
         raise hh.invalid("until", "must not be in the past")
     appt.status = AppointmentStatus.exempted.value
     appt.exempt_reason = data.reason.value
@@ -725,7 +726,7 @@ async def _residence(session: AsyncSession, person: Person) -> str | None:
 @hh.on_person_change
 async def reevaluate(session: AsyncSession, person: Person, _reason: str) -> None:
     """Join or leave the open rounds after a register event about this person."""
-    today = date.today()
+    today = clock.today()
     existing = {
         a.round_id: a
         for a in (

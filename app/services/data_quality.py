@@ -26,6 +26,7 @@ from sqlmodel import col, select
 from app.authz.actor import Actor, scope_prefix
 from app.authz.policies import FIELD_ROLES, require_role
 from app.authz.scope import area_clause, ensure_area_in_scope, scoped
+from app.core import clock
 from app.models.households import DataQualityFault, Household, Person
 from app.models.indicators import LIVING, LIVING_MARRIED_WOMEN, DataQualityFlag
 
@@ -143,7 +144,7 @@ async def list_faults(
     from app.services.indicator_upkeep import FLAGGED_KINDS
 
     out: list[DataQualityFault] = []
-    for k, entity, stmt, detail in fault_queries(narrow, _dialect(session), date.today()):
+    for k, entity, stmt, detail in fault_queries(narrow, _dialect(session), clock.today()):
         if kind and kind != k:
             continue
         if k in FLAGGED_KINDS:
@@ -176,7 +177,7 @@ async def count_faults(session: AsyncSession, *, area_code: str, by: str) -> dic
     stmt = select(group, func.count()).where(area_clause(flag, area_code)).group_by(group)
     for code, n in (await session.execute(stmt)).all():
         totals[code] = totals.get(code, 0) + int(n)
-    today = date.today()
+    today = clock.today()
     group = col(person.township_code) if by == "t" else col(person.village_code)
     for predicate, bound in (
         (LIVING_MARRIED_WOMEN, col(person.birth_date) > _years_ago(20, today)),

@@ -26,6 +26,7 @@ from sqlmodel import col, select
 from app.authz.actor import Actor
 from app.authz.policies import FIELD_ROLES, SUPERVISOR_ROLES, require_role
 from app.authz.scope import ensure_can_place, get_scoped, scoped
+from app.core import clock
 from app.core.errors import Conflict, FieldError, NotFound, ValidationFailed
 from app.core.pagination import paginate
 from app.core.security import FieldCipher
@@ -298,7 +299,7 @@ async def check_parent(
 
 
 def _check_birth_date(value: date, field: str = "birth_date") -> None:
-    today = date.today()
+    today = clock.today()
     if value > today:
         raise invalid(field, "must not be in the future")
     if _years_between(value, today) > MAX_AGE_YEARS:

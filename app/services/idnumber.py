@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Literal
 
+from app.core import clock
+
 __all__ = [
     "PROVINCE_CODES",
     "IdNumberError",
@@ -114,7 +116,7 @@ def parse_id_number(raw: str, *, today: date | None = None) -> IdNumberInfo:
        first 17 ASCII digits (full-width digits are rejected) and the last a digit or ``X``;
     2. area: province code in :data:`PROVINCE_CODES` and county part (digits 3-6) not ``0000``;
     3. birth date: a real calendar date ``YYYYMMDD``, year >= 1900, not after ``today``
-       (default: ``date.today()``);
+       (default: ``clock.today()``, the business date);
     4. check character (ISO 7064 MOD 11-2, see :func:`check_char`).
 
     Sex comes from the parity of the 17th digit: odd is male, even is female.
@@ -140,7 +142,7 @@ def parse_id_number(raw: str, *, today: date | None = None) -> IdNumberInfo:
         raise IdNumberError("impossible birth date") from None
     if birth_date.year < _MIN_BIRTH_YEAR:
         raise IdNumberError("impossible birth date")
-    if birth_date > (today if today is not None else date.today()):
+    if birth_date > (today if today is not None else clock.today()):
         raise IdNumberError("birth date in the future")
 
     if check_char(number[:17]) != number[17]:

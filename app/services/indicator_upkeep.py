@@ -58,7 +58,7 @@ import zlib
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -82,6 +82,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, SessionTransaction
 
+from app.core import clock
 from app.models.claims import Claim, Payment
 from app.models.households import Birth, Death, Household, Person
 from app.models.indicators import (
@@ -154,7 +155,6 @@ FLAGGED_KINDS = (
     "household_no_living_member",
     "village_mismatch",
 )
-LOCAL_OFFSET = timedelta(hours=8)  # the service's days and months are China Standard Time
 VERSION_SHARDS = 8
 LOCK_NAMESPACE = 0x6A68  # first key of the two-key advisory locks ("jh")
 CHUNK = 500
@@ -171,7 +171,8 @@ def month_of(d: date) -> int:
 
 
 def local_month(ts: datetime) -> int:
-    return month_of((ts + LOCAL_OFFSET).date()) if ts.tzinfo else month_of(ts.date())
+    """The business month (``app.core.clock``) of a stored UTC timestamp (naive: UTC)."""
+    return clock.local_month(ts)
 
 
 def contributions(table: str, row: Row | None) -> list[tuple[str, int, int]]:
@@ -620,7 +621,7 @@ def _flag_statements(dialect: str) -> tuple[Any, Any]:
             def narrow(stmt: Any, model: Any, listed: Any = listed) -> Any:
                 return stmt.where(model.id.in_(listed))
 
-            stmt = next(s for k, _e, s, _d in fault_queries(narrow, dialect, date.today()) if k == kind)
+            stmt = next(s for k, _e, s, _d in fault_queries(narrow, dialect, clock.today()) if k == kind)
             selects.append(_flag_rows(kind, stmt))
         _FLAG_STATEMENTS[dialect] = (
             delete(FLAG).where(or_(*deletes)),
@@ -730,12 +731,10 @@ def _year(column: Any, dialect: str) -> Any:
 
 
 def _month(column: Any, dialect: str, *, timestamp: bool = False) -> Any:
+    if timestamp:  # the business month, whatever the session's or host's time zone
+        return clock.sql_local_month_number(column, dialect)
     if dialect == "postgresql":
-        if timestamp:  # the UTC wall time plus 8 hours, whatever the session's time zone
-            column = func.timezone("UTC", column) + text("interval '8 hours'")
         return func.cast(func.extract("year", column) * 100 + func.extract("month", column), Integer)
-    if timestamp:
-        return func.cast(func.strftime("%Y%m", column, "+8 hours"), Integer)
     return func.cast(func.strftime("%Y%m", column), Integer)
 
 
@@ -843,7 +842,7 @@ def rebuild(conn: Connection, county_code: str | None = None) -> None:
     def narrow(stmt: Any, model: Any) -> Any:
         return stmt.where(model.county_code == county_code) if county_code else stmt
 
-    for kind, _entity, stmt, _detail in fault_queries(narrow, dialect, date.today()):
+    for kind, _entity, stmt, _detail in fault_queries(narrow, dialect, clock.today()):
         if kind in FLAGGED_KINDS:
             conn.execute(insert(FLAG).from_select(FLAG_COLUMNS, _flag_rows(kind, stmt)))
 

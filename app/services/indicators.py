@@ -29,9 +29,19 @@ Definitions (see the domain brief, "Figures the county reads"):
   release (``pending_release``) or refused by her place (``refused``) is no movement and counts
   in no figure (``COUNTED``); once confirmed (``open``) it counts from its ``moved_on``.
 - ``checkups``: appointments of rounds whose window overlaps the period; rate as for rounds.
-- ``claims`` per programme: beneficiaries paid within the period (total), of whom ``new`` were not
-  paid in the same period a year earlier and ``continuing`` were; ``exited`` were paid a year
-  earlier and not now; ``amount`` paid within the period.
+- ``claims`` per programme (issue 15, item 8): which statuses count. A beneficiary is a person
+  *paid* within the period (``total``; a claim counts once it is ``paid``, on its ``paid_on``),
+  of whom ``new`` were not paid in the same period a year earlier and ``continuing`` were;
+  ``exited`` were paid a year earlier and not now; ``amount`` is what was paid within the
+  period. Claims decided but not yet paid — ``approved`` or ``posted`` (publicly posted, 公示) —
+  count apart as ``in_payment`` (persons) and ``in_payment_amount`` (their approved amounts), for
+  the claim years the period touches (``year`` between the years of ``from`` and ``to``): money
+  the county has committed. Drafts, submitted, reviewed, returned and rejected claims count in
+  no figure. (Before, a posted claim left ``claims`` as ``{}``: only payments were counted, and
+  a posted claim has none yet.) A programme appears when any of these is non-zero.
+- ``sex_ratio_at_birth`` (boys per 100 girls) is null below ``MIN_BIRTHS_FOR_SEX_RATIO`` (20)
+  births of known sex in the area and period: on a handful of births the ratio is noise
+  (3 boys and 1 girl read "300"), and a village's month would show it.
 - ``visits``: visits made within the period; ``data_quality_open``: faults open now.
 """
 
@@ -42,7 +52,7 @@ import hashlib
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, case, func, literal, or_, select, text, union_all
@@ -52,6 +62,7 @@ from sqlmodel import col
 from app.authz.actor import Actor, scope_prefix
 from app.authz.policies import require_role
 from app.authz.scope import area_clause, ensure_area_in_scope
+from app.core import clock
 from app.core.errors import ValidationFailed
 from app.models.areas import Area
 from app.models.checkups import CheckupAppointment, CheckupRound
@@ -89,7 +100,18 @@ SERIES_METRICS = (
     "outflow_new",
     "checkups_done",
     "claims_paid_amount",
+    "checkup_rate",
+    "beneficiaries",
 )
+# Below this many births (boys + girls) in the area and period the sex ratio at birth is null.
+MIN_BIRTHS_FOR_SEX_RATIO = 20
+# The claims figures per programme, as counted (amounts in fen).
+CLAIM_KEYS = ("new", "continuing", "exited", "total", "amount_fen", "in_payment", "in_payment_fen")
+IN_PAYMENT_STATUSES = ("approved", "posted")
+
+
+def claim_counts() -> dict[str, int]:
+    return dict.fromkeys(CLAIM_KEYS, 0)
 
 
 @dataclass
@@ -128,9 +150,7 @@ class Counts:
             for k, v in theirs.items():
                 mine[k] = mine.get(k, 0) + v
         for prog, vals in other.claims.items():
-            mine = self.claims.setdefault(
-                prog, dict.fromkeys(("new", "continuing", "exited", "total", "amount_fen"), 0)
-            )
+            mine = self.claims.setdefault(prog, claim_counts())
             for k, v in vals.items():
                 mine[k] += v
 
@@ -141,6 +161,13 @@ def _rate(num: int, den: int) -> float | None:
 
 def _yuan(fen: int) -> str:
     return f"{fen // 100}.{fen % 100:02d}"
+
+
+def sex_ratio(boys: int, girls: int) -> float | None:
+    """Boys per 100 girls, or None below ``MIN_BIRTHS_FOR_SEX_RATIO`` births (or no girl)."""
+    if boys + girls < MIN_BIRTHS_FOR_SEX_RATIO or not girls:
+        return None
+    return round(boys * 100.0 / girls, 1)
 
 
 def render(c: Counts, start: date, end: date) -> dict[str, Any]:
@@ -160,7 +187,7 @@ def render(c: Counts, start: date, end: date) -> dict[str, Any]:
         "households": c.households,
         "married_women_15_49": c.married_women_15_49,
         "births": dict(c.births),
-        "sex_ratio_at_birth": round(boys * 100.0 / girls, 1) if girls else None,
+        "sex_ratio_at_birth": sex_ratio(boys, girls),
         "deaths": c.deaths,
         "natural_growth_rate_per_mille": growth,
         "migrants": dict(c.migrants),
@@ -172,6 +199,8 @@ def render(c: Counts, start: date, end: date) -> dict[str, Any]:
                 "exited": v["exited"],
                 "total": v["total"],
                 "amount": _yuan(v["amount_fen"]),
+                "in_payment": v["in_payment"],
+                "in_payment_amount": _yuan(v["in_payment_fen"]),
             }
             for prog, v in sorted(c.claims.items())
         },
@@ -213,8 +242,8 @@ def check_period(start: date, end: date) -> None:
 
 
 def _ts(d: date) -> datetime:
-    """Local (UTC+8) midnight of a day, as an aware timestamp."""
-    return datetime.combine(d, time.min, tzinfo=UTC) - timedelta(hours=8)
+    """The instant a business day begins (local midnight, ``clock.start_of_day``)."""
+    return clock.start_of_day(d)
 
 
 def _sum_if(cond: Any) -> Any:
@@ -556,6 +585,7 @@ async def compute(session: AsyncSession, aq: AreaQuery, start: date, end: date) 
         await _claims_of_year(session, aq, start.year, at)
     else:
         await _claims(session, aq, start, end, at)
+    await _in_payment(session, aq, start, end, at)
 
     by = "t" if aq.child_attr == "township_code" else "v"
     for code, n in (await data_quality.count_faults(session, area_code=aq.code, by=by)).items():
@@ -592,6 +622,7 @@ async def _claims_of_year(session: AsyncSession, aq: AreaQuery, year: int, at: A
     for (code, programme), v in found.items():
         if v["bt"] or v["bx"]:
             at(code).claims[programme] = {
+                **claim_counts(),
                 "new": v["bt"] - v["bc"],
                 "continuing": v["bc"],
                 "exited": v["bx"],
@@ -663,9 +694,7 @@ async def _claims(session: AsyncSession, aq: AreaQuery, start: date, end: date, 
         .group_by(before.c.c, before.c.prog)
     )
     for part, code, prog, fen, persons, continuing in (await session.execute(union_all(current, gone))).all():
-        v = at(aq.child_code(code)).claims.setdefault(
-            prog, dict.fromkeys(("new", "continuing", "exited", "total", "amount_fen"), 0)
-        )
+        v = at(aq.child_code(code)).claims.setdefault(prog, claim_counts())
         if part == "gone":
             v["exited"] = int(persons)
         else:
@@ -675,6 +704,35 @@ async def _claims(session: AsyncSession, aq: AreaQuery, start: date, end: date, 
                 continuing=int(continuing),
                 new=int(persons) - int(continuing),
             )
+
+
+async def _in_payment(session: AsyncSession, aq: AreaQuery, start: date, end: date, at: Any) -> None:
+    """Claims approved or posted and not yet paid, of the claim years the period touches: per
+    child area and programme, the persons and their approved amounts (live: a county's pipeline
+    of decided claims is small, read through the (county, programme, year, status) index)."""
+    from app.models.claims import Claim
+
+    group = getattr(Claim, aq.child_attr)
+    stmt = (
+        select(
+            group,
+            col(Claim.programme),
+            func.count(func.distinct(col(Claim.person_id))),
+            func.sum(func.coalesce(col(Claim.approved_amount_fen), 0)),
+        )
+        .where(
+            _in_county(Claim, aq),
+            area_clause(Claim, aq.code),
+            col(Claim.year) >= start.year,
+            col(Claim.year) <= end.year,
+            col(Claim.status).in_(IN_PAYMENT_STATUSES),
+        )
+        .group_by(group, col(Claim.programme))
+    )
+    for code, prog, persons, fen in (await session.execute(stmt)).all():
+        v = at(aq.child_code(code)).claims.setdefault(prog, claim_counts())
+        v["in_payment"] = int(persons)
+        v["in_payment_fen"] = int(fen or 0)
 
 
 async def child_areas(session: AsyncSession, aq: AreaQuery) -> list[Area]:
@@ -727,26 +785,22 @@ def _month_of(value: Any) -> str:
     return str(value)[:7]
 
 
-# Days and months are those of the service's clock (China Standard Time, UTC+8, no DST).
-LOCAL_OFFSET_HOURS = 8
-
-
 def _month_key(column: Any, dialect: str, *, timestamp: bool = False) -> Any:
-    """The 'YYYY-MM' of a date (or of a UTC timestamp in local time), computed in SQL."""
-    if dialect == "postgresql":
-        expr = column
-        if timestamp:
-            expr = func.timezone("Asia/Shanghai", column)
-        return func.to_char(expr, "YYYY-MM")
+    """The 'YYYY-MM' of a date (or of a UTC timestamp in the business zone, ``app.core.clock``),
+    computed in SQL."""
     if timestamp:
-        return func.strftime("%Y-%m", column, f"+{LOCAL_OFFSET_HOURS} hours")
+        return clock.sql_local_month(column, dialect)
+    if dialect == "postgresql":
+        return func.to_char(column, "YYYY-MM")
     return func.strftime("%Y-%m", column)
 
 
 async def series(
     session: AsyncSession, actor: Actor, *, area_code: str | None, metric: str, start: date, end: date
 ) -> dict[str, Any]:
-    """Monthly values of one metric, grouped in the database (months without events are 0)."""
+    """Monthly values of one metric, grouped in the database (months without events are 0).
+    ``checkup_rate`` is each month's checkup rate as the figures count it for that month's days
+    (per cent, null when nothing was due); ``beneficiaries`` the persons paid in each month."""
     aq = area_query(actor, area_code)
     check_period(start, end)
     if metric not in SERIES_METRICS:
@@ -773,19 +827,87 @@ async def series(
     return series_body(aq.code, metric, values)
 
 
-def series_body(area_code: str, metric: str, values: dict[str, int]) -> dict[str, Any]:
+def series_body(area_code: str, metric: str, values: dict[str, Any]) -> dict[str, Any]:
     amounts = metric == "claims_paid_amount"
     points = [{"month": k, "value": _yuan(v) if amounts else v} for k, v in values.items()]
     return {"area_code": area_code, "metric": metric, "granularity": "month", "points": points}
 
 
+def _month_days(month: str, start: date, end: date) -> tuple[date, date]:
+    """The days of a 'YYYY-MM' month inside [start, end]."""
+    first, last = _bucket_days(date(int(month[:4]), int(month[5:]), 1), "month")
+    return max(first, start), min(last, end)
+
+
+async def _checkup_rate_months(
+    session: AsyncSession, area_code: str, start: date, end: date
+) -> dict[str, float | None]:
+    """Per month, the checkup rate of the figures for that month's days: appointments of the
+    rounds whose window overlaps them, done / (due - exempted) in per cent (null: none due).
+    One grouped query per round, months summed here."""
+    status = col(CheckupAppointment.status)
+    stmt = (
+        select(
+            col(CheckupRound.opens_on),
+            col(CheckupRound.closes_on),
+            _sum_if(status != "cancelled"),
+            _sum_if(status == "done"),
+            _sum_if(status == "exempted"),
+        )
+        .join(CheckupRound, col(CheckupRound.id) == CheckupAppointment.round_id)
+        .where(
+            area_clause(CheckupAppointment, area_code),
+            col(CheckupRound.opens_on) <= end,
+            col(CheckupRound.closes_on) >= start,
+        )
+        .group_by(col(CheckupRound.id), col(CheckupRound.opens_on), col(CheckupRound.closes_on))
+    )
+    rounds = [
+        (o, c, int(d or 0), int(n or 0), int(x or 0)) for o, c, d, n, x in (await session.execute(stmt)).all()
+    ]
+    out: dict[str, float | None] = {}
+    for month in months_between(start, end):
+        lo, hi = _month_days(month, start, end)
+        due = done = exempted = 0
+        for opens, closes, d, n, x in rounds:
+            if opens <= hi and closes >= lo:
+                due, done, exempted = due + d, done + n, exempted + x
+        out[month] = _rate(done, due - exempted)
+    return out
+
+
+async def _beneficiary_months(
+    session: AsyncSession, area_code: str, start: date, end: date, dialect: str
+) -> dict[str, int]:
+    """Per month, the persons paid in it (a person paid by two programmes counts twice, once
+    per programme, as in the figures)."""
+    from app.models.claims import Claim, Payment
+
+    values = dict.fromkeys(months_between(start, end), 0)
+    key = _month_key(col(Payment.paid_on), dialect).label("month")
+    stmt = (
+        select(key, col(Claim.programme), func.count(func.distinct(col(Claim.person_id))))
+        .join(Claim, col(Claim.id) == Payment.claim_id)
+        .where(area_clause(Payment, area_code), col(Payment.paid_on) >= start, col(Payment.paid_on) <= end)
+        .group_by(key, col(Claim.programme))
+    )
+    for month, _prog, n in (await session.execute(stmt)).all():
+        if month in values:
+            values[month] += int(n)
+    return values
+
+
 async def live_month_values(
     session: AsyncSession, area_code: str, metric: str, start: date, end: date
-) -> dict[str, int]:
+) -> dict[str, Any]:
     """One metric per month counted from its source table by one grouped query (months
     without events are 0): the figures of metrics without tallies, and the reference the
     tallies are tested against."""
     dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    if metric == "checkup_rate":
+        return await _checkup_rate_months(session, area_code, start, end)
+    if metric == "beneficiaries":
+        return await _beneficiary_months(session, area_code, start, end, dialect)
     values = dict.fromkeys(months_between(start, end), 0)
     model: Any
     when: Any
@@ -836,7 +958,7 @@ async def data_version(session: AsyncSession, area_code: str) -> str:
         .group_by(col(v.county_code))
     )
     got = {c: int(n or 0) for c, n in (await session.execute(stmt)).all()}
-    return f"{county}:{got.get(county, 0)}|{got.get('', 0)}|{date.today().isoformat()}"
+    return f"{county}:{got.get(county, 0)}|{got.get('', 0)}|{clock.today().isoformat()}"
 
 
 def etag(*parts: str) -> str:

@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, timedelta
 
 from sqlalchemy import ColumnElement, and_, bindparam, case, func, or_
 from sqlalchemy import select as sa_select
@@ -56,6 +56,7 @@ from sqlmodel import col, select
 from app.authz.actor import Actor, scope_prefix
 from app.authz.policies import FIELD_ROLES, require_role
 from app.authz.scope import area_clause, ensure_area_in_scope, ensure_can_place, get_scoped, scoped
+from app.core import clock
 from app.core.errors import Conflict, Forbidden, InvalidTransition, NotFound
 from app.core.pagination import paginate
 from app.core.security import FieldCipher
@@ -98,7 +99,6 @@ register_synced("migrant", "migrant")
 hh.register_person_ref(Migrant, "person_id")
 
 CONFIRM_WITHIN = timedelta(days=7)
-CHINA = timezone(timedelta(hours=8))
 # Tasks that belong to a village's own migrant records stay there when the person moves.
 PLACE_BOUND_SOURCES = ("migrant", "migrant_notification")
 CHILD_AGE = 16  # children younger than this move with a parent whose move is confirmed
@@ -118,8 +118,9 @@ def on_relocation(hook: RelocationHook) -> RelocationHook:
 
 
 def local_today() -> date:
-    """Today in China: a partner's or cadre's "today" must never look like a future date."""
-    return datetime.now(CHINA).date()
+    """Today in China: a partner's or cadre's "today" must never look like a future date
+    (the one clock's business date, ``clock.today()``)."""
+    return clock.today()
 
 
 def check_not_future(value: date, field: str) -> None:

@@ -21,7 +21,7 @@ import math
 import random
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import func, insert, or_, text, update
@@ -29,6 +29,7 @@ from sqlalchemy import select as sa_select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
+from app.core import clock
 from app.core.config import Settings
 from app.core.db import utcnow
 from app.core.security import FieldCipher
@@ -448,7 +449,7 @@ async def seed_scale(
         )
         taken = {h for (h,) in (await session.execute(stmt)).all()}
     gen = _Gen(
-        rng=rng, cipher=cipher, county_code=county_code, as_of=min(AS_OF, date.today()), taken_hashes=taken
+        rng=rng, cipher=cipher, county_code=county_code, as_of=min(AS_OF, clock.today()), taken_hashes=taken
     )
     household_table: Any = Household.__table__  # type: ignore[attr-defined]
     person_table: Any = Person.__table__  # type: ignore[attr-defined]
@@ -509,7 +510,6 @@ INFLOW_CLOSED_SHARE = 0.2  # of the year's inflows, closed again within the year
 OUTFLOW_SHARE = 0.01
 OUTFLOW_CLOSED_SHARE = 0.25
 CLAIM_SHARES = {"rural_reward": 0.025, "special_assistance": 0.002, "childcare_subsidy": 0.12}
-CST = timezone(timedelta(hours=8))
 
 #: Fertility by the mother's age (years) and by the children she already has.
 AGE_FERTILITY = ((20, 0.35), (25, 1.0), (30, 0.75), (35, 0.3), (40, 0.08), (43, 0.0))
@@ -611,7 +611,7 @@ def _month_days(year: int, month: int, last: date) -> tuple[date, date] | None:
 def _at_cst(day: date, rng: random.Random) -> datetime:
     """A working-hours moment of ``day`` (China time), as an aware UTC datetime."""
     minute = rng.randint(8 * 60 + 30, 17 * 60 + 30)
-    local = datetime.combine(day, time(minute // 60, minute % 60, rng.randint(0, 59)), tzinfo=CST)
+    local = datetime.combine(day, time(minute // 60, minute % 60, rng.randint(0, 59)), tzinfo=clock.zone())
     return local.astimezone(UTC)
 
 
@@ -691,7 +691,7 @@ async def _load_events(
     session: AsyncSession, cipher: FieldCipher, county_code: str, year: int, seed: int
 ) -> _Events:
     start = date(year, 1, 1)
-    end = min(date(year, 12, 31), date.today())
+    end = min(date(year, 12, 31), clock.today())
     areas = (
         await session.execute(select(Area.code, Area.name).where(col(Area.code).startswith(county_code)))
     ).all()
@@ -908,7 +908,7 @@ async def _seed_visits(ev: _Events) -> tuple[int, int]:
     marker = _marker(ev.county_code, ev.year, "visits")
     if await ev.exists(Visit, marker):
         return -1, -1
-    today = date.today()
+    today = clock.today()
     by_village: dict[str, list[uuid.UUID]] = {}
     for h in ev.households.values():
         by_village.setdefault(h.village, []).append(h.id)
@@ -1199,7 +1199,7 @@ async def _seed_claims(ev: _Events, claim_year: int) -> tuple[int, int]:
     def fen(value: Any) -> int:
         return round(float(value or 0) * 100)
 
-    first_day, last_day = date(claim_year, 1, 1), min(date(claim_year, 12, 31), date.today())
+    first_day, last_day = date(claim_year, 1, 1), min(date(claim_year, 12, 31), clock.today())
     if last_day < first_day:
         return 0, 0
     by_id = {p.id: p for p in ev.persons}
@@ -1369,7 +1369,7 @@ async def seed_events(
 ) -> dict[str, int]:
     """Add a year of events to a seeded county (each kind skipped when already there for that
     year). Returns the rows created per kind; -1 marks a kind that was already present."""
-    if year > date.today().year:
+    if year > clock.today().year:
         raise ValueError("the events year must not be in the future")
     cipher = (
         settings_or_cipher if isinstance(settings_or_cipher, FieldCipher) else FieldCipher(settings_or_cipher)

@@ -27,6 +27,7 @@ from sqlmodel import col, select
 from app.authz.actor import Actor
 from app.authz.policies import FIELD_ROLES, require_role
 from app.authz.scope import get_scoped, scoped
+from app.core import clock
 from app.core.db import UTCDateTime, utcnow
 from app.core.errors import InvalidTransition, NotFound
 from app.core.pagination import decode_cursor, encode_cursor
@@ -42,7 +43,7 @@ register_synced("task", "task")
 
 def task_public(t: Any, today: date | None = None) -> TaskPublic:
     """A task row or ORM object, or a checkup-due item row, as the API shows it."""
-    today = today or date.today()
+    today = today or clock.today()
     data = {name: getattr(t, name) for name in TaskPublic.model_fields if name != "overdue"}
     data["overdue"] = t.status == TaskStatus.open and t.due_on < today
     return TaskPublic.model_validate(data)
@@ -167,7 +168,7 @@ async def list_tasks(
     """Tasks in scope, soonest due first (township users see all their villages' tasks), the
     checkup-due items of the appointments among them (module docstring)."""
     require_role(actor, *FIELD_ROLES)
-    today = date.today()
+    today = clock.today()
     tasks = _task_rows(actor)
     if status:
         tasks = tasks.where(Task.status == status)

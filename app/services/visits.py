@@ -14,7 +14,8 @@ from sqlmodel import col, select
 from app.authz.actor import Actor
 from app.authz.policies import FIELD_ROLES, require_role
 from app.authz.scope import ensure_can_place, get_many_scoped, get_scoped, scoped
-from app.core.db import as_utc, utcnow
+from app.core import clock
+from app.core.db import as_utc
 from app.core.errors import Conflict, NotFound
 from app.core.pagination import paginate
 from app.models.common import place_columns
@@ -118,7 +119,7 @@ def build_visit(
     ensure_can_place(actor, household.village_code)
     visited_at = as_utc(data.visited_at)
     assert visited_at is not None
-    if visited_at > utcnow() + CLOCK_SKEW:
+    if visited_at > clock.now() + CLOCK_SKEW:
         raise hh.invalid("visited_at", "must not be in the future")
     if data.person_id is not None:
         person = refs.persons.get(data.person_id)

@@ -8,13 +8,14 @@ from datetime import date, timedelta
 import pytest
 from sqlalchemy import select
 
+from app.core import clock
 from app.models.checkups import CheckupAppointment
 from app.models.common import place_columns
 from app.models.migrants import Migrant
 from app.services.checkups import years_before
 from tests.households.test_api import COUNTY, TS1, V1, V2, V_OTHER_TS, mk_household, mk_person, problem
 
-TODAY = date.today()
+TODAY = clock.today()
 OPENS = TODAY
 CLOSES = TODAY + timedelta(days=60)
 
@@ -483,7 +484,7 @@ async def test_appointments_are_the_checkup_due_inbox_items(cadre, township, cli
     assert stored == []
     await db.rollback()
     # a real task that falls due before the closing day pages first
-    follow = (date.today() + timedelta(days=3)).isoformat()
+    follow = (clock.today() + timedelta(days=3)).isoformat()
     assert (
         await cadre.post("/api/v1/visits", json=visit_body(h["id"], follow_up_on=follow))
     ).status_code == 201

@@ -13,6 +13,7 @@ from datetime import date, timedelta
 import pytest
 from sqlalchemy import select, update
 
+from app.core import clock
 from app.core.db import today
 from app.models.audit import AuditEvent
 from app.models.claims import Claim, ClaimHistory, Payment, Programme, RuleVersion
@@ -1154,7 +1155,7 @@ async def test_pending_claims_follow_a_confirmed_move(staff, client_as):
             },
             "direction": "inflow",
             "village_code": V_OTHER_TS,
-            "moved_on": date.today().isoformat(),
+            "moved_on": clock.today().isoformat(),
             "origin_area_code": V1,
             "address": "格塘村五组2号",
         },

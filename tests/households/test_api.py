@@ -9,6 +9,7 @@ from datetime import date, timedelta
 import pytest
 from sqlalchemy import select, text
 
+from app.core import clock
 from app.models.audit import AuditEvent
 from app.models.households import Household, Person, PersonMove
 from tests.factories import id_number
@@ -392,7 +393,7 @@ async def test_baby_without_id_number_needs_sex_and_birth_date(cadre):
         cadre,
         h["id"],
         with_id=False,
-        born=date.today() - timedelta(days=30),
+        born=clock.today() - timedelta(days=30),
         name="小宝",
         relation_to_head="子",
         marital_status="single",
@@ -656,7 +657,7 @@ async def test_birth_refusals(cadre):
         422,
         "birth_refused",
     )
-    future = (date.today() + timedelta(days=3)).isoformat()
+    future = (clock.today() + timedelta(days=3)).isoformat()
     problem(
         await cadre.post(
             "/api/v1/births", json={"mother_id": young["id"], "child": {"sex": "male", "birth_date": future}}
@@ -716,7 +717,7 @@ async def test_data_quality_faults_appear_and_clear(cadre, db):
     teen = await mk_person(
         cadre,
         h["id"],
-        born=date.today() - timedelta(days=365 * 19),
+        born=clock.today() - timedelta(days=365 * 19),
         relation_to_head="女",
         marital_status="married",
     )

@@ -8,6 +8,7 @@ from datetime import date
 
 import pytest
 
+from app.core import clock
 from app.services.idnumber import (
     PROVINCE_CODES,
     IdNumberError,
@@ -92,7 +93,7 @@ def test_born_today_is_accepted() -> None:
 
 def test_today_defaults_to_the_real_date() -> None:
     assert parse_id_number("11010519491231002X").birth_date == date(1949, 12, 31)
-    assert reason_of(full("11010529991231001"), today=date.today()) == "birth date in the future"
+    assert reason_of(full("11010529991231001"), today=clock.today()) == "birth date in the future"
     with pytest.raises(IdNumberError, match="future"):
         parse_id_number(full("11010529991231001"))
 

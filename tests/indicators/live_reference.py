@@ -14,11 +14,13 @@ from sqlmodel import col
 
 from app.authz.actor import Actor
 from app.authz.scope import area_clause
+from app.core import clock
 from app.core.errors import ValidationFailed
 from app.models.checkups import CheckupAppointment, CheckupRound
 from app.models.households import Birth, Death, Household, Person
 from app.models.migrants import Migrant
 from app.models.visits import Visit
+from app.services import indicators as svc
 from app.services.checkups import years_before
 from app.services.data_quality import fault_queries
 from app.services.indicators import (
@@ -41,7 +43,7 @@ async def count_faults(session: AsyncSession, *, area_code: str, by: str) -> dic
 
     dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
     totals: dict[str, int] = {}
-    for _k, _e, stmt, _d in fault_queries(narrow, dialect, date.today()):
+    for _k, _e, stmt, _d in fault_queries(narrow, dialect, clock.today()):
         sub = stmt.subquery()
         group = sub.c[by]
         rows = await session.execute(select(group, func.count(func.distinct(sub.c.id))).group_by(group))
@@ -188,6 +190,7 @@ async def compute(session: AsyncSession, aq: AreaQuery, start: date, end: date) 
         at(code).visits = int(n)
 
     await _claims(session, aq, start, end, at)
+    await _in_payment(session, aq, start, end, at)
 
     by = "t" if aq.child_attr == "township_code" else "v"
     for code, n in (await count_faults(session, area_code=aq.code, by=by)).items():
@@ -223,9 +226,7 @@ async def _claims(session: AsyncSession, aq: AreaQuery, start: date, end: date, 
     current = {(prog, pid) for _c, prog, pid, _a in now}
     seen: set[tuple[str, str, Any]] = set()
     for code, prog, pid, amount in now:
-        v = at(code).claims.setdefault(
-            prog, dict.fromkeys(("new", "continuing", "exited", "total", "amount_fen"), 0)
-        )
+        v = at(code).claims.setdefault(prog, svc.claim_counts())
         v["amount_fen"] += amount
         if (code, prog, pid) in seen:
             continue
@@ -236,10 +237,70 @@ async def _claims(session: AsyncSession, aq: AreaQuery, start: date, end: date, 
     for code, prog, pid, _a in before:
         if (prog, pid) not in current and (code, prog, pid) not in gone:
             gone.add((code, prog, pid))
-            v = at(code).claims.setdefault(
-                prog, dict.fromkeys(("new", "continuing", "exited", "total", "amount_fen"), 0)
-            )
+            v = at(code).claims.setdefault(prog, svc.claim_counts())
             v["exited"] += 1
+
+
+async def _in_payment(session: AsyncSession, aq: AreaQuery, start: date, end: date, at: Any) -> None:
+    """Approved or posted claims of the period's years, read row by row and counted here."""
+    from app.models.claims import Claim
+
+    stmt = select(Claim).where(area_clause(Claim, aq.code))
+    persons: dict[tuple[str, str], set[Any]] = {}
+    for c in (await session.execute(stmt)).scalars():
+        if c.status in ("approved", "posted") and start.year <= c.year <= end.year:
+            code = aq.child_code(getattr(c, aq.child_attr))
+            v = at(code).claims.setdefault(c.programme, svc.claim_counts())
+            v["in_payment_fen"] += c.approved_amount_fen or 0
+            persons.setdefault((code, c.programme), set()).add(c.person_id)
+    for (code, prog), who in persons.items():
+        at(code).claims[prog]["in_payment"] = len(who)
+
+
+async def _series_checkup_rate(
+    session: AsyncSession, area_code: str, start: date, end: date
+) -> dict[str, Any]:
+    """Each month's rate by the figures' definition (appointments of the rounds whose window
+    overlaps the month's days), counted row by row."""
+    out: dict[str, Any] = {}
+    for month in svc.months_between(start, end):
+        lo, hi = svc._month_days(month, start, end)
+        stmt = (
+            select(CheckupAppointment.status)
+            .join(CheckupRound, col(CheckupRound.id) == CheckupAppointment.round_id)
+            .where(
+                area_clause(CheckupAppointment, area_code),
+                col(CheckupRound.opens_on) <= hi,
+                col(CheckupRound.closes_on) >= lo,
+            )
+        )
+        statuses = list((await session.execute(stmt)).scalars())
+        due = sum(1 for s in statuses if s != "cancelled")
+        done = sum(1 for s in statuses if s == "done")
+        exempted = sum(1 for s in statuses if s == "exempted")
+        out[month] = round(done * 100.0 / (due - exempted), 1) if due - exempted > 0 else None
+    return out
+
+
+async def _series_beneficiaries(
+    session: AsyncSession, area_code: str, start: date, end: date
+) -> dict[str, Any]:
+    """Persons paid per month and programme, from the payment rows."""
+    from app.models.claims import Claim, Payment
+
+    out: dict[str, Any] = dict.fromkeys(svc.months_between(start, end), 0)
+    stmt = (
+        select(Payment.paid_on, Claim.programme, Claim.person_id)
+        .join(Claim, col(Claim.id) == Payment.claim_id)
+        .where(area_clause(Payment, area_code))
+    )
+    seen = set()
+    for paid_on, prog, pid in (await session.execute(stmt)).all():
+        month = f"{paid_on.year:04d}-{paid_on.month:02d}"
+        if start <= paid_on <= end and (month, prog, pid) not in seen:
+            seen.add((month, prog, pid))
+            out[month] += 1
+    return out
 
 
 async def series(
@@ -250,5 +311,10 @@ async def series(
     check_period(start, end)
     if metric not in SERIES_METRICS:
         raise ValidationFailed(f"metric must be one of {', '.join(SERIES_METRICS)}", code="invalid_metric")
-    values = await live_month_values(session, aq.code, metric, start, end)
+    if metric == "checkup_rate":
+        values = await _series_checkup_rate(session, aq.code, start, end)
+    elif metric == "beneficiaries":
+        values = await _series_beneficiaries(session, aq.code, start, end)
+    else:
+        values = await live_month_values(session, aq.code, metric, start, end)
     return series_body(aq.code, metric, values)

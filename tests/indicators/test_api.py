@@ -145,7 +145,7 @@ EXPECTED_YEAR = {
     "households": 4,
     "married_women_15_49": 3,  # 母亲 王芳 杨梅
     "births": {"total": 3, "first": 2, "second": 1, "third_plus": 0, "boys": 1, "girls": 2},
-    "sex_ratio_at_birth": 50.0,
+    "sex_ratio_at_birth": None,  # 3 births: below the 20 the ratio needs
     "deaths": 1,  # 祖母 on the first day; 王老 died the day before the period
     "natural_growth_rate_per_mille": 333.3,  # (3-1) / ((5+7)/2) * 1000
     "migrants": {

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.authz.actor import Actor
+from app.core import clock
 from app.core.db import make_sessionmaker
 from app.models.checkups import CheckupAppointment, CheckupRound
 from app.models.claims import Claim, Payment, Programme, RuleVersion
@@ -43,7 +44,7 @@ COUNTY = "430122000000"
 VILLAGES = [v for *_, vs in TOWNSHIPS for v, _n in vs]
 OTHER_VILLAGE = "430181100201"
 NAMES = ["王芳", "李娜", "张伟", "刘洋", "陈静"]
-TODAY = date.today()
+TODAY = clock.today()
 
 
 def _actor(area: str) -> Actor:
@@ -188,7 +189,8 @@ class World:
 
     async def claims(self, s: AsyncSession) -> None:
         """Paid claims of several years, some persons paid in consecutive years (continuing),
-        some twice within one period, payments dated around the period edges."""
+        some twice within one period, payments dated around the period edges; approved and
+        posted claims (in payment) and claims still in the pipeline among them."""
         rng = self.rng
         versions = {r.programme_code: r.id for r in (await s.execute(select(RuleVersion))).scalars()}
         for pid in rng.sample(self.persons, min(40, len(self.persons))):
@@ -197,18 +199,25 @@ class World:
             programme = rng.choice(sorted(versions))
             for year in rng.sample([2023, 2024, 2025, 2026], rng.randint(1, 3)):
                 place = _place(rng.choice([person.village_code, *VILLAGES]))
+                # some decided and not yet paid (in payment), some still in the pipeline (no figure)
+                status = rng.choice(["paid"] * 5 + ["approved", "posted", "submitted", "draft"])
                 claim = Claim(
                     programme=programme,
                     person_id=pid,
                     year=year,
-                    status="paid",
+                    status=status,
                     eligible=True,
                     amount_fen=1000,
+                    approved_amount_fen=rng.randint(1, 99_999)
+                    if status in ("approved", "posted", "paid")
+                    else None,
                     rule_version_id=versions[programme],
                     **place,
                 )
                 s.add(claim)
                 await s.flush()
+                if status != "paid":
+                    continue
                 paid = min(_day(rng, date(year, 1, 1), date(year + 1, 1, 31)), TODAY)
                 if rng.random() < 0.4:
                     paid = min(_near_edge(rng), TODAY)

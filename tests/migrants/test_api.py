@@ -9,6 +9,7 @@ from datetime import date, timedelta
 import pytest
 from sqlalchemy import select
 
+from app.core import clock
 from app.models.households import Person, PersonMove
 from app.models.migrants import Migrant
 from app.models.sync import Change
@@ -49,7 +50,7 @@ def inflow_body(number: str, village: str = V1, **kw) -> dict:
     return {
         "direction": "inflow",
         "village_code": village,
-        "moved_on": (date.today() - timedelta(days=10)).isoformat(),
+        "moved_on": (clock.today() - timedelta(days=10)).isoformat(),
         "person": {"id_number": number, "name": "王桂兰", "marital_status": "married"},
         "origin_area_code": "440305000000",
         "address": "团头湖村5组出租屋",
@@ -141,7 +142,7 @@ async def test_inflow_and_outflow_of_registered_people(cadre, client_as):
 @pytest.mark.parametrize(
     ("patch", "field"),
     [
-        ({"moved_on": (date.today() + timedelta(days=3)).isoformat()}, "moved_on"),
+        ({"moved_on": (clock.today() + timedelta(days=3)).isoformat()}, "moved_on"),
         ({"destination": "深圳"}, "body"),
         ({"person_id": str(uuid.uuid4())}, "body"),
         ({"village_code": "43012210020"}, "village_code"),
@@ -186,7 +187,7 @@ async def test_one_open_inflow_and_one_open_outflow_per_person(cadre):
     assert out["migrant_id"] == first["id"]
     closed = await cadre.post(
         f"/api/v1/migrants/{first['id']}/close",
-        json={"closed_on": date.today().isoformat(), "reason": "returned"},
+        json={"closed_on": clock.today().isoformat(), "reason": "returned"},
     )
     assert closed.status_code == 200
     second = await cadre.post("/api/v1/migrants", json=again)
@@ -215,7 +216,7 @@ async def test_same_id_number_names_the_same_person(cadre, db):
 @pytest.mark.parametrize("reason", ["returned", "moved_on", "settled", "deceased"])
 async def test_close_reasons(cadre, reason):
     m = (await cadre.post("/api/v1/migrants", json=inflow_body(id_number(date(1991, 1, 1), "male")))).json()
-    today = date.today().isoformat()
+    today = clock.today().isoformat()
     r = await cadre.post(f"/api/v1/migrants/{m['id']}/close", json={"closed_on": today, "reason": reason})
     assert r.status_code == 200, r.text
     out = r.json()
@@ -238,9 +239,9 @@ async def test_close_validation(cadre):
     problem(
         await cadre.post(url, json={"closed_on": "2026-01-01", "reason": "left"}), 422, "validation_failed"
     )
-    early = (date.today() - timedelta(days=30)).isoformat()
+    early = (clock.today() - timedelta(days=30)).isoformat()
     problem(await cadre.post(url, json={"closed_on": early, "reason": "returned"}), 422, "validation_failed")
-    late = (date.today() + timedelta(days=5)).isoformat()
+    late = (clock.today() + timedelta(days=5)).isoformat()
     problem(await cadre.post(url, json={"closed_on": late, "reason": "returned"}), 422, "validation_failed")
     assert (await cadre.get(f"/api/v1/migrants/{m['id']}")).json()["status"] == "open"
 
@@ -297,7 +298,7 @@ async def test_movement_between_two_villages(client_as, db):
     h = await mk_household(origin, V_OTHER_TS, address="格塘村三组1号")
     number = id_number(date(1996, 7, 7), "female")
     p = await mk_person(origin, h["id"], id_number=number, name="刘小红")
-    follow_up = (date.today() + timedelta(days=3)).isoformat()
+    follow_up = (clock.today() + timedelta(days=3)).isoformat()
     visit = await origin.post(
         "/api/v1/visits",
         json={
@@ -463,7 +464,7 @@ async def test_a_migrant_moving_on_closes_her_earlier_inflow(client_as, db):
 async def test_death_closes_open_records(cadre):
     m = (await cadre.post("/api/v1/migrants", json=inflow_body(id_number(date(1950, 1, 1), "male")))).json()
     d = await cadre.post(
-        "/api/v1/deaths", json={"person_id": m["person_id"], "death_date": date.today().isoformat()}
+        "/api/v1/deaths", json={"person_id": m["person_id"], "death_date": clock.today().isoformat()}
     )
     assert d.status_code == 201, d.text
     out = (await cadre.get(f"/api/v1/migrants/{m['id']}")).json()
@@ -526,7 +527,7 @@ async def test_figures(client_as, db):
 
     c1 = await client_as("village", V1)
     c3 = await client_as("village", V_OTHER_TS)
-    today = date.today()
+    today = clock.today()
     woman = id_number(date(today.year - 30, 1, 1), "female", "440305")
     old_woman = id_number(date(today.year - 60, 1, 1), "female", "440305")
     man = id_number(date(today.year - 30, 1, 1), "male", "440305")

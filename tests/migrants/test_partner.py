@@ -13,6 +13,7 @@ import pytest
 from httpx import ASGITransport, AsyncClient
 from sqlalchemy import func, select
 
+from app.core import clock
 from app.core.security import FieldCipher
 from app.models.migrants import IdempotencyKey, Migrant, PartnerNotification
 from app.models.visits import Task
@@ -66,7 +67,7 @@ def note(number: str, *, kind: str = "residence_registered", area: str = V1, **k
         "name": kw.pop("name", "王桂兰"),
         "address": kw.pop("address", "团头湖村5组12号"),
         "area_code": area,
-        "occurred_on": kw.pop("occurred_on", (date.today() - timedelta(days=2)).isoformat()),
+        "occurred_on": kw.pop("occurred_on", (clock.today() - timedelta(days=2)).isoformat()),
         "reference": kw.pop("reference", f"GA-{uuid.uuid4().hex[:10]}"),
         **kw,
     }
@@ -252,7 +253,7 @@ async def test_expired_keys_are_purged(police, db, engine, cipher):
         ({"area_code": "430122000000"}, 422, "validation_failed", "area_code"),  # a county
         ({"area_code": "4301221002"}, 422, "validation_failed", "area_code"),
         (
-            {"occurred_on": (date.today() + timedelta(days=2)).isoformat()},
+            {"occurred_on": (clock.today() + timedelta(days=2)).isoformat()},
             422,
             "validation_failed",
             "occurred_on",

@@ -18,6 +18,7 @@ import pytest
 from httpx import AsyncClient
 from sqlalchemy import select
 
+from app.core import clock
 from app.models.households import Person, PersonMove
 from app.models.migrants import Migrant
 from app.models.visits import Task
@@ -72,7 +73,7 @@ async def victim_in(
             "person_id": p["id"],
             "visited_at": "2026-01-10T09:00:00+08:00",
             "purpose": "health_education",
-            "follow_up_on": (date.today() + timedelta(days=3)).isoformat(),
+            "follow_up_on": (clock.today() + timedelta(days=3)).isoformat(),
         },
     )
     assert visit.status_code == 201, visit.text
@@ -85,7 +86,7 @@ def request_body(number: str, **kw) -> dict:
     return {
         "direction": "inflow",
         "village_code": RECEIVING,
-        "moved_on": (date.today() - timedelta(days=5)).isoformat(),
+        "moved_on": (clock.today() - timedelta(days=5)).isoformat(),
         "person": {"id_number": number, "name": "王桂兰", "marital_status": "single"},
         "address": ATTACKER_ADDRESS,
         **kw,
@@ -311,7 +312,7 @@ async def test_her_place_refuses(client_as, db, third_county, place):  # noqa: A
     problem(
         await attacker.post(
             f"/api/v1/migrants/{request['id']}/close",
-            json={"closed_on": date.today().isoformat(), "reason": "returned"},
+            json={"closed_on": clock.today().isoformat(), "reason": "returned"},
         ),
         409,
         "invalid_transition",
@@ -375,7 +376,7 @@ async def test_a_deceased_person_elsewhere_is_not_revealed(client_as, db):
     origin_cadre = await client_as("village", PLACES["other_county"][0])
     v = await victim_in(origin_cadre, PLACES["other_county"][0], db)
     d = await origin_cadre.post(
-        "/api/v1/deaths", json={"person_id": v.id, "death_date": date.today().isoformat()}
+        "/api/v1/deaths", json={"person_id": v.id, "death_date": clock.today().isoformat()}
     )
     assert d.status_code == 201, d.text
     attacker = await client_as("village", RECEIVING)
@@ -396,7 +397,7 @@ async def test_a_death_refuses_waiting_requests(client_as, db):
     attacker = await client_as("village", RECEIVING)
     mid = (await attacker.post("/api/v1/migrants", json=request_body(v.number))).json()["id"]
     d = await origin_cadre.post(
-        "/api/v1/deaths", json={"person_id": v.id, "death_date": date.today().isoformat()}
+        "/api/v1/deaths", json={"person_id": v.id, "death_date": clock.today().isoformat()}
     )
     assert d.status_code == 201, d.text
     out = (await attacker.get(f"/api/v1/migrants/{mid}")).json()
@@ -448,7 +449,7 @@ async def test_her_children_under_16_move_with_her(client_as, db, children_stay)
     village = PLACES["other_township"][0]
     origin_cadre = await client_as("village", village)
     v = await victim_in(origin_cadre, village, db, born=date(1985, 2, 2))
-    today = date.today()
+    today = clock.today()
     young = await mk_person(
         origin_cadre,
         v.household_id,
@@ -524,7 +525,7 @@ async def test_a_request_of_a_pre_issue_14_movement_is_released_through_its_outf
         direction="inflow",
         status="pending_release",
         transfer="pending",
-        moved_on=date.today(),
+        moved_on=clock.today(),
         address=ATTACKER_ADDRESS,
         **place_columns(RECEIVING),
     )
@@ -533,7 +534,7 @@ async def test_a_request_of_a_pre_issue_14_movement_is_released_through_its_outf
         direction="outflow",
         status="open",
         transfer="pending",
-        moved_on=date.today(),
+        moved_on=clock.today(),
         counterpart_id=inflow.id,
         **place_columns(village),
     )

@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import select
 
+from app.core import clock
 from app.models.households import Household, Person
 from app.models.users import User
 from app.models.visits import Visit
@@ -156,7 +157,7 @@ async def test_what_each_role_can_see(client_as):
             "person_id": p["id"],
             "visited_at": datetime.now(UTC).isoformat(),
             "purpose": "other",
-            "follow_up_on": date.today().isoformat(),
+            "follow_up_on": clock.today().isoformat(),
         },
     )
     lists = [

@@ -13,6 +13,7 @@ from datetime import date, timedelta
 import pytest
 from sqlalchemy import select
 
+from app.core import clock
 from app.models.households import Household, Person
 from tests.factories import id_number
 
@@ -125,7 +126,7 @@ async def test_a_migrants_cursor_on_claims_and_the_lists_own_cursor(cadre):
         body = {
             "direction": "inflow",
             "village_code": V1,
-            "moved_on": (date.today() - timedelta(days=day)).isoformat(),
+            "moved_on": (clock.today() - timedelta(days=day)).isoformat(),
             "person": {
                 "id_number": id_number(date(1991, 2, 3 + n), "female"),
                 "name": "王桂兰",
@@ -257,7 +258,7 @@ async def test_far_dates_and_numbers_for_dates_are_422_and_store_nothing(client_
         )
         body = problem(r, 422, "validation_failed")
         assert body["errors"][0]["field"] == "effective_from"
-    closes = (date.today() + timedelta(days=30)).isoformat()
+    closes = (clock.today() + timedelta(days=30)).isoformat()
     for day in ("0039-11-15", 0, 0.5, "1970-01-01T00:00:00Z", "２０２６-01-01"):
         round_body = {
             "area_code": TS1,

@@ -17,6 +17,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import select, text
 
+from app.core import clock
 from app.core.migrations import alembic_config
 from app.models.audit import AuditEvent
 from app.models.households import Person
@@ -256,7 +257,7 @@ async def test_migrant_phone_masked_everywhere_but_the_audited_get(client_as, db
     body = {
         "direction": "inflow",
         "village_code": V1,
-        "moved_on": (date.today() - timedelta(days=10)).isoformat(),
+        "moved_on": (clock.today() - timedelta(days=10)).isoformat(),
         "person": {
             "id_number": id_number(date(1995, 3, 8), "female", "440305"),
             "name": "王桂兰",

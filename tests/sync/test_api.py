@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
+from app.core import clock
 from app.models.households import Household, Person
 from app.models.sync import SyncConflict
 from app.models.visits import Visit
@@ -151,7 +152,7 @@ async def test_run_of_new_visits_answers_each_op_as_if_alone(cadre, client_as, d
     other = await client_as("village", V2)
     far_hid = (await push(other, [household_op(village=V2)], device="phone-2"))[0]["id"]
     follow = visit_op(hid)
-    follow["data"]["follow_up_on"] = (date.today() + timedelta(days=3)).isoformat()
+    follow["data"]["follow_up_on"] = (clock.today() + timedelta(days=3)).isoformat()
     plain = visit_op(hid)
     outside = visit_op(far_hid)
     future = visit_op(hid)
@@ -461,7 +462,7 @@ async def test_pull_includes_tasks_and_visits(cadre):
             "household_id": h["id"],
             "visited_at": (datetime.now(UTC) - timedelta(hours=1)).isoformat(),
             "purpose": "elder_care",
-            "follow_up_on": (date.today() + timedelta(days=5)).isoformat(),
+            "follow_up_on": (clock.today() + timedelta(days=5)).isoformat(),
         },
     )
     await push(cadre, [h, v])

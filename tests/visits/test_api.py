@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
+from app.core import clock
 from app.models.visits import Task
 from tests.households.test_api import COUNTY, TS1, V1, V2, mk_household, mk_person, problem
 
@@ -31,7 +32,7 @@ async def test_visit_with_follow_up_creates_a_task(cadre, db):
     h = await mk_household(cadre)
     p = await mk_person(cadre, h["id"])
     vid = str(uuid.uuid4())
-    due = (date.today() + timedelta(days=7)).isoformat()
+    due = (clock.today() + timedelta(days=7)).isoformat()
     body = visit_body(
         h["id"],
         id=vid,
@@ -118,7 +119,7 @@ async def test_visit_scope(client_as):
     v = (
         await c1.post(
             "/api/v1/visits",
-            json=visit_body(h1["id"], follow_up_on=(date.today() + timedelta(days=1)).isoformat()),
+            json=visit_body(h1["id"], follow_up_on=(clock.today() + timedelta(days=1)).isoformat()),
         )
     ).json()
     problem(await c2.get(f"/api/v1/visits/{v['id']}"), 404, "not_found")
@@ -165,12 +166,12 @@ async def test_township_sees_overdue_tasks_of_its_villages(client_as, db):
             json=visit_body(
                 h["id"],
                 visited_at=(datetime.now(UTC) - timedelta(days=20)).isoformat(),
-                follow_up_on=(date.today() - timedelta(days=3)).isoformat(),
+                follow_up_on=(clock.today() - timedelta(days=3)).isoformat(),
             ),
         )
         await c.post(
             "/api/v1/visits",
-            json=visit_body(h["id"], follow_up_on=(date.today() + timedelta(days=3)).isoformat()),
+            json=visit_body(h["id"], follow_up_on=(clock.today() + timedelta(days=3)).isoformat()),
         )
     ts = await client_as("township", TS1)
     over = (await ts.get("/api/v1/tasks", params={"status": "open", "overdue": "true"})).json()["items"]
