@@ -43,6 +43,7 @@ from app.core.errors import (
     OutOfScope,
     ValidationFailed,
 )
+from app.core.messages import both
 from app.core.pagination import paginate
 from app.models.areas import Area
 from app.models.checkups import (
@@ -560,14 +561,20 @@ def _check_items(rnd: CheckupRound, items: dict[str, str]) -> None:
         )
 
 
-def _consequences(
+async def _consequences(
     session: AsyncSession, appt: CheckupAppointment, items: dict[str, str], today: date
 ) -> None:
+    """The follow-up tasks of a result: prenatal care after a positive pregnancy check, a
+    referral after an abnormal screening, each titled with her name."""
+    if "positive" not in (items.get("pregnancy"),) and items.get("gynecological") != "abnormal":
+        return
+    person = await session.get(Person, appt.person_id)
+    name = person.name if person is not None else ""
     if items.get("pregnancy") == "positive":
         open_task(
             session,
             kind=TaskKind.prenatal_care,
-            title="孕检阳性：产前保健随访 / prenatal care visit",
+            title=both("task.prenatal_care", name=name),
             due_on=today,
             village_code=appt.village_code,
             person_id=appt.person_id,
@@ -578,7 +585,7 @@ def _consequences(
         open_task(
             session,
             kind=TaskKind.referral,
-            title="妇科筛查异常：转诊 / referral after abnormal screening",
+            title=both("task.referral", name=name),
             due_on=today,
             village_code=appt.village_code,
             person_id=appt.person_id,
@@ -632,7 +639,7 @@ async def record_result(
     appt.recorded_by = actor.id
     appt.recorded_at = utcnow()
     touch(appt)
-    _consequences(session, appt, items, today)
+    await _consequences(session, appt, items, today)
     try:
         async with session.begin_nested():
             await session.flush()
@@ -662,7 +669,7 @@ async def correct_result(
         before = json.loads(appt.results or "{}")
         appt.results = json.dumps(items)
         new = {k: v for k, v in items.items() if before.get(k) != v}
-        _consequences(session, appt, new, date.today())
+        await _consequences(session, appt, new, date.today())
     if changes.get("checked_on"):
         if changes["checked_on"] > date.today():
             raise hh.invalid("checked_on", "must not be in the future")

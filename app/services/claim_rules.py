@@ -31,6 +31,7 @@ from typing import Annotated, Any, Protocol, TypeVar
 from pydantic import BaseModel, ConfigDict, PlainSerializer, ValidationError, field_validator
 
 from app.core.errors import Conflict, FieldError, ValidationFailed
+from app.core.messages import translate
 from app.models.claims import ClaimFacts, ClaimStatus, Decision, ProgrammeCode
 from app.models.users import Role
 
@@ -252,7 +253,15 @@ class Evaluation:
 
 
 def _reason(rule: str, passed: bool, detail: str) -> dict[str, Any]:
+    """One rule's outcome. ``detail`` is written in English, as stored in the claim's
+    evaluation; ``localized`` renders it in the reader's language (the catalogue's
+    ``reason.*`` messages, app/core/messages.py), so stored claims read in either language."""
     return {"rule": rule, "passed": passed, "detail": detail}
+
+
+def localized(reason: dict[str, Any]) -> dict[str, Any]:
+    """A stored reason with its detail in the request's language."""
+    return {**reason, "detail": translate(str(reason.get("detail", "")))}
 
 
 def add_years(d: date, years: int) -> date:
