@@ -566,7 +566,7 @@ async def _consequences(
 ) -> None:
     """The follow-up tasks of a result: prenatal care after a positive pregnancy check, a
     referral after an abnormal screening, each titled with her name."""
-    if "positive" not in (items.get("pregnancy"),) and items.get("gynecological") != "abnormal":
+    if items.get("pregnancy") != "positive" and items.get("gynecological") != "abnormal":
         return
     person = await session.get(Person, appt.person_id)
     name = person.name if person is not None else ""
