@@ -670,6 +670,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "{n} eligible months in {year} ({span})",
     },
     "reason.none": {"zh": "无", "en": "none"},
+    "reason.moved_away": {
+        "zh": "受益人现居住在您的辖区以外",
+        "en": "the beneficiary now lives outside your area",
+    },
     "reason.no_months": {
         "zh": "上述规则未通过，无符合条件的月份",
         "en": "no eligible months while a rule above fails",
@@ -1006,6 +1010,8 @@ def translate(source: str, lang: str | None = None, _depth: int = 0) -> str:
         if m is None:
             continue
         params = {name: translate(value, lang, _depth + 1) for name, value in m.groupdict().items()}
+        if key in ("v.enum", "v.literal_error") and lang == "zh":
+            params["expected"] = params["expected"].replace(" or ", " 或 ")
         try:
             return MESSAGES[key][lang].format(**params)
         except (KeyError, IndexError):  # pragma: no cover - the catalogue test keeps params equal

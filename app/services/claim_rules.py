@@ -644,7 +644,7 @@ def evaluate(
 def exit_reason(programme: ProgrammeCode, fam: Family, ev: Evaluation) -> tuple[str, str]:
     """Why a paid beneficiary leaves at renewal: a short code and the failed rules' details."""
     failed = [r for r in ev.reasons if not r["passed"]]
-    detail = "; ".join(f"{r['rule']}: {r['detail']}" for r in failed)
+    detail = "; ".join(f"{r['rule']}: {translate(r['detail'])}" for r in failed)  # reader's language
     if not fam.person.alive:
         return "died", detail
     names = {r["rule"] for r in failed}

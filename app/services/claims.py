@@ -47,7 +47,7 @@ from app.core.errors import (
     OutOfScope,
     ValidationFailed,
 )
-from app.core.messages import MESSAGES, Ref, both
+from app.core.messages import MESSAGES, Ref, both, translate
 from app.core.pagination import paginate
 from app.core.security import FieldCipher
 from app.models.areas import AreaLevel
@@ -942,7 +942,9 @@ async def renew(session: AsyncSession, actor: Actor, programme: ProgrammeCode, y
 
         def leave(reason: str, detail: str, old: Claim = old, person: Person = person) -> None:
             exits.append(
-                RenewalExit(person_id=person.id, previous_claim_id=old.id, reason=reason, detail=detail)
+                RenewalExit(
+                    person_id=person.id, previous_claim_id=old.id, reason=reason, detail=translate(detail)
+                )
             )
 
         if person.death_date is not None:

@@ -1022,7 +1022,9 @@ async def test_rural_renewal_exits_on_death_and_new_children(staff, db):
         two["id"]: "died",
         three["id"]: "children_changed",
     }
-    assert "2 living children" in next(e["detail"] for e in out["exits"] if e["person_id"] == three["id"])
+    assert "children: 2 个在世子女" in next(
+        e["detail"] for e in out["exits"] if e["person_id"] == three["id"]
+    )
 
 
 async def test_payments_csv_for_the_bank(staff, db):
