@@ -965,6 +965,11 @@ def both(key: str, /, **params: object) -> tuple[str, str]:
     return text(key, "zh", **params), text(key, "en", **params)
 
 
+# Rendered by id only (``text``, ``column``), never looked up from English: a column header
+# "year" or a purpose "other" must not turn a word inside some other text into Chinese.
+RENDERED_ONLY = ("csv.", "task.", "purpose.", "programme.")
+
+
 @lru_cache(maxsize=1)
 def _index() -> tuple[dict[str, str], list[tuple[re.Pattern[str], str]]]:
     """English text → id for the messages without parameters; (pattern, id) for the others,
@@ -972,6 +977,8 @@ def _index() -> tuple[dict[str, str], list[tuple[re.Pattern[str], str]]]:
     exact: dict[str, str] = {}
     patterns: list[tuple[int, re.Pattern[str], str]] = []
     for key, entry in MESSAGES.items():
+        if key.startswith(RENDERED_ONLY):
+            continue
         en = entry["en"]
         names = params_of(en)
         if not names:

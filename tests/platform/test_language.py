@@ -496,3 +496,36 @@ async def test_indicators_csv_header_language_and_etag(client_as):
     forced = await c.get("/api/v1/indicators.csv", params={"lang": "en"})
     assert _header(forced) == _header(en)
     assert forced.headers["content-language"] == "en"
+
+
+async def test_a_rejected_sync_op_speaks_the_phones_language_and_replays_as_it_was(client_as):
+    from tests.sync.test_api import household_op, person_op
+
+    c = await client_as("village", V1)
+    h = household_op()
+    bad = person_op(h["id"], data={"id_number": "430122199002301234"})
+
+    async def pushed(ops: list[dict], headers: dict) -> list[dict]:
+        r = await c.post("/api/v1/sync/push", json={"device_id": "phone-1", "ops": ops}, headers=headers)
+        assert r.status_code == 200, r.text
+        says(r, "en" if headers else "zh")
+        return r.json()["results"]
+
+    results = await pushed([h, bad], {})
+    assert [x["status"] for x in results] == ["applied", "rejected"]
+    error = results[1]["error"]
+    assert (error["code"], error["title"], error["detail"]) == (
+        "id_number_invalid",
+        "校验未通过",
+        "出生日期不存在",
+    )
+    other = person_op(h["id"], data={"id_number": "430122199002301234"})
+    error = (await pushed([other], EN))[0]["error"]
+    assert (error["code"], error["title"], error["detail"]) == (
+        "id_number_invalid",
+        "Validation failed",
+        "impossible birth date",
+    )
+    # the same op again is answered as it was first (nothing is evaluated twice)
+    again = (await pushed([bad], EN))[0]
+    assert again["status"] == "rejected" and again["error"]["detail"] == "出生日期不存在"
