@@ -339,11 +339,11 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "A {status} claim cannot be corrected; after submission use change_payee",
     },
     "err.role_may_not_claim": {
-        "zh": "{role} 用户不能 {action} 申领",
+        "zh": "{role}用户不能{action}申领",
         "en": "A {role} user may not {action} claims",
     },
     "err.claim_transition": {
-        "zh": "{status} 状态的申领不能 {action}",
+        "zh": "{status}状态的申领不能{action}",
         "en": "A {status} claim cannot {action}",
     },
     "err.separation_of_duties": {
@@ -851,6 +851,18 @@ MESSAGES: dict[str, dict[str, str]] = {
     "status.posted": {"zh": "公示中", "en": "posted"},
     "status.paid": {"zh": "已发放", "en": "paid"},
     "status.withdrawn": {"zh": "已撤回", "en": "withdrawn"},
+    # claim actions, as "A {status} claim cannot {action}" names them
+    "action.submit": {"zh": "提交", "en": "submit"},
+    "action.review": {"zh": "审核", "en": "review"},
+    "action.approve": {"zh": "审批", "en": "approve"},
+    "action.publish": {"zh": "公示", "en": "publish"},
+    "action.object": {"zh": "提出异议", "en": "object"},
+    "action.pay": {"zh": "发放", "en": "pay"},
+    "action.change_payee": {"zh": "更改收款人", "en": "change payee"},
+    "role.village": {"zh": "村级", "en": "village"},
+    "role.township": {"zh": "乡镇", "en": "township"},
+    "role.county": {"zh": "县级", "en": "county"},
+    "role.admin": {"zh": "管理员", "en": "admin"},
 }
 
 # Pydantic's own messages, by error type (English: pydantic-core's template, read at import).
