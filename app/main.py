@@ -28,7 +28,9 @@ from app.services.auth import AuthContext, LoginThrottle
 
 DESCRIPTION = """REST API for county family health & welfare field work: the household register,
 home visits, checkups, migrants, benefit claims and county figures. Errors are
-`application/problem+json` with a stable `code`."""
+`application/problem+json` with a stable `code`. `Accept-Language` (`zh-CN`, the default, or
+`en`) chooses the language of problem texts, claim reasons, task titles, data-quality details and
+CSV headers (`Content-Language` says which); codes and enum values never change."""
 
 
 def create_app(settings: Settings | None = None, engine: AsyncEngine | None = None) -> FastAPI:

@@ -6,6 +6,10 @@ carriage return (CSV injection: ``=HYPERLINK(…)`` in a name typed by anyone wh
 — is written with a leading apostrophe, which spreadsheets show as text. Numbers stay numbers:
 ints, floats and Decimals, and text that is a plain decimal number (money as ``"-12.50"``), are
 written as they are.
+
+The header row is in the request's language: a header cell that is a catalogued column name
+(``csv.<name>`` in app/core/messages.py) is written as that column's title — Chinese by
+default, the field name itself in English (what scripts reading the file key on).
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import io
 import re
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
+
+from app.core.messages import column
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 _PLAIN_NUMBER = re.compile(r"[+-]?[0-9]+(\.[0-9]+)?\Z")
@@ -32,12 +38,13 @@ def cell(value: object) -> str | int | float | Decimal:
     return text
 
 
-def csv_text(header: Sequence[object], rows: Iterable[Sequence[object]]) -> str:
-    """The whole file, BOM first; every cell (header included) through ``cell``."""
+def csv_text(header: Sequence[object], rows: Iterable[Sequence[object]], lang: str | None = None) -> str:
+    """The whole file, BOM first; every cell (header included) through ``cell``; header names
+    in ``lang`` (default: the request's language; module docstring)."""
     out = io.StringIO()
     out.write("\ufeff")
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow([cell(v) for v in header])
+    writer.writerow([cell(column(v, lang) if isinstance(v, str) else v) for v in header])
     for row in rows:
         writer.writerow([cell(v) for v in row])
     return out.getvalue()

@@ -3,6 +3,10 @@
 Services raise ``AppError`` subclasses; one set of handlers renders every failure, including
 unknown routes, wrong methods, validation errors and unexpected exceptions (which log the
 traceback with the request id and tell the client only that id).
+
+Raise sites write ``title``, ``detail`` and ``errors[].message`` in English; ``body()`` renders
+them in the request's language (``Accept-Language``; Chinese by default) through the message
+catalogue (app/core/messages.py). ``code``, ``field`` and every other member stay as they are.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.core.context import request_id_var
+from app.core.messages import translate
 
 log = logging.getLogger("jiahe.errors")
 
@@ -65,15 +70,16 @@ class AppError(Exception):
         super().__init__(self.detail)
 
     def body(self) -> dict[str, Any]:
+        """The problem object, its texts in the request's language."""
         out: dict[str, Any] = {
             "type": f"https://jiahe.example/problems/{self.code}",
-            "title": self.title,
+            "title": translate(self.title),
             "status": self.status,
-            "detail": self.detail,
+            "detail": translate(self.detail),
             "code": self.code,
         }
         if self.errors is not None:
-            out["errors"] = [e.model_dump() for e in self.errors]
+            out["errors"] = [{"field": e.field, "message": translate(e.message)} for e in self.errors]
         out.update(self.extra)
         rid = request_id_var.get()
         if rid:

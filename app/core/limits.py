@@ -31,6 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.core.config import Settings
 from app.core.context import request_id_var
 from app.core.errors import Unauthorized
+from app.core.messages import translate
 from app.core.security import TokenService
 
 SYNC_PUSH_PATH = "/api/v1/sync/push"
@@ -55,9 +56,9 @@ class BodyTooLarge(StarletteHTTPException):
 def _problem(status: int, code: str, title: str, detail: str) -> bytes:
     body = {
         "type": f"https://jiahe.example/problems/{code}",
-        "title": title,
+        "title": translate(title),
         "status": status,
-        "detail": detail,
+        "detail": translate(detail),
         "code": code,
     }
     rid = request_id_var.get()

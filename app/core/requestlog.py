@@ -9,6 +9,10 @@ throttle, the audit log. It is the TCP peer, unless the peer is one of the confi
 right, skipping the configured proxies, and the first other address is the client (what a
 client writes at the left of the header itself is never believed). ``jiahe serve`` turns off
 uvicorn's own proxy-header handling, which would otherwise believe any loopback peer.
+
+The language of the answer is decided here too (``Accept-Language``, app/core/messages.py):
+every response says it in ``Content-Language`` and carries ``Vary: Accept-Language``, since
+any answer's texts (a problem's detail, if nothing else) follow that header.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.context import client_ip_var, request_id_var
 from app.core.errors import unexpected_error_response
+from app.core.messages import CONTENT_LANGUAGE, negotiate, reset_language, set_language
 from app.core.metrics import LATENCY, REQUESTS
 
 log = logging.getLogger("jiahe.http")
@@ -63,6 +68,28 @@ def client_address(
     return client
 
 
+def _with_language(
+    headers: list[tuple[bytes, bytes]], language: list[tuple[bytes, bytes]]
+) -> list[tuple[bytes, bytes]]:
+    """``Content-Language`` (unless the app set one) and ``Accept-Language`` added to ``Vary``."""
+    out: list[tuple[bytes, bytes]] = []
+    vary: list[bytes] = []
+    has_language = False
+    for name, value in headers:
+        lower = name.lower()
+        if lower == b"vary":
+            vary.extend(v.strip() for v in value.split(b",") if v.strip())
+            continue
+        has_language = has_language or lower == b"content-language"
+        out.append((name, value))
+    if not has_language:
+        out.extend(language)
+    if not any(v.lower() in (b"accept-language", b"*") for v in vary):
+        vary.append(b"Accept-Language")
+    out.append((b"vary", b", ".join(vary)))
+    return out
+
+
 class RequestContextMiddleware:
     def __init__(self, app: ASGIApp, trusted_proxies: tuple[Network, ...] = ()) -> None:
         self.app = app
@@ -73,10 +100,14 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         incoming = ""
+        accept_language: str | None = None
         for name, value in scope.get("headers", ()):
-            if name == b"x-request-id":
+            if name == b"x-request-id" and not incoming:
                 incoming = value.decode("latin-1")
-                break
+            elif name == b"accept-language" and accept_language is None:
+                accept_language = value.decode("latin-1")
+        lang = negotiate(accept_language)
+        language_headers = [(b"content-language", CONTENT_LANGUAGE[lang].encode())]
         rid = incoming if _REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
         rid_header = (b"x-request-id", rid.encode())
         client = scope.get("client")
@@ -85,6 +116,7 @@ class RequestContextMiddleware:
         if address != peer and address is not None:
             scope = {**scope, "client": (address, 0)}
         rid_token = request_id_var.set(rid)
+        lang_token = set_language(lang)
         ip_token = client_ip_var.set(address)
         start = time.perf_counter()
         status = 500
@@ -97,6 +129,7 @@ class RequestContextMiddleware:
                 status = message["status"]
                 headers = [h for h in message.get("headers", ()) if h[0].lower() != b"x-request-id"]
                 headers.append(rid_header)
+                headers = _with_language(headers, language_headers)
                 message = {**message, "headers": headers}
             await send(message)
 
@@ -112,6 +145,7 @@ class RequestContextMiddleware:
         finally:
             self._record(scope, status, time.perf_counter() - start)
             request_id_var.reset(rid_token)
+            reset_language(lang_token)
             client_ip_var.reset(ip_token)
 
     @staticmethod

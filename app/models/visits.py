@@ -116,6 +116,8 @@ class Task(IdMixin, ScopedMixin, VersionedMixin, table=True):
     village_code: str = Field(sa_type=String(12), nullable=False)
     kind: TaskKind = Field(sa_type=String(24), nullable=False)
     title: str = Field(sa_type=String(200), nullable=False)
+    # the English title (``title`` is Chinese); null: ``title`` in both languages
+    title_en: str | None = Field(default=None, sa_type=String(200), nullable=True)
     due_on: date = Field(nullable=False)
     status: TaskStatus = Field(default=TaskStatus.open, sa_type=String(10), nullable=False)
     household_id: uuid.UUID | None = Field(default=None, index=True)

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Request, Response
 from app.core import clock
 from app.core.csvout import csv_text
 from app.core.errors import error_responses
+from app.core.messages import CONTENT_LANGUAGE, MESSAGES, Ref, column, current_language, text
 from app.deps import Caller, SessionDep
 from app.models.formats import Day
 from app.services import indicators as svc
@@ -167,13 +168,19 @@ async def indicators_csv(
     from_: FromQ = None,
     to: ToQ = None,
     breakdown: bool = False,
-    lang: Annotated[str, Query(pattern="^(en|zh)$")] = "en",
+    lang: Annotated[str | None, Query(pattern="^(en|zh)$")] = None,
 ) -> Response:
-    """The figures as CSV (UTF-8 with BOM, opens in Excel); ``lang=zh`` for Chinese headers."""
+    """The figures as CSV (UTF-8 with BOM, opens in Excel). Headers in the language of
+    ``Accept-Language`` (Chinese by default); ``lang=zh|en`` overrides it."""
+    language = lang or current_language()
     start, end = _period(from_, to)
     aq = svc.area_query(caller, area_code)
     tag, fresh = await _cached(
-        request, response, session, f"csv|{caller.prefix}|{area_code}|{start}|{end}|{breakdown}|{lang}", aq
+        request,
+        response,
+        session,
+        f"csv|{caller.prefix}|{area_code}|{start}|{end}|{breakdown}|{language}",
+        aq,
     )
     if fresh:
         return _not_modified(tag)
@@ -182,9 +189,13 @@ async def indicators_csv(
     )
     rows = [data, *data.get("children", [])]
     programmes = sorted({p for r in rows for p in r["claims"]})
-    header = [zh if lang == "zh" else en for en, zh in CSV_FIELDS]
+    header = [column(en, language, zh if language == "zh" else en) for en, zh in CSV_FIELDS]
     for p in programmes:
-        header += [f"claims.{p}.{k}" for k in CLAIM_COLUMNS]
+        name = Ref(f"programme.{p}") if f"programme.{p}" in MESSAGES else p
+        header += [
+            text(f"csv.claims.{k}", language, code=p, programme=name)
+            for k in CLAIM_COLUMNS
+        ]
     lines: list[list[Any]] = []
     for r in rows:
         line = [_get(r, en) for en, _zh in CSV_FIELDS]
@@ -192,7 +203,7 @@ async def indicators_csv(
             v = r["claims"].get(p, {})
             line += [v.get(k, "0.00" if k.endswith("amount") else 0) for k in CLAIM_COLUMNS]
         lines.append(line)
-    body = csv_text(header, lines)
+    body = csv_text(header, lines, language)
     filename = f"indicators_{data['area_code']}_{start}_{end}.csv"
     return Response(
         body.encode("utf-8"),
@@ -201,5 +212,6 @@ async def indicators_csv(
             "ETag": tag,
             "Cache-Control": CACHE,
             "Content-Disposition": f'attachment; filename="{filename}"',
+            "Content-Language": CONTENT_LANGUAGE[language],
         },
     )

@@ -44,6 +44,7 @@ from app.core.errors import (
     OutOfScope,
     ValidationFailed,
 )
+from app.core.messages import both
 from app.core.pagination import paginate
 from app.models.areas import Area
 from app.models.checkups import (
@@ -561,14 +562,20 @@ def _check_items(rnd: CheckupRound, items: dict[str, str]) -> None:
         )
 
 
-def _consequences(
+async def _consequences(
     session: AsyncSession, appt: CheckupAppointment, items: dict[str, str], today: date
 ) -> None:
+    """The follow-up tasks of a result: prenatal care after a positive pregnancy check, a
+    referral after an abnormal screening, each titled with her name."""
+    if items.get("pregnancy") != "positive" and items.get("gynecological") != "abnormal":
+        return
+    person = await session.get(Person, appt.person_id)
+    name = person.name if person is not None else ""
     if items.get("pregnancy") == "positive":
         open_task(
             session,
             kind=TaskKind.prenatal_care,
-            title="孕检阳性：产前保健随访 / prenatal care visit",
+            title=both("task.prenatal_care", name=name),
             due_on=today,
             village_code=appt.village_code,
             person_id=appt.person_id,
@@ -579,7 +586,7 @@ def _consequences(
         open_task(
             session,
             kind=TaskKind.referral,
-            title="妇科筛查异常：转诊 / referral after abnormal screening",
+            title=both("task.referral", name=name),
             due_on=today,
             village_code=appt.village_code,
             person_id=appt.person_id,
@@ -633,7 +640,7 @@ async def record_result(
     appt.recorded_by = actor.id
     appt.recorded_at = utcnow()
     touch(appt)
-    _consequences(session, appt, items, today)
+    await _consequences(session, appt, items, today)
     try:
         async with session.begin_nested():
             await session.flush()
@@ -663,7 +670,7 @@ async def correct_result(
         before = json.loads(appt.results or "{}")
         appt.results = json.dumps(items)
         new = {k: v for k, v in items.items() if before.get(k) != v}
-        _consequences(session, appt, new, clock.today())
+        await _consequences(session, appt, new, clock.today())
     if changes.get("checked_on"):
         if changes["checked_on"] > clock.today():
             raise hh.invalid("checked_on", "must not be in the future")

@@ -31,6 +31,7 @@ from typing import Annotated, Any, Protocol, TypeVar
 from pydantic import BaseModel, ConfigDict, PlainSerializer, ValidationError, field_validator
 
 from app.core.errors import Conflict, FieldError, ValidationFailed
+from app.core.messages import translate
 from app.models.claims import ClaimFacts, ClaimStatus, Decision, ProgrammeCode
 from app.models.users import Role
 
@@ -252,7 +253,15 @@ class Evaluation:
 
 
 def _reason(rule: str, passed: bool, detail: str) -> dict[str, Any]:
+    """One rule's outcome. ``detail`` is written in English, as stored in the claim's
+    evaluation; ``localized`` renders it in the reader's language (the catalogue's
+    ``reason.*`` messages, app/core/messages.py), so stored claims read in either language."""
     return {"rule": rule, "passed": passed, "detail": detail}
+
+
+def localized(reason: dict[str, Any]) -> dict[str, Any]:
+    """A stored reason with its detail in the request's language."""
+    return {**reason, "detail": translate(str(reason.get("detail", "")))}
 
 
 def add_years(d: date, years: int) -> date:
@@ -635,7 +644,7 @@ def evaluate(
 def exit_reason(programme: ProgrammeCode, fam: Family, ev: Evaluation) -> tuple[str, str]:
     """Why a paid beneficiary leaves at renewal: a short code and the failed rules' details."""
     failed = [r for r in ev.reasons if not r["passed"]]
-    detail = "; ".join(f"{r['rule']}: {r['detail']}" for r in failed)
+    detail = "; ".join(f"{r['rule']}: {translate(r['detail'])}" for r in failed)  # reader's language
     if not fam.person.alive:
         return "died", detail
     names = {r["rule"] for r in failed}

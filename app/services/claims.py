@@ -47,6 +47,7 @@ from app.core.errors import (
     OutOfScope,
     ValidationFailed,
 )
+from app.core.messages import MESSAGES, Ref, both, translate
 from app.core.pagination import paginate
 from app.core.security import FieldCipher
 from app.models.areas import AreaLevel
@@ -354,7 +355,7 @@ async def check_claim(session: AsyncSession, actor: Actor, data: CheckRequest) -
         eligible=ev.eligible,
         amount=rules.yuan(ev.amount_fen),
         rule_version=_ref(ev.version),
-        reasons=[Reason.model_validate(r) for r in ev.reasons],
+        reasons=[Reason.model_validate(rules.localized(r)) for r in ev.reasons],
         months=ev.months,
         category=ev.category,
     )
@@ -388,7 +389,7 @@ async def claim_public(session: AsyncSession, c: Claim) -> ClaimPublic:
         rule_version=RuleVersionRef(
             id=version.id, area_code=version.area_code, effective_from=version.effective_from
         ),
-        reasons=[Reason.model_validate(r) for r in ev.get("reasons", [])],
+        reasons=[Reason.model_validate(rules.localized(r)) for r in ev.get("reasons", [])],
         months=list(ev.get("months", [])),
         category=ev.get("category"),
         payee=_payee_public(c.payee_name, c.payee_bank, c.payee_account_masked),
@@ -702,16 +703,26 @@ def _move(actor: Actor, claim: Claim, action: str, decision: Decision | None) ->
     return move
 
 
-async def _tasks_after(session: AsyncSession, claim: Claim, status: ClaimStatus) -> None:
+async def _tasks_after(
+    session: AsyncSession, claim: Claim, status: ClaimStatus, *, comment: str | None = None, by: str = ""
+) -> None:
     """A submitted claim waits in the township's inbox (the task is placed at the township, so
-    the village's inbox stays the village's work); a returned one in the village's."""
+    the village's inbox stays the village's work); a returned one in the village's, its title
+    carrying the returning level's (``by``: the action) comment."""
     await cancel_tasks_for(session, "claim", claim.id)
-    label = f"{claim.programme} {claim.year}"
+    if status not in (ClaimStatus.submitted, ClaimStatus.returned):
+        return
+    person = await session.get(Person, claim.person_id)
+    label = {
+        "programme": _programme_name(claim.programme),
+        "year": claim.year,
+        "name": person.name if person is not None else "",
+    }
     if status == ClaimStatus.submitted:
         open_task(
             session,
             kind=TaskKind.claim_review,
-            title=f"Review benefit claim ({label})",
+            title=both("task.claim_review", **label),
             due_on=today() + timedelta(days=TASK_DAYS),
             village_code=claim.township_code + "000",
             person_id=claim.person_id,
@@ -722,7 +733,11 @@ async def _tasks_after(session: AsyncSession, claim: Claim, status: ClaimStatus)
         open_task(
             session,
             kind=TaskKind.claim_correction,
-            title=f"Correct returned benefit claim ({label})",
+            title=both(
+                "task.claim_correction.county" if by == "approve" else "task.claim_correction.township",
+                comment=comment or "",
+                **label,
+            ),
             due_on=today() + timedelta(days=TASK_DAYS),
             village_code=claim.village_code,
             person_id=claim.person_id,
@@ -749,7 +764,7 @@ async def _before_submit(session: AsyncSession, claim: Claim) -> None:
             "The claim does not meet the rules",
             code="not_eligible",
             errors=failed,
-            extra={"reasons": ev.reasons},
+            extra={"reasons": [rules.localized(r) for r in ev.reasons]},
         )
     if claim.payee_name is None:
         raise hh.invalid("payee", "a payee account is required before submitting", "payee_required")
@@ -809,7 +824,7 @@ async def transition(
         )
     claim.status = move.target
     _record(session, claim, actor, action, current, move.target, comment)
-    await _tasks_after(session, claim, move.target)
+    await _tasks_after(session, claim, move.target, comment=comment, by=action)
     touch(claim)
     await session.flush()
     return claim
@@ -927,7 +942,9 @@ async def renew(session: AsyncSession, actor: Actor, programme: ProgrammeCode, y
 
         def leave(reason: str, detail: str, old: Claim = old, person: Person = person) -> None:
             exits.append(
-                RenewalExit(person_id=person.id, previous_claim_id=old.id, reason=reason, detail=detail)
+                RenewalExit(
+                    person_id=person.id, previous_claim_id=old.id, reason=reason, detail=translate(detail)
+                )
             )
 
         if person.death_date is not None:
@@ -1063,6 +1080,11 @@ async def payments_csv(
     return csv_text(CSV_HEADER, lines)
 
 
+def _programme_name(code: str) -> str:
+    """A programme as task titles name it (its catalogue name; the code if it has none)."""
+    return Ref(f"programme.{code}") if f"programme.{code}" in MESSAGES else code
+
+
 # --- a beneficiary who moves -------------------------------------------------------------------
 
 PENDING = (
@@ -1093,7 +1115,12 @@ async def _follow_relocation(
         open_task(
             session,
             kind=TaskKind.claim_review,
-            title=f"Beneficiary moved in: check pending claim ({claim.programme} {claim.year})",
+            title=both(
+                "task.claim_moved_in",
+                programme=_programme_name(claim.programme),
+                year=claim.year,
+                name=person.name,
+            ),
             due_on=today() + timedelta(days=TASK_DAYS),
             village_code=claim.township_code + "000",
             person_id=claim.person_id,

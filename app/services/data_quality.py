@@ -27,6 +27,7 @@ from app.authz.actor import Actor, scope_prefix
 from app.authz.policies import FIELD_ROLES, require_role
 from app.authz.scope import area_clause, ensure_area_in_scope, scoped
 from app.core import clock
+from app.core.messages import translate
 from app.models.households import DataQualityFault, Household, Person
 from app.models.indicators import LIVING, LIVING_MARRIED_WOMEN, DataQualityFlag
 
@@ -159,7 +160,9 @@ async def list_faults(
             model = Person if entity == "person" else Household
             stmt = stmt.where(col(model.id).in_(flagged))
         rows = (await session.execute(stmt.order_by(literal_column("id")).limit(MAX_PER_KIND))).all()
-        out.extend(DataQualityFault(kind=k, entity=entity, id=r.id, detail=detail(r.info)) for r in rows)
+        out.extend(
+            DataQualityFault(kind=k, entity=entity, id=r.id, detail=translate(detail(r.info))) for r in rows
+        )
     return out
 
 

@@ -58,6 +58,7 @@ from app.authz.policies import FIELD_ROLES, require_role
 from app.authz.scope import area_clause, ensure_area_in_scope, ensure_can_place, get_scoped, scoped
 from app.core import clock
 from app.core.errors import Conflict, Forbidden, InvalidTransition, NotFound
+from app.core.messages import both
 from app.core.pagination import paginate
 from app.core.security import FieldCipher
 from app.models.common import place_columns
@@ -374,9 +375,12 @@ async def open_inflow(
     tasks_svc.open_task(
         session,
         kind=TaskKind.migrant_release,
-        title=(
-            f"放行确认：{person.name}已在{label}登记流入（登记姓名：{name_for_task}，"
-            f"{moved_on.isoformat()}起），请确认放行或拒绝"
+        title=both(
+            "task.migrant_release",
+            name=person.name,
+            place=label,
+            registered_name=name_for_task,
+            moved_on=moved_on.isoformat(),
         ),
         due_on=local_today() + CONFIRM_WITHIN,
         village_code=person.village_code,
@@ -658,7 +662,7 @@ async def _refuse(session: AsyncSession, inflow: Migrant, reason: str) -> None:
     tasks_svc.open_task(
         session,
         kind=TaskKind.migrant_refused,
-        title=f"迁入未获原籍放行（{inflow.moved_on.isoformat()}起的流入登记）：{reason}",
+        title=both("task.migrant_refused", moved_on=inflow.moved_on.isoformat(), reason=reason),
         due_on=local_today() + CONFIRM_WITHIN,
         village_code=inflow.village_code,
         source_entity="migrant",

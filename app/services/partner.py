@@ -87,6 +87,7 @@ from app.core.errors import (
     OutOfScope,
     ValidationFailed,
 )
+from app.core.messages import both
 from app.core.pagination import paginate
 from app.core.security import FieldCipher
 from app.models.areas import AreaLevel
@@ -590,7 +591,7 @@ class Outcome:
 
     record: Migrant | None = None
     changes: dict[str, str] = field(default_factory=dict)
-    task_title: str | None = None
+    task_title: tuple[str, str] | None = None
 
 
 def _match(n: dict[str, Any], inflows: list[Migrant], data: PartnerNotificationIn) -> Outcome:
@@ -603,11 +604,11 @@ def _match(n: dict[str, Any], inflows: list[Migrant], data: PartnerNotificationI
             changes = {"address": data.address} if here[0].address != data.address else {}
             return Outcome(here[0], changes)
         n["status"] = NotificationStatus.pending_confirmation.value
-        return Outcome(task_title=f"居住登记待确认：{data.name}，{data.address}")
+        return Outcome(task_title=both("task.residence_registered", name=data.name, address=data.address))
     if data.kind == NotificationKind.residence_cancelled:
         if here:
             n["migrant_id"], n["status"] = here[0].id, NotificationStatus.pending_confirmation.value
-            return Outcome(task_title=f"居住登记已注销：{data.name}，请核实并注销流入记录")
+            return Outcome(task_title=both("task.residence_cancelled", name=data.name))
         n["status"] = NotificationStatus.dismissed.value
         n["dismiss_reason"] = "nothing to cancel: no open inflow record there"
         n["decided_at"] = utcnow()
@@ -618,7 +619,7 @@ def _match(n: dict[str, Any], inflows: list[Migrant], data: PartnerNotificationI
         employer = _employer(data.details, data.reference)
         return Outcome(target, {"employer": employer} if target.employer != employer else {})
     n["status"] = NotificationStatus.pending_confirmation.value
-    return Outcome(task_title=f"营业执照登记待确认：{data.name}，{data.address}")
+    return Outcome(task_title=both("task.business_licensed", name=data.name, address=data.address))
 
 
 async def notification_status(

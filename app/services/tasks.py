@@ -10,6 +10,17 @@ writes its 123,000 appointments and not as many task rows again, and the item ca
 disagree with the appointment. The item's id is the appointment's; phones build the same items
 from the appointments they pull. Completing one is refused: the result, decline or exemption
 is what closes it.
+
+**Titles in two languages.** A task's title names its person and says what to do, in Chinese
+(``title``, the default language) and English (``title_en``), both rendered from the message
+catalogue (``task.*`` in app/core/messages.py) when the task is opened; ``task_public`` shows
+the one of the request's language (the inbox and the sync pull alike). Stored, not rendered at
+read time from a kind and parameters: a title is a message of the moment it was written (the
+township's return comment, the name as it was then), the inbox and the pull read it as a column
+without a catalogue lookup per row or a join for the parameters, and only two languages exist.
+A visit follow-up's title is the cadre's own note, stored as written (``title_en`` null: the
+same text in both languages), as are tasks opened before titles had two languages. The
+checkup-due items, built from the appointments, get their titles for the page only.
 """
 
 from __future__ import annotations
@@ -19,7 +30,7 @@ from datetime import date
 from types import SimpleNamespace
 from typing import Any, NotRequired, TypedDict, Unpack
 
-from sqlalchemy import String, Uuid, case, cast, func, literal, null, tuple_, union_all
+from sqlalchemy import String, Uuid, case, cast, literal, null, tuple_, union_all
 from sqlalchemy import select as sa_select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
@@ -30,6 +41,7 @@ from app.authz.scope import get_scoped, scoped
 from app.core import clock
 from app.core.db import UTCDateTime, utcnow
 from app.core.errors import InvalidTransition, NotFound
+from app.core.messages import both, current_language
 from app.core.pagination import decode_cursor, encode_cursor
 from app.models.checkups import AppointmentStatus, CheckupAppointment, CheckupRound
 from app.models.common import place_columns
@@ -46,6 +58,9 @@ def task_public(t: Any, today: date | None = None) -> TaskPublic:
     today = today or clock.today()
     data = {name: getattr(t, name) for name in TaskPublic.model_fields if name != "overdue"}
     data["overdue"] = t.status == TaskStatus.open and t.due_on < today
+    title_en = getattr(t, "title_en", None)
+    if title_en and current_language() == "en":
+        data["title"] = title_en
     return TaskPublic.model_validate(data)
 
 
@@ -53,7 +68,8 @@ class TaskFields(TypedDict):
     """What a domain says about a task it opens."""
 
     kind: TaskKind
-    title: str
+    # one text for both languages, or (Chinese, English) from ``messages.both`` (module docstring)
+    title: str | tuple[str, str]
     due_on: date
     village_code: str
     household_id: NotRequired[uuid.UUID | None]
@@ -66,13 +82,16 @@ class TaskFields(TypedDict):
 def task_row(**fields: Unpack[TaskFields]) -> dict[str, Any]:
     """A new open task as the columns of its row (every column set)."""
     now = utcnow()
+    title = fields["title"]
+    zh, en = title if isinstance(title, tuple) else (title, None)
     return {
         "id": uuid.uuid4(),
         "created_at": now,
         "updated_at": now,
         "version": 1,
         "kind": fields["kind"],
-        "title": fields["title"][:200],
+        "title": zh[:200],
+        "title_en": en[:200] if en else None,
         "due_on": fields["due_on"],
         "status": TaskStatus.open,
         "household_id": fields.get("household_id"),
@@ -94,10 +113,10 @@ def open_task(session: AsyncSession, **fields: Unpack[TaskFields]) -> Task:
     return task
 
 
-DUE_TASK_TITLE = "三查到期 / checkup due"
 APPOINTMENT = "checkup_appointment"
 DUE_KIND = TaskKind.checkup_due.value
 _ITEM_COLUMNS = [name for name in TaskPublic.model_fields if name != "overdue"] + [
+    "title_en",
     "county_code",
     "township_code",
 ]
@@ -115,7 +134,8 @@ def _due_items(actor: Actor) -> Any:
     columns = {
         "id": col(a.id),
         "kind": literal(DUE_KIND, String()),
-        "title": func.substr(literal(f"{DUE_TASK_TITLE}: ", String()) + col(r.name), 1, 200),
+        "title": col(r.name),  # the round's; the item's title is made for the page (list_tasks)
+        "title_en": cast(null(), String()),
         "due_on": col(r.closes_on),
         "status": case(
             (scheduled, TaskStatus.open.value),
@@ -216,16 +236,20 @@ async def list_tasks(
     if len(rows) > limit:
         rows = rows[:limit]
         next_cursor = encode_cursor([rows[-1]["due_on"], rows[-1]["id"]], [Task.due_on, Task.id])
-    # The households of the page's checkup-due items, in one query.
+    # The households and names of the page's checkup-due items, in one query.
     people = {r["person_id"] for r in rows if r["source_entity"] == APPOINTMENT and r["kind"] == DUE_KIND}
     if people:
         found = await session.execute(
-            sa_select(col(Person.id), col(Person.household_id)).where(col(Person.id).in_(people))
+            sa_select(col(Person.id), col(Person.household_id), col(Person.name)).where(
+                col(Person.id).in_(people)
+            )
         )
-        households = dict(found.tuples().all())
+        persons = {pid: (household, name) for pid, household, name in found.tuples().all()}
         for r in rows:
             if r["source_entity"] == APPOINTMENT and r["kind"] == DUE_KIND:
-                r["household_id"] = households.get(r["person_id"])
+                r["household_id"], name = persons.get(r["person_id"], (None, ""))
+                zh, en = both("task.checkup_due", name=name, round=r["title"])
+                r["title"], r["title_en"] = zh[:200], en[:200]
     return [SimpleNamespace(**r) for r in rows], next_cursor
 
 

@@ -17,6 +17,7 @@ from app.authz.scope import ensure_can_place, get_many_scoped, get_scoped, scope
 from app.core import clock
 from app.core.db import as_utc
 from app.core.errors import Conflict, NotFound
+from app.core.messages import Ref, both
 from app.core.pagination import paginate
 from app.models.common import place_columns
 from app.models.households import Household, Person
@@ -156,7 +157,7 @@ def build_visit(
         open_task(
             session,
             kind=TaskKind.follow_up,
-            title=data.follow_up_note or f"Follow-up of {data.purpose.value} visit",
+            title=data.follow_up_note or _follow_up_title(data.purpose.value, data.person_id, refs),
             due_on=data.follow_up_on,
             village_code=household.village_code,
             household_id=household.id,
@@ -165,6 +166,14 @@ def build_visit(
             source_id=visit.id,
         )
     return visit, True
+
+
+def _follow_up_title(purpose: str, person_id: uuid.UUID | None, refs: VisitRefs) -> tuple[str, str]:
+    """A follow-up without the cadre's own note: the visit's purpose and the person visited."""
+    person = refs.persons.get(person_id) if person_id is not None else None
+    if person is None:
+        return both("task.follow_up_household", purpose=Ref(f"purpose.{purpose}"))
+    return both("task.follow_up", purpose=Ref(f"purpose.{purpose}"), name=person.name)
 
 
 async def create_visit(session: AsyncSession, actor: Actor, data: VisitCreate) -> tuple[Visit, bool]:

@@ -503,7 +503,8 @@ async def test_appointments_are_the_checkup_due_inbox_items(cadre, township, cli
         assert item["id"] == item["source_id"] == appt["id"]
         assert item["source_entity"] == "checkup_appointment" and item["household_id"] == h["id"]
         assert item["due_on"] == CLOSES.isoformat() and item["status"] == "open" and not item["overdue"]
-        assert item["village_code"] == V1 and item["title"].endswith(round_body()["name"])
+        assert item["village_code"] == V1
+        assert item["title"] == f"三查到期：{w['name']}（{round_body()['name']}）"
     done, declined, _ = (appts[w["id"]]["id"] for w in women)
     body = {
         "checked_on": TODAY.isoformat(),

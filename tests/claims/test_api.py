@@ -261,6 +261,7 @@ async def test_check_explains_and_writes_nothing(staff, db):
     r = await staff.village.post(
         "/api/v1/claims/check",
         json={"programme": "rural_reward", "person_id": mother["id"], "year": 2024, "facts": RURAL_FACTS},
+        headers={"Accept-Language": "en"},
     )
     assert r.status_code == 200, r.text
     out = r.json()
@@ -1022,7 +1023,9 @@ async def test_rural_renewal_exits_on_death_and_new_children(staff, db):
         two["id"]: "died",
         three["id"]: "children_changed",
     }
-    assert "2 living children" in next(e["detail"] for e in out["exits"] if e["person_id"] == three["id"])
+    assert "children: 2 个在世子女" in next(
+        e["detail"] for e in out["exits"] if e["person_id"] == three["id"]
+    )
 
 
 async def test_payments_csv_for_the_bank(staff, db):
@@ -1032,7 +1035,9 @@ async def test_payments_csv_for_the_bank(staff, db):
     draft_only = await elder(staff.village, name="钱多多")
     await mk_claim(staff.village, draft_only)
     r = await staff.county.get(
-        "/api/v1/claims/payments.csv", params={"programme": "rural_reward", "year": 2024}
+        "/api/v1/claims/payments.csv",
+        params={"programme": "rural_reward", "year": 2024},
+        headers={"Accept-Language": "en"},  # field names as the header (Chinese titles by default)
     )
     assert r.status_code == 200, r.text
     assert r.headers["content-type"].startswith("text/csv")

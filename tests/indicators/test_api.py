@@ -246,8 +246,13 @@ async def test_csv_with_bom_and_chinese_headers(county_fixture):
     assert rows[0][:3] == ["区划代码", "名称", "总人口"]
     assert rows[1][0] == COUNTY and rows[1][2] == "7"
     assert len(rows) == 1 + 1 + 3
-    en = await county_fixture.get("/api/v1/indicators.csv", params={"area_code": COUNTY, **YEAR})
+    en = await county_fixture.get(
+        "/api/v1/indicators.csv", params={"area_code": COUNTY, **YEAR}, headers={"Accept-Language": "en"}
+    )
     assert en.content.decode("utf-8-sig").splitlines()[0].startswith("area_code,name,population")
+    # Chinese by default, the same as ``lang=zh``
+    zh = await county_fixture.get("/api/v1/indicators.csv", params={"area_code": COUNTY, **YEAR})
+    assert zh.content.decode("utf-8-sig").splitlines()[0].startswith("区划代码,名称,总人口")
 
 
 async def test_etag_and_304(county_fixture, client_as):

@@ -47,9 +47,12 @@ async def test_formula_cells_are_escaped_in_every_csv(staff, db, client_as):  # 
     claim = await mk_claim(staff.village, mother, payee=payee(FORMULAS[0]))
     await to_status(staff, db, claim["id"], "posted")
 
-    payments = _rows(await staff.county.get("/api/v1/claims/payments.csv"))
+    en = {"Accept-Language": "en"}  # field names as headers
+    payments = _rows(await staff.county.get("/api/v1/claims/payments.csv", headers=en))
     indicators = _rows(
-        await staff.county.get("/api/v1/indicators.csv", params={"area_code": TS1, "breakdown": "true"})
+        await staff.county.get(
+            "/api/v1/indicators.csv", params={"area_code": TS1, "breakdown": "true"}, headers=en
+        )
     )
     for rows in (payments, indicators):
         assert _formula_cells(rows) == []
