@@ -32,10 +32,10 @@ from app.core.errors import InvalidTransition, NotFound
 from app.core.pagination import decode_cursor, encode_cursor
 from app.models.checkups import AppointmentStatus, CheckupAppointment, CheckupRound
 from app.models.common import place_columns
-from app.models.households import Person
-from app.models.visits import Task, TaskKind, TaskPublic, TaskStatus
+from app.models.visits import Task, TaskItem, TaskKind, TaskPublic, TaskStatus
 from app.services.changes import register_synced
 from app.services.records import touch
+from app.services.summaries import load_people, with_people
 
 register_synced("task", "task")
 
@@ -46,6 +46,11 @@ def task_public(t: Any, today: date | None = None) -> TaskPublic:
     data = {name: getattr(t, name) for name in TaskPublic.model_fields if name != "overdue"}
     data["overdue"] = t.status == TaskStatus.open and t.due_on < today
     return TaskPublic.model_validate(data)
+
+
+def task_item(t: Any, today: date | None = None) -> TaskItem:
+    """An inbox item of ``list_tasks`` (which read its ``people``) as the API lists it."""
+    return with_people(TaskItem, task_public(t, today), t.people)
 
 
 class TaskFields(TypedDict):
@@ -215,16 +220,14 @@ async def list_tasks(
     if len(rows) > limit:
         rows = rows[:limit]
         next_cursor = encode_cursor([rows[-1]["due_on"], rows[-1]["id"]], [Task.due_on, Task.id])
-    # The households of the page's checkup-due items, in one query.
-    people = {r["person_id"] for r in rows if r["source_entity"] == APPOINTMENT and r["kind"] == DUE_KIND}
-    if people:
-        found = await session.execute(
-            sa_select(col(Person.id), col(Person.household_id)).where(col(Person.id).in_(people))
-        )
-        households = dict(found.tuples().all())
-        for r in rows:
-            if r["source_entity"] == APPOINTMENT and r["kind"] == DUE_KIND:
-                r["household_id"] = households.get(r["person_id"])
+    # The people of the page, in one query; a checkup-due item's household is its woman's.
+    people = await load_people(
+        session, person_ids=(r["person_id"] for r in rows), household_ids=(r["household_id"] for r in rows)
+    )
+    for r in rows:
+        if r["source_entity"] == APPOINTMENT and r["kind"] == DUE_KIND:
+            r["household_id"] = people.home(r["person_id"])
+        r["people"] = people.of(r["person_id"], r["household_id"])
     return [SimpleNamespace(**r) for r in rows], next_cursor
 
 
