@@ -354,7 +354,7 @@ class DataQualityFault(SQLModel):
     entity: str
     id: uuid.UUID
     detail: str
-    # filled in for the list by ``data_quality.with_people`` (a person fault: her and her
+    # filled in for the list by ``data_quality.add_people`` (a person fault: her and her
     # household; a household fault: the household)
     person: PersonSummary | None = None
     household: HouseholdSummary | None = None
