@@ -14,6 +14,7 @@ from sqlmodel import Field, SQLModel
 from app.core.db import UTCDateTime
 from app.models.common import AreaCode, IdMixin, ScopedMixin, VersionedMixin
 from app.models.formats import Day
+from app.models.households import People
 
 ITEMS = ("iud", "pregnancy", "gynecological")
 CheckItem = Literal["iud", "pregnancy", "gynecological"]
@@ -201,3 +202,7 @@ class AppointmentPublic(SQLModel):
     exempt_until: date | None
     version: int
     updated_at: datetime
+
+
+class AppointmentItem(AppointmentPublic, People):
+    """An appointment as lists show it: with the woman and her household (contract v1.1)."""

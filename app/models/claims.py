@@ -28,7 +28,7 @@ from sqlmodel import Field, SQLModel
 from app.core.db import UTCDateTime, utcnow
 from app.models.common import AreaCode, IdMixin, ScopedMixin, VersionedMixin
 from app.models.formats import Day
-from app.models.households import CleanText
+from app.models.households import CleanText, People
 
 
 class ProgrammeCode(StrEnum):
@@ -299,6 +299,10 @@ class ClaimPublic(SQLModel):
     version: int
     created_at: datetime
     updated_at: datetime
+
+
+class ClaimItem(ClaimPublic, People):
+    """A claim as lists show it: with its beneficiary and her household (contract v1.1)."""
 
 
 class ClaimDetail(ClaimPublic):

@@ -218,6 +218,31 @@ class HouseholdDetail(HouseholdPublic):
     members: list[PersonPublic]
 
 
+class PersonSummary(SQLModel):
+    """Who a list item is about, so a list reads as people and not ids: the ID number masked
+    as stored (``id_number_masked``), and the village her register entry is in (the person's
+    ``village_code``, with its name; null when the area table does not know the code)."""
+
+    id: uuid.UUID
+    name: str
+    id_number_masked: str | None
+    village_code: str
+    village_name: str | None
+
+
+class HouseholdSummary(SQLModel):
+    id: uuid.UUID
+    address: str
+
+
+class People(SQLModel):
+    """The ``person`` and ``household`` of a list item (null where none applies or the item
+    may not name them); see ``app.services.summaries``."""
+
+    person: PersonSummary | None
+    household: HouseholdSummary | None
+
+
 class MoveRequest(SQLModel):
     household_id: uuid.UUID
 
@@ -330,3 +355,7 @@ class DataQualityFault(SQLModel):
     entity: str
     id: uuid.UUID
     detail: str
+    # filled in for the list by ``data_quality.add_people`` (a person fault: her and her
+    # household; a household fault: the household)
+    person: PersonSummary | None = None
+    household: HouseholdSummary | None = None

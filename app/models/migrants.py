@@ -35,7 +35,7 @@ from sqlmodel import Field, SQLModel
 from app.core.db import UTCDateTime, utcnow
 from app.models.common import AreaCode, IdMixin, ScopedMixin, VersionedMixin, VillageCode
 from app.models.formats import Day, IdNumberText
-from app.models.households import CleanText, HouseholdType, MaritalStatus, Phone, Sex
+from app.models.households import CleanText, HouseholdType, MaritalStatus, People, Phone, Sex
 
 
 class Direction(StrEnum):
@@ -189,6 +189,11 @@ class MigrantPublic(SQLModel):
     updated_at: datetime
 
 
+class MigrantItem(MigrantPublic, People):
+    """A migrant record as lists show it: with the person and her household (contract v1.1);
+    both null while the record hides its person (``pending_release``, ``refused``)."""
+
+
 class MigrantDetail(MigrantPublic):
     """One record opened by someone in scope: the full phone (the read is audited)."""
 
@@ -329,9 +334,10 @@ class NotificationStatusPublic(SQLModel):
     received_at: datetime
 
 
-class NotificationPublic(SQLModel):
+class NotificationPublic(People):
     """A notification in the inbox of the village or township it concerns (ID number masked;
-    ``person_id`` only when that person is in the reader's scope)."""
+    ``person_id``, ``person`` and ``household`` only when the matched person is in the
+    reader's scope)."""
 
     id: uuid.UUID
     kind: NotificationKind

@@ -14,6 +14,7 @@ from sqlmodel import Field, SQLModel
 from app.core.db import UTCDateTime
 from app.models.common import IdMixin, ScopedMixin, VersionedMixin
 from app.models.formats import Day, Timestamp, refuse_null
+from app.models.households import People
 
 
 class VisitPurpose(StrEnum):
@@ -154,6 +155,10 @@ class TaskPublic(SQLModel):
     version: int
     created_at: datetime
     updated_at: datetime
+
+
+class TaskItem(TaskPublic, People):
+    """A task as the inbox lists it: with whom it is about (contract v1.1)."""
 
 
 class TaskComplete(SQLModel):

@@ -11,6 +11,7 @@ from app.core.errors import error_responses
 from app.core.pagination import Cursor, Limit, Page
 from app.deps import Caller, IfMatch, SessionDep
 from app.models.checkups import (
+    AppointmentItem,
     AppointmentPublic,
     AppointmentStatus,
     AreaFigures,
@@ -78,7 +79,7 @@ async def refresh(session: SessionDep, caller: Caller, round_id: uuid.UUID) -> R
 
 
 @router.get(
-    "/checkup-appointments", response_model=Page[AppointmentPublic], responses=error_responses(401, 403, 422)
+    "/checkup-appointments", response_model=Page[AppointmentItem], responses=error_responses(401, 403, 422)
 )
 async def list_appointments(
     session: SessionDep,
@@ -88,7 +89,7 @@ async def list_appointments(
     village_code: Annotated[str | None, Query(pattern=r"^[0-9]{12}$")] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
-) -> Page[AppointmentPublic]:
+) -> Page[AppointmentItem]:
     """Appointments in your scope; ``overdue`` = still scheduled after the window closed."""
     rows, nxt = await svc.list_appointments(
         session,
@@ -99,7 +100,7 @@ async def list_appointments(
         limit=limit,
         cursor=cursor,
     )
-    return Page(items=[svc.appointment_public(a, closes) for a, closes in rows], next_cursor=nxt)
+    return Page(items=await svc.appointment_items(session, rows), next_cursor=nxt)
 
 
 @router.get(

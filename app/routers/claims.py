@@ -17,6 +17,7 @@ from app.models.claims import (
     Claim,
     ClaimCreate,
     ClaimDetail,
+    ClaimItem,
     ClaimPublic,
     ClaimStatus,
     ClaimUpdate,
@@ -93,7 +94,7 @@ async def create_claim(
     return await svc.claim_public(session, claim)
 
 
-@router.get("/claims", response_model=Page[ClaimPublic], responses=error_responses(401, 403, 404, 422))
+@router.get("/claims", response_model=Page[ClaimItem], responses=error_responses(401, 403, 404, 422))
 async def list_claims(
     session: SessionDep,
     caller: Caller,
@@ -104,8 +105,8 @@ async def list_claims(
     person_id: uuid.UUID | None = None,
     limit: Limit = 50,
     cursor: Cursor = None,
-) -> Page[ClaimPublic]:
-    """Claims in your scope, newest first."""
+) -> Page[ClaimItem]:
+    """Claims in your scope, newest first, each with its beneficiary."""
     rows, nxt = await svc.list_claims(
         session,
         caller,
@@ -117,7 +118,7 @@ async def list_claims(
         limit=limit,
         cursor=cursor,
     )
-    return Page(items=[await svc.claim_public(session, c) for c in rows], next_cursor=nxt)
+    return Page(items=await svc.claim_items(session, rows), next_cursor=nxt)
 
 
 @router.post("/claims/renewals", response_model=RenewalResult, responses=error_responses(401, 403, 409, 422))

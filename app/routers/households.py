@@ -250,5 +250,6 @@ async def data_quality(
     area_code: Annotated[str | None, Query(pattern=r"^[0-9]{12}$")] = None,
     kind: Annotated[str | None, Query(pattern="^(" + "|".join(dq.KINDS) + ")$")] = None,
 ) -> list[DataQualityFault]:
-    """Open data-quality faults in your scope (at most 1000 per kind)."""
-    return await dq.list_faults(session, caller, area_code=area_code, kind=kind)
+    """Open data-quality faults in your scope (at most 1000 per kind), each with its person and
+    household."""
+    return await dq.add_people(session, await dq.list_faults(session, caller, area_code=area_code, kind=kind))

@@ -19,6 +19,7 @@ from app.models.migrants import (
     MigrantConfirm,
     MigrantCreate,
     MigrantDetail,
+    MigrantItem,
     MigrantPublic,
     MigrantRefuse,
     MigrantStatus,
@@ -65,7 +66,7 @@ async def create_migrant(
 
 @router.get(
     "/migrants",
-    response_model=Page[MigrantPublic],
+    response_model=Page[MigrantItem],
     tags=["migrants"],
     responses=error_responses(401, 403, 422),
 )
@@ -79,7 +80,7 @@ async def list_migrants(
     person_id: uuid.UUID | None = None,
     limit: Limit = 50,
     cursor: Cursor = None,
-) -> Page[MigrantPublic]:
+) -> Page[MigrantItem]:
     """Migrant records in your scope, open and closed, latest movement first (phones masked)."""
     rows, nxt = await svc.list_migrants(
         session,
@@ -91,7 +92,7 @@ async def list_migrants(
         limit=limit,
         cursor=cursor,
     )
-    return Page(items=[svc.migrant_public(m, cipher) for m in rows], next_cursor=nxt)
+    return Page(items=await svc.migrant_items(session, cipher, rows), next_cursor=nxt)
 
 
 @router.get(

@@ -13,6 +13,7 @@ from app.core.openapi import PER_OP_TEXT
 from app.core.pagination import Cursor, Limit
 from app.core.text import text_guard
 from app.deps import Caller, CipherDep, SessionDep
+from app.models.households import HouseholdSummary, PersonSummary
 from app.services import sync as svc
 
 router = APIRouter(prefix="/api/v1/sync", tags=["sync"])
@@ -100,8 +101,17 @@ class ConflictOut(BaseModel):
     resolved_at: str | None
 
 
+class ConflictItem(ConflictOut):
+    """A conflict as the list shows it: the server's current values of the phone's fields
+    beside them (masked alike; null once the record left your scope), and whom it concerns."""
+
+    server_values: dict[str, Any] | None
+    person: PersonSummary | None
+    household: HouseholdSummary | None
+
+
 class ConflictPage(BaseModel):
-    items: list[ConflictOut]
+    items: list[ConflictItem]
     next_cursor: str | None
 
 
@@ -167,15 +177,16 @@ async def receipts(session: SessionDep, caller: Caller, body: ReceiptsIn) -> Rec
 async def list_conflicts(
     session: SessionDep,
     caller: Caller,
+    cipher: CipherDep,
     status: Annotated[str | None, Query(pattern="^(open|resolved)$")] = "open",
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> ConflictPage:
-    """Edits that overlapped a server change, waiting for the township."""
+    """Edits that overlapped a server change, waiting for the township: the phone's values beside
+    the server's current ones, with the person and household concerned."""
     rows, nxt = await svc.list_conflicts(session, caller, status=status, limit=limit, cursor=cursor)
-    return ConflictPage(
-        items=[ConflictOut.model_validate(svc.conflict_view(c)) for c in rows], next_cursor=nxt
-    )
+    items = await svc.conflict_items(session, caller, svc.SyncContext(cipher), rows)
+    return ConflictPage(items=[ConflictItem.model_validate(c) for c in items], next_cursor=nxt)
 
 
 @router.post(

@@ -14,6 +14,7 @@ from app.deps import Caller, IfMatch, SessionDep
 from app.models.formats import TimestampFilter
 from app.models.visits import (
     TaskComplete,
+    TaskItem,
     TaskKind,
     TaskPublic,
     TaskStatus,
@@ -110,9 +111,7 @@ async def update_visit(
     return svc.visit_public(visit)
 
 
-@router.get(
-    "/tasks", response_model=Page[TaskPublic], tags=["tasks"], responses=error_responses(401, 403, 422)
-)
+@router.get("/tasks", response_model=Page[TaskItem], tags=["tasks"], responses=error_responses(401, 403, 422))
 async def list_tasks(
     session: SessionDep,
     caller: Caller,
@@ -122,8 +121,8 @@ async def list_tasks(
     overdue: bool | None = None,
     limit: Limit = 50,
     cursor: Cursor = None,
-) -> Page[TaskPublic]:
-    """The task inbox: tasks in your scope, soonest due first."""
+) -> Page[TaskItem]:
+    """The task inbox: tasks in your scope, soonest due first, each with whom it is about."""
     rows, nxt = await tasks_svc.list_tasks(
         session,
         caller,
@@ -134,7 +133,7 @@ async def list_tasks(
         limit=limit,
         cursor=cursor,
     )
-    return Page(items=[tasks_svc.task_public(t) for t in rows], next_cursor=nxt)
+    return Page(items=[tasks_svc.task_item(t) for t in rows], next_cursor=nxt)
 
 
 @router.post(

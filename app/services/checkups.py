@@ -49,6 +49,7 @@ from app.core.pagination import paginate
 from app.models.areas import Area
 from app.models.checkups import (
     ITEMS,
+    AppointmentItem,
     AppointmentPublic,
     AppointmentStatus,
     AreaFigures,
@@ -74,6 +75,7 @@ from app.services import audit
 from app.services import households as hh
 from app.services.changes import register_synced, txid_expr
 from app.services.records import check_version, touch
+from app.services.summaries import load_people, with_people
 from app.services.tasks import open_task
 
 register_synced("checkup_appointment", "checkup_appointment")
@@ -497,6 +499,14 @@ def appointment_public(
     )
 
 
+async def appointment_items(
+    session: AsyncSession, rows: list[tuple[CheckupAppointment, date]]
+) -> list[AppointmentItem]:
+    """A page of ``list_appointments`` with each woman and her household (one more query)."""
+    people = await load_people(session, person_ids=(a.person_id for a, _ in rows))
+    return [with_people(AppointmentItem, appointment_public(a, c), people.of(a.person_id)) for a, c in rows]
+
+
 async def list_appointments(
     session: AsyncSession,
     actor: Actor,
@@ -842,6 +852,7 @@ def _register_sync() -> None:
         ),
     )
     sync.register_pull("checkup_appointment", sync.PullEntity(CheckupAppointment, values))
+    sync.register_lookup("checkup_result", CheckupAppointment.result_id)
 
 
 _register_sync()

@@ -59,6 +59,7 @@ from app.models.claims import (
     ClaimDetail,
     ClaimFacts,
     ClaimHistory,
+    ClaimItem,
     ClaimPublic,
     ClaimStatus,
     ClaimUpdate,
@@ -88,6 +89,7 @@ from app.services import claim_rules as rules
 from app.services import households as hh
 from app.services.areas import level_of
 from app.services.records import check_version, existing_by_id, replay_or_conflict, touch
+from app.services.summaries import load_people, with_people
 from app.services.tasks import cancel_tasks_for, open_task
 
 hh.register_person_ref(Claim, "person_id")
@@ -404,6 +406,22 @@ async def claim_public(session: AsyncSession, c: Claim) -> ClaimPublic:
         created_at=c.created_at,
         updated_at=c.updated_at,
     )
+
+
+async def claim_items(session: AsyncSession, claims: list[Claim]) -> list[ClaimItem]:
+    """A page of claims with each beneficiary and her household: the page's rule versions and
+    people are read by one query each (``claim_public`` then finds the versions loaded)."""
+    ids = {c.rule_version_id for c in claims}
+    # held while the views are built: the identity map keeps loaded objects only by weak reference
+    versions = (
+        (await session.execute(select(RuleVersion).where(col(RuleVersion.id).in_(ids)))).scalars().all()
+        if ids
+        else []
+    )
+    people = await load_people(session, person_ids=(c.person_id for c in claims))
+    items = [with_people(ClaimItem, await claim_public(session, c), people.of(c.person_id)) for c in claims]
+    del versions
+    return items
 
 
 async def claim_detail(session: AsyncSession, c: Claim) -> ClaimDetail:

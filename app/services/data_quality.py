@@ -30,6 +30,7 @@ from app.core import clock
 from app.core.messages import translate
 from app.models.households import DataQualityFault, Household, Person
 from app.models.indicators import LIVING, LIVING_MARRIED_WOMEN, DataQualityFlag
+from app.services.summaries import load_people
 
 KINDS = (
     "likely_duplicate",
@@ -164,6 +165,22 @@ async def list_faults(
             DataQualityFault(kind=k, entity=entity, id=r.id, detail=translate(detail(r.info))) for r in rows
         )
     return out
+
+
+async def add_people(session: AsyncSession, faults: list[DataQualityFault]) -> list[DataQualityFault]:
+    """Each fault with the record it is about: a person fault names her and her household, a
+    household fault its household (one query for the whole list; faults are in scope)."""
+    people = await load_people(
+        session,
+        person_ids=(f.id for f in faults if f.entity == "person"),
+        household_ids=(f.id for f in faults if f.entity == "household"),
+    )
+    for f in faults:
+        if f.entity == "person":
+            f.person, f.household = people.person(f.id), people.household(person_id=f.id)
+        elif f.entity == "household":
+            f.household = people.household(f.id)
+    return faults
 
 
 async def count_faults(session: AsyncSession, *, area_code: str, by: str) -> dict[str, int]:

@@ -80,6 +80,7 @@ from app.models.migrants import (
     MigrantCreate,
     MigrantDetail,
     MigrantFigures,
+    MigrantItem,
     MigrantPersonIn,
     MigrantPublic,
     MigrantRefuse,
@@ -95,6 +96,7 @@ from app.services import tasks as tasks_svc
 from app.services.changes import register_synced
 from app.services.masking import mask_phone
 from app.services.records import existing_by_id, replay_or_conflict, touch
+from app.services.summaries import NOBODY, load_people, with_people
 
 register_synced("migrant", "migrant")
 hh.register_person_ref(Migrant, "person_id")
@@ -157,6 +159,19 @@ def migrant_public(m: Migrant, cipher: FieldCipher) -> MigrantPublic:
         created_at=m.created_at,
         updated_at=m.updated_at,
     )
+
+
+async def migrant_items(session: AsyncSession, cipher: FieldCipher, rows: list[Migrant]) -> list[MigrantItem]:
+    """A page of records with each person and her household (one more query). A record that
+    hides its person (``HIDDEN_PERSON``: waiting for her place's release, or refused) names
+    nobody: the requester learns nothing of the record the ID number found."""
+    shown = [m.person_id for m in rows if m.status not in HIDDEN_PERSON]
+    people = await load_people(session, person_ids=shown)
+    items = []
+    for m in rows:
+        named = NOBODY if m.status in HIDDEN_PERSON else people.of(m.person_id)
+        items.append(with_people(MigrantItem, migrant_public(m, cipher), named))
+    return items
 
 
 def migrant_detail(m: Migrant, cipher: FieldCipher) -> MigrantDetail:

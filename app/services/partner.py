@@ -119,6 +119,7 @@ from app.services import tasks as tasks_svc
 from app.services.changes import change_row
 from app.services.idnumber import IdNumberError, mask_id_number, parse_id_number
 from app.services.records import touch
+from app.services.summaries import load_people
 
 KEEP_DAYS = 30
 IN_FLIGHT_WAIT = "5s"  # PostgreSQL lock_timeout while waiting on a concurrent identical request
@@ -672,16 +673,12 @@ async def purge_expired_keys(session: AsyncSession) -> int:
 async def notification_views(
     session: AsyncSession, actor: Actor, cipher: FieldCipher, rows: list[PartnerNotification]
 ) -> list[NotificationPublic]:
-    """Inbox items (``details`` decrypted); a matched person's id only when that person is in the
-    reader's scope."""
-    ids = {n.person_id for n in rows if n.person_id}
-    villages: dict[uuid.UUID, str] = {}
-    if ids:
-        found = await session.execute(select(Person.id, Person.village_code).where(col(Person.id).in_(ids)))
-        villages = {row[0]: row[1] for row in found.all()}
+    """Inbox items (``details`` decrypted); a matched person (id, summary, household) only when
+    that person is in the reader's scope. One query for the people of the whole page."""
+    people = await load_people(session, person_ids=(n.person_id for n in rows), actor=actor)
     out = []
     for n in rows:
-        visible = n.person_id is not None and actor.covers(villages.get(n.person_id, "-"))
+        visible = people.person(n.person_id) is not None
         out.append(
             NotificationPublic(
                 id=n.id,
@@ -703,6 +700,8 @@ async def notification_views(
                 decided_by=n.decided_by,
                 dismiss_reason=n.dismiss_reason,
                 version=n.version,
+                person=people.person(n.person_id),
+                household=people.household(person_id=n.person_id),
             )
         )
     return out

@@ -64,6 +64,7 @@ from app.services import vital_events
 from app.services.changes import SYNCED_TABLES
 from app.services.idnumber import mask_id_number
 from app.services.masking import mask_phone
+from app.services.summaries import load_people
 
 MAX_SEQ = 2**62
 
@@ -124,6 +125,15 @@ def register_push(entity: str, handler: PushHandler) -> None:
 
 def register_pull(entity: str, handler: PullEntity) -> None:
     PULL[entity] = handler
+
+
+# The column an op's id is matched on when it is not the model's primary key (a handler with
+# its own ``load``): the conflict list reads the current records of a whole page by it.
+LOOKUP: dict[str, Any] = {}
+
+
+def register_lookup(entity: str, column: Any) -> None:
+    LOOKUP[entity] = column
 
 
 def _schema(model: type[BaseModel], data: dict[str, Any], **extra: Any) -> Any:
@@ -771,6 +781,74 @@ def conflict_view(c: SyncConflict) -> dict[str, Any]:
         "resolved_by": str(c.resolved_by) if c.resolved_by else None,
         "resolved_at": c.resolved_at.isoformat() if c.resolved_at else None,
     }
+
+
+async def _current_records(
+    session: AsyncSession, actor: Actor, rows: list[SyncConflict]
+) -> dict[tuple[str, uuid.UUID], Any]:
+    """The current record of each conflict still in the caller's scope, by (entity, op id):
+    one query per entity on the page (an entity addressed by its own ``load`` and no
+    registered lookup column is read record by record)."""
+    wanted: dict[str, set[uuid.UUID]] = {}
+    for c in rows:
+        wanted.setdefault(c.entity, set()).add(c.entity_id)
+    out: dict[tuple[str, uuid.UUID], Any] = {}
+    for entity, ids in wanted.items():
+        handler = PUSH.get(entity)
+        if handler is None:
+            continue
+        key = LOOKUP.get(entity)
+        if key is None and handler.load is not None:
+            for ident in ids:
+                try:
+                    out[(entity, ident)] = await handler.load(session, actor, ident)
+                except NotFound:
+                    pass
+            continue
+        key = key if key is not None else handler.model.id
+        found = await session.execute(scoped(select(handler.model).where(key.in_(ids)), actor, handler.model))
+        for record in found.scalars():
+            out[(entity, getattr(record, key.key))] = record
+    return out
+
+
+async def conflict_items(
+    session: AsyncSession, actor: Actor, ctx: SyncContext, rows: list[SyncConflict]
+) -> list[dict[str, Any]]:
+    """Conflicts as the list shows them: beside the phone's values (``client_values``), the
+    server's current values of the same fields (``server_values``, masked the same way: the
+    record's list view), and the ``person`` and ``household`` the record concerns. A record
+    gone from the caller's scope (moved away, merged) shows none of these (null)."""
+    records = await _current_records(session, actor, rows)
+
+    def refs(entity: str, record: Any) -> tuple[uuid.UUID | None, uuid.UUID | None]:
+        person = record.id if entity == "person" else getattr(record, "person_id", None)
+        household = record.id if entity == "household" else getattr(record, "household_id", None)
+        return person, household
+
+    pairs = [
+        refs(c.entity, records[(c.entity, c.entity_id)]) for c in rows if (c.entity, c.entity_id) in records
+    ]
+    people = await load_people(session, person_ids=(p for p, _ in pairs), household_ids=(h for _, h in pairs))
+    out = []
+    for c in rows:
+        item = conflict_view(c)
+        record = records.get((c.entity, c.entity_id))
+        if record is None:
+            item.update(server_values=None, person=None, household=None)
+        else:
+            handler = PUSH[c.entity]
+            view = handler.view or handler.values
+            assert view is not None
+            now = view(record, ctx)
+            person, household = refs(c.entity, record)
+            item.update(
+                server_values={k: now.get(k) for k in item["client_values"]},
+                person=people.person(person),
+                household=people.household(household, person),
+            )
+        out.append(item)
+    return out
 
 
 async def list_conflicts(

@@ -45,10 +45,10 @@ from app.core.messages import both, current_language
 from app.core.pagination import decode_cursor, encode_cursor
 from app.models.checkups import AppointmentStatus, CheckupAppointment, CheckupRound
 from app.models.common import place_columns
-from app.models.households import Person
-from app.models.visits import Task, TaskKind, TaskPublic, TaskStatus
+from app.models.visits import Task, TaskItem, TaskKind, TaskPublic, TaskStatus
 from app.services.changes import register_synced
 from app.services.records import touch
+from app.services.summaries import load_people, with_people
 
 register_synced("task", "task")
 
@@ -62,6 +62,11 @@ def task_public(t: Any, today: date | None = None) -> TaskPublic:
     if title_en and current_language() == "en":
         data["title"] = title_en
     return TaskPublic.model_validate(data)
+
+
+def task_item(t: Any, today: date | None = None) -> TaskItem:
+    """An inbox item of ``list_tasks`` (which read its ``people``) as the API lists it."""
+    return with_people(TaskItem, task_public(t, today), t.people)
 
 
 class TaskFields(TypedDict):
@@ -236,20 +241,18 @@ async def list_tasks(
     if len(rows) > limit:
         rows = rows[:limit]
         next_cursor = encode_cursor([rows[-1]["due_on"], rows[-1]["id"]], [Task.due_on, Task.id])
-    # The households and names of the page's checkup-due items, in one query.
-    people = {r["person_id"] for r in rows if r["source_entity"] == APPOINTMENT and r["kind"] == DUE_KIND}
-    if people:
-        found = await session.execute(
-            sa_select(col(Person.id), col(Person.household_id), col(Person.name)).where(
-                col(Person.id).in_(people)
-            )
-        )
-        persons = {pid: (household, name) for pid, household, name in found.tuples().all()}
-        for r in rows:
-            if r["source_entity"] == APPOINTMENT and r["kind"] == DUE_KIND:
-                r["household_id"], name = persons.get(r["person_id"], (None, ""))
-                zh, en = both("task.checkup_due", name=name, round=r["title"])
-                r["title"], r["title_en"] = zh[:200], en[:200]
+    # The people of the page, in one query; a checkup-due item's household is its woman's and
+    # its title names her.
+    people = await load_people(
+        session, person_ids=(r["person_id"] for r in rows), household_ids=(r["household_id"] for r in rows)
+    )
+    for r in rows:
+        if r["source_entity"] == APPOINTMENT and r["kind"] == DUE_KIND:
+            r["household_id"] = people.home(r["person_id"])
+            who = people.person(r["person_id"])
+            zh, en = both("task.checkup_due", name=who.name if who else "", round=r["title"])
+            r["title"], r["title_en"] = zh[:200], en[:200]
+        r["people"] = people.of(r["person_id"], r["household_id"])
     return [SimpleNamespace(**r) for r in rows], next_cursor
 
 
