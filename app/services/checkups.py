@@ -827,8 +827,11 @@ async def settle_merge(
                 continue
             appt.status = CANCELLED
             appt.cancel_reason = MERGED
-            touch(appt)
             settled.append({"table": "checkup_appointment", "column": "status", "id": str(appt.id)})
+            if appt.person_id == dup.id:  # moved here, so that it changes version once
+                appt.person_id = keep.id
+                settled.append({"table": "checkup_appointment", "column": "person_id", "id": str(appt.id)})
+            touch(appt)
     await session.flush()
     return settled
 

@@ -1112,7 +1112,9 @@ async def _follow_relocation(
 
 
 @hh.on_merge
-async def settle_merge(session: AsyncSession, actor: Actor, dup: Person, keep: Person) -> list[dict[str, str]]:
+async def settle_merge(
+    session: AsyncSession, actor: Actor, dup: Person, keep: Person
+) -> list[dict[str, str]]:
     """Both records hold a claim of one programme and year: a draft gives way (``withdrawn``,
     history action ``withdraw`` with the comment ``merged``, its open tasks cancelled) to a claim
     past draft, or, both drafts, to the earlier one. Two claims past draft (submitted or any
@@ -1145,10 +1147,13 @@ async def settle_merge(session: AsyncSession, actor: Actor, dup: Person, keep: P
             if claim is kept:
                 continue
             claim.status = ClaimStatus.withdrawn
+            settled.append({"table": "claim", "column": "status", "id": str(claim.id)})
+            if claim.person_id == dup.id:  # moved here, so that it changes version once
+                claim.person_id = keep.id
+                settled.append({"table": "claim", "column": "person_id", "id": str(claim.id)})
             touch(claim)
             _record(session, claim, actor, "withdraw", ClaimStatus.draft, ClaimStatus.withdrawn, "merged")
             await cancel_tasks_for(session, "claim", claim.id)
-            settled.append({"table": "claim", "column": "status", "id": str(claim.id)})
     await session.flush()
     return settled
 
