@@ -249,7 +249,6 @@ async def create_death(
 async def data_quality(
     session: SessionDep,
     caller: Caller,
-    cipher: CipherDep,
     area_code: Annotated[str | None, Query(pattern=r"^[0-9]{12}$")] = None,
     kind: Annotated[str | None, Query(pattern="^(" + "|".join(dq.KINDS) + ")$")] = None,
     include_dismissed: Annotated[
@@ -258,7 +257,7 @@ async def data_quality(
 ) -> list[DataQualityFault]:
     """Open data-quality faults in your scope (at most 1000 per kind)."""
     return await dq.list_faults(
-        session, caller, area_code=area_code, kind=kind, cipher=cipher, include_dismissed=include_dismissed
+        session, caller, area_code=area_code, kind=kind, include_dismissed=include_dismissed
     )
 
 
@@ -268,9 +267,7 @@ async def data_quality(
     status_code=201,
     responses=error_responses(401, 403, 404, 422),
 )
-async def dismiss_fault(
-    session: SessionDep, caller: Caller, cipher: CipherDep, body: DismissRequest
-) -> list[DismissalPublic]:
+async def dismiss_fault(session: SessionDep, caller: Caller, body: DismissRequest) -> list[DismissalPublic]:
     """Township/county: set a fault aside until the fields it rests on change (a duplicate: the pair)."""
-    rows = await dq.dismiss_fault(session, caller, cipher, body)
+    rows = await dq.dismiss_fault(session, caller, body)
     return [dq.dismissal_public(d) for d in rows]

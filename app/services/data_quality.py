@@ -15,6 +15,7 @@ kinds stay live: each is a range scan of a partial index of living people by bir
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from datetime import date
@@ -30,7 +31,6 @@ from app.authz.policies import FIELD_ROLES, SUPERVISOR_ROLES, require_role
 from app.authz.scope import area_clause, ensure_area_in_scope, get_scoped, scoped
 from app.core.db import utcnow
 from app.core.errors import FieldError, NotFound, ValidationFailed
-from app.core.security import FieldCipher
 from app.models.common import place_columns
 from app.models.households import (
     DataQualityDismissal,
@@ -151,7 +151,6 @@ async def list_faults(
     *,
     area_code: str | None,
     kind: str | None,
-    cipher: FieldCipher,
     include_dismissed: bool = False,
 ) -> list[DataQualityFault]:
     """Open faults in scope; dismissed ones (whose fields have not changed since) only with
@@ -187,7 +186,7 @@ async def list_faults(
             (DataQualityFault(kind=k, entity=entity, id=r.id, detail=detail(r.info)), _other(k, r.info))
             for r in rows
         )
-    dismissed = await _dismissed(session, cipher, found)
+    dismissed = await _dismissed(session, found)
     for fault, other in found:
         gone = dismissed.get((fault.kind, fault.id, other))
         if gone is None:
@@ -227,19 +226,25 @@ async def count_faults(session: AsyncSession, *, area_code: str, by: str) -> dic
         )
         for code, n in (await session.execute(stmt)).all():
             totals[code] = totals.get(code, 0) + int(n)
+    for t, v in await _dismissed_open(session, area_code):
+        code = t if by == "t" else v
+        totals[code] = totals.get(code, 0) - 1
     return totals
 
 
 # --- dismissals -----------------------------------------------------------------------------------
 #
 # A township or county may set a fault aside ("not a duplicate", "really 112 and alive"). It stays
-# aside while the fields the fault rests on keep their values: the dismissal stores a keyed hash
-# of them (HMAC with the blind-index key, so no personal value is kept in clear or guessable from
-# the hash), and the list compares it with the hash of the current values. Another value of any
-# of those fields, and the fault is raised again. For a likely duplicate the fields are both
+# aside while the fields the fault rests on keep their values: the dismissal stores a SHA-256 of
+# them (values the register holds in clear beside it — names, dates, codes, ids — or already as a
+# keyed hash: the ID number's blind index; so the digest tells nothing the rows do not), and the
+# list compares it with the digest of the current values. Another value of any of those fields,
+# and the fault is raised again. For a likely duplicate the fields are both
 # records' (name, birth date, ID number), and what is dismissed is the pair: one row per direction,
 # each at its record's place, so the other record's side is quiet too (a third look-alike is a new
-# pair and is raised). Rotating the blind-index key raises dismissed faults again.
+# pair and is raised). Rotating the blind-index key raises dismissed duplicates with an ID number
+# again. The figures' ``data_quality_open`` leaves out the records whose open faults of a kind
+# are all dismissed (``count_faults``).
 
 FAULT_ENTITY = {
     "likely_duplicate": "person",
@@ -277,9 +282,7 @@ async def _persons(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID
     return out
 
 
-async def _fingerprints(
-    session: AsyncSession, cipher: FieldCipher, kind: str, keys: set[Key]
-) -> dict[Key, str]:
+async def _fingerprints(session: AsyncSession, kind: str, keys: set[Key]) -> dict[Key, str]:
     """The keyed hash of the fields each fault rests on, per (record, other record)."""
     parts: dict[Key, Any] = {}
     if FAULT_ENTITY[kind] == "household":
@@ -323,7 +326,7 @@ async def _fingerprints(
             else:  # village_mismatch
                 parts[key] = [p.village_code, p.current_village_code]
     return {
-        key: cipher.blind_index(json.dumps([kind, value], default=str), purpose="dq_fingerprint")
+        key: hashlib.sha256(json.dumps([kind, value], default=str).encode()).hexdigest()
         for key, value in parts.items()
     }
 
@@ -336,7 +339,7 @@ async def _rows(session: AsyncSession, model: Any, ids: set[uuid.UUID]) -> list[
 
 
 async def _dismissed(
-    session: AsyncSession, cipher: FieldCipher, faults: list[tuple[DataQualityFault, uuid.UUID | None]]
+    session: AsyncSession, faults: list[tuple[DataQualityFault, uuid.UUID | None]]
 ) -> dict[tuple[str, uuid.UUID, uuid.UUID | None], DataQualityDismissal]:
     """The listed faults whose dismissal still holds (fingerprint unchanged), by (kind, id, other)."""
     wanted = {(f.kind, f.id, other) for f, other in faults}
@@ -352,7 +355,7 @@ async def _dismissed(
         by_kind.setdefault(kind, set()).add((ident, other))
     holding: dict[tuple[str, uuid.UUID, uuid.UUID | None], DataQualityDismissal] = {}
     for kind, keys in by_kind.items():
-        now = await _fingerprints(session, cipher, kind, keys)
+        now = await _fingerprints(session, kind, keys)
         for ident, other in keys:
             d = candidates[(kind, ident, other)]
             if now.get((ident, other)) == d.fingerprint:
@@ -361,7 +364,7 @@ async def _dismissed(
 
 
 async def dismiss_fault(
-    session: AsyncSession, actor: Actor, cipher: FieldCipher, data: DismissRequest
+    session: AsyncSession, actor: Actor, data: DismissRequest
 ) -> list[DataQualityDismissal]:
     """Township or county (village: 403): set an open fault of a record in scope aside (out of
     scope, or no such open fault: 404). Dismissing again (after the fields changed, or to give
@@ -393,7 +396,7 @@ async def dismiss_fault(
     if not keys:
         raise NotFound("No open fault of this kind for this record")
     keys |= {(other, ident) for ident, other in keys if other is not None}  # both sides of a pair
-    prints = await _fingerprints(session, cipher, kind, keys)
+    prints = await _fingerprints(session, kind, keys)
     records = {r.id: r for r in await _rows(session, model, {k[0] for k in keys})}
     existing: dict[Key, DataQualityDismissal] = {}
     for part in _chunks(sorted({k[0] for k in keys})):
@@ -443,3 +446,35 @@ def dismissal_public(d: DataQualityDismissal) -> DismissalPublic:
         dismissed_by=d.dismissed_by,
         dismissed_at=d.dismissed_at,
     )
+
+
+async def _dismissed_open(session: AsyncSession, area_code: str) -> list[tuple[str, str]]:
+    """The place (township, village) of each record, once per kind, that a count of open faults
+    leaves out: its faults of that kind are open and every one of them is dismissed (the
+    dismissal's fingerprint still holds). Reads the area's dismissals, usually few."""
+    stmt = select(DataQualityDismissal).where(area_clause(DataQualityDismissal, area_code))
+    rows = list((await session.execute(stmt.order_by(col(DataQualityDismissal.dismissed_at)))).scalars())
+    if not rows:
+        return []
+    by_kind: dict[str, dict[Key, DataQualityDismissal]] = {}
+    for d in rows:
+        by_kind.setdefault(d.kind, {})[(d.entity_id, d.other_id)] = d
+    out: list[tuple[str, str]] = []
+    dialect = _dialect(session)
+    for kind, dismissals in by_kind.items():
+        prints = await _fingerprints(session, kind, set(dismissals))
+        holding = {key for key, d in dismissals.items() if prints.get(key) == d.fingerprint}
+        ids = sorted({key[0] for key in holding})
+        for part in _chunks(ids):
+
+            def narrow(stmt: Any, model: Any, part: list[uuid.UUID] = part) -> Any:
+                return stmt.where(col(model.id).in_(part))
+
+            query = next(q for k, _e, q, _d in fault_queries(narrow, dialect, date.today()) if k == kind)
+            open_keys: dict[uuid.UUID, tuple[set[Key], tuple[str, str]]] = {}
+            for r in (await session.execute(query)).all():
+                place = (str(r._mapping["t"]), str(r._mapping["v"]))  # (``Row.t`` is the tuple)
+                keys, _place = open_keys.setdefault(r.id, (set(), place))
+                keys.add((r.id, _other(kind, r.info)))
+            out.extend(place for keys, place in open_keys.values() if keys <= holding)
+    return out

@@ -86,6 +86,18 @@ async def pull_all(c) -> dict[str, dict]:
     return out
 
 
+async def county_figures(c) -> dict:
+    """The township's figures for this year, with the fault count checked against the list."""
+    r = await c.get(
+        "/api/v1/indicators",
+        params={"area_code": TS1, "from": date(TODAY.year, 1, 1).isoformat(), "to": TODAY.isoformat()},
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["data_quality_open"] == len((await c.get("/api/v1/data-quality")).json())
+    return body
+
+
 async def stored_appointments(db, *person_ids: str) -> list[CheckupAppointment]:
     ids = [uuid.UUID(p) for p in person_ids]
     stmt = (
@@ -112,6 +124,9 @@ async def test_merge_keeps_the_appointment_with_a_result_and_cancels_the_other(c
     assert r.status_code == 200, r.text
     before = (await cast.ts.get(f"/api/v1/checkup-rounds/{rid}")).json()
     assert (before["due"], before["done"]) == (2, 1)
+    figures = await county_figures(cast.ts)
+    assert (figures["population"], figures["married_women_15_49"]) == (2, 2)
+    assert (figures["checkups"]["due"], figures["checkups"]["done"]) == (2, 1)
 
     r = await merge(cast.ts, dup, keep)
     assert r.status_code == 200, r.text
@@ -134,6 +149,9 @@ async def test_merge_keeps_the_appointment_with_a_result_and_cancels_the_other(c
     # The figures count her once, checked.
     figures = (await cast.ts.get(f"/api/v1/checkup-rounds/{rid}")).json()
     assert (figures["due"], figures["done"], figures["rate"]) == (1, 1, 100.0)
+    figures = await county_figures(cast.ts)
+    assert (figures["population"], figures["married_women_15_49"]) == (1, 1)
+    assert figures["checkups"] == {"due": 1, "done": 1, "rate": 100.0}
     # Nothing stays on the tombstone; the survivor holds one live appointment.
     stored = await stored_appointments(db, keep["id"], dup["id"])
     assert {str(a.person_id) for a in stored} == {keep["id"]}

@@ -47,6 +47,20 @@ async def dismiss(c, kind: str, entity: str, ident: str, reason: str = "不是�
     )
 
 
+async def figure_matches_list(c, area: str = TS1) -> int:
+    """The figures' ``data_quality_open`` counts each record once per kind with an open,
+    undismissed fault: exactly the distinct (kind, id) of the list."""
+    today = date.today()
+    r = await c.get(
+        "/api/v1/indicators",
+        params={"area_code": area, "from": date(today.year, 1, 1).isoformat(), "to": today.isoformat()},
+    )
+    assert r.status_code == 200, r.text
+    n = r.json()["data_quality_open"]
+    assert n == len(keys(await faults(c, area_code=area)))
+    return n
+
+
 async def look_alikes(c) -> tuple[dict, dict]:
     """Two women of one name and birth date in two villages, neither with an ID number."""
     h1 = await mk_household(c.v1)
@@ -61,8 +75,10 @@ async def test_dismissed_duplicate_pair_stays_away_until_its_fields_change(cast,
     dup = {("likely_duplicate", a["id"]), ("likely_duplicate", b["id"])}
     assert keys(await faults(cast.ts, kind="likely_duplicate")) == dup
 
+    before = await figure_matches_list(cast.ts)
     r = await dismiss(cast.ts, "likely_duplicate", "person", a["id"])
     assert r.status_code == 201, r.text
+    assert await figure_matches_list(cast.ts) == before - 2
     rows = r.json()
     assert [(d["id"], d["other_id"]) for d in rows] == [(a["id"], b["id"]), (b["id"], a["id"])]
     assert all(d["reason"] == "不是同一人" and d["dismissed_by"] == str(cast.ts.user.id) for d in rows)
@@ -91,6 +107,7 @@ async def test_dismissed_duplicate_pair_stays_away_until_its_fields_change(cast,
     assert {(d["id"], d["other_id"]) for d in r.json()} == {(c3["id"], a["id"]), (a["id"], c3["id"])}
     left = await faults(cast.ts, kind="likely_duplicate")
     assert {f["id"] for f in left} == {b["id"], c3["id"]}  # the pair b–c3 is still open
+    await figure_matches_list(cast.ts)
 
     # A field the fault rests on changes (a gets her ID number): the pair a–b is raised again.
     r = await cast.v1.patch(
@@ -102,6 +119,8 @@ async def test_dismissed_duplicate_pair_stays_away_until_its_fields_change(cast,
     again = await faults(cast.ts, kind="likely_duplicate")
     assert a["id"] in {f["id"] for f in again}
     assert all(f.get("dismissed") is None for f in again)
+    await figure_matches_list(cast.ts)
+    await figure_matches_list(cast.county, "430122000000")
 
 
 async def test_dismissed_household_fault_returns_when_its_members_change(cast):
@@ -112,6 +131,8 @@ async def test_dismissed_household_fault_returns_when_its_members_change(cast):
     assert r.json()[0]["other_id"] is None
     assert ("household_without_head", h["id"]) not in keys(await faults(cast.ts))
     assert ("household_without_head", h["id"]) not in keys(await faults(cast.v1))
+    await figure_matches_list(cast.ts)
+    await figure_matches_list(cast.v1, V1)
     listed = await faults(cast.ts, include_dismissed="true", kind="household_without_head")
     assert [(f["id"], f["dismissed"]["reason"]) for f in listed] == [(h["id"], "户主外出，暂缺")]
     # A member joins (not as head): the fault rests on the members, it is raised again.
