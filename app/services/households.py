@@ -628,11 +628,11 @@ async def merge_persons(
                     moved.append({"table": model.__tablename__, "column": column, "id": str(row.id)})
                 await session.flush()
     except IntegrityError:
-        # e.g. both records hold a claim for the same programme and year, or both an
-        # appointment in the same round: one of them must be settled before merging.
+        # what no settler settles, e.g. a death recorded on both records: one of them must be
+        # settled before merging (appointments and claims are settled above).
         raise Conflict(
-            "Both records hold the same kind of record (a claim of one programme and year, or an "
-            "appointment of one round); settle one before merging",
+            "Both records hold a record that exists once per person (e.g. a recorded death); "
+            "settle one before merging",
             code="merge_conflict",
         ) from None
     if dup.id_number_hash and not keep.id_number_hash:
