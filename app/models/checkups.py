@@ -8,7 +8,7 @@ from enum import StrEnum
 from typing import Literal
 
 from pydantic import field_validator, model_validator
-from sqlalchemy import Index, String, Text, UniqueConstraint, text
+from sqlalchemy import Index, String, Text, text
 from sqlmodel import Field, SQLModel
 
 from app.core.db import UTCDateTime
@@ -107,6 +107,10 @@ class AreaFigures(RoundFigures):
     name: str | None
 
 
+MERGED = "merged"  # the cancel reason of an appointment set aside by a merge
+LIVE_APPOINTMENT = text("cancel_reason IS NULL OR cancel_reason <> 'merged'")
+
+
 class CheckupAppointment(IdMixin, ScopedMixin, VersionedMixin, table=True):
     """One woman's place in one round. The place (scope columns) is where she lives now."""
 
@@ -134,7 +138,16 @@ class CheckupAppointment(IdMixin, ScopedMixin, VersionedMixin, table=True):
     recorded_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
     __table_args__ = (
-        UniqueConstraint("round_id", "person_id"),
+        # One live appointment per woman and round; one cancelled by a merge stands aside (it
+        # moves to the surviving record with everything else, see ``settle_merge``).
+        Index(
+            "uq_checkup_appointment_live_round_id_person_id",
+            "round_id",
+            "person_id",
+            unique=True,
+            postgresql_where=LIVE_APPOINTMENT,
+            sqlite_where=LIVE_APPOINTMENT,
+        ),
         Index("ix_checkup_appointment_round_village", "round_id", "village_code", "status"),
         Index("ix_checkup_appointment_round_township", "round_id", "township_code", "status"),
         Index("ix_checkup_appointment_person_exempt", "person_id", "exempt_until"),

@@ -47,6 +47,9 @@ class ClaimStatus(StrEnum):
     approved = "approved"
     posted = "posted"
     paid = "paid"
+    # A draft set aside when its person was merged into a record holding a claim of the same
+    # programme and year (history action ``withdraw``, comment ``merged``); final.
+    withdrawn = "withdrawn"
 
 
 class Decision(StrEnum):
@@ -201,9 +204,22 @@ class CheckResult(SQLModel):
 # --- claims -----------------------------------------------------------------------------------
 
 
+# One live claim per person, programme and year; withdrawn claims stand aside (a merge withdraws
+# the clashing draft and moves it to the survivor with everything else).
+LIVE_CLAIM = text("status <> 'withdrawn'")
+
+
 class Claim(IdMixin, ScopedMixin, VersionedMixin, table=True):
     __table_args__ = (
-        UniqueConstraint("person_id", "programme", "year"),
+        Index(
+            "uq_claim_live_person_id_programme_year",
+            "person_id",
+            "programme",
+            "year",
+            unique=True,
+            postgresql_where=LIVE_CLAIM,
+            sqlite_where=LIVE_CLAIM,
+        ),
         Index("ix_claim_county_code_programme_year_status", "county_code", "programme", "year", "status"),
     )
 

@@ -350,6 +350,12 @@ class DeathPublic(SQLModel):
     created_at: datetime
 
 
+class FaultDismissed(SQLModel):
+    by: uuid.UUID | None
+    at: datetime
+    reason: str
+
+
 class DataQualityFault(SQLModel):
     kind: str
     entity: str
@@ -359,3 +365,61 @@ class DataQualityFault(SQLModel):
     # household; a household fault: the household)
     person: PersonSummary | None = None
     household: HouseholdSummary | None = None
+    dismissed: FaultDismissed | None = Field(
+        default=None, description="Set only with include_dismissed=true: who set it aside, when, why"
+    )
+
+
+class DataQualityDismissal(IdMixin, ScopedMixin, table=True):
+    """A fault a township or county set aside ("not a duplicate"). It holds while the keyed hash
+    (``fingerprint``) of the fields the fault rests on stays the same; the place is the
+    record's. For a likely duplicate it is one row per direction of the pair (``other_id``)."""
+
+    __tablename__ = "data_quality_dismissal"
+    __table_args__ = (Index("ix_data_quality_dismissal_entity_id_kind", "entity_id", "kind"),)
+
+    kind: str = Field(sa_type=String(32), nullable=False)
+    entity: str = Field(sa_type=String(16), nullable=False)
+    entity_id: uuid.UUID = Field(nullable=False)
+    other_id: uuid.UUID | None = Field(default=None)
+    fingerprint: str = Field(sa_type=String(64), nullable=False)
+    reason: str = Field(sa_type=String(200), nullable=False)
+    dismissed_by: uuid.UUID | None = Field(default=None)
+    dismissed_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+class FaultKind(StrEnum):
+    likely_duplicate = "likely_duplicate"
+    child_born_before_mother_15 = "child_born_before_mother_15"
+    married_under_20 = "married_under_20"
+    over_110_alive = "over_110_alive"
+    household_without_head = "household_without_head"
+    household_no_living_member = "household_no_living_member"
+    village_mismatch = "village_mismatch"
+
+
+class FaultEntity(StrEnum):
+    person = "person"
+    household = "household"
+
+
+class DismissRequest(SQLModel):
+    kind: FaultKind
+    entity: FaultEntity
+    id: uuid.UUID
+    reason: CleanText = Field(min_length=1, max_length=200)
+    other_id: uuid.UUID | None = Field(
+        default=None,
+        description="likely_duplicate only: dismiss the pair with this record only (default: every "
+        "pair the record is in now)",
+    )
+
+
+class DismissalPublic(SQLModel):
+    kind: FaultKind
+    entity: FaultEntity
+    id: uuid.UUID
+    other_id: uuid.UUID | None
+    reason: str
+    dismissed_by: uuid.UUID | None
+    dismissed_at: datetime

@@ -17,6 +17,8 @@ from app.models.households import (
     DataQualityFault,
     DeathCreate,
     DeathPublic,
+    DismissalPublic,
+    DismissRequest,
     HouseholdCreate,
     HouseholdDetail,
     HouseholdPublic,
@@ -249,7 +251,25 @@ async def data_quality(
     caller: Caller,
     area_code: Annotated[str | None, Query(pattern=r"^[0-9]{12}$")] = None,
     kind: Annotated[str | None, Query(pattern="^(" + "|".join(dq.KINDS) + ")$")] = None,
+    include_dismissed: Annotated[
+        bool, Query(description="Also the dismissed faults (with who, when and why)")
+    ] = False,
 ) -> list[DataQualityFault]:
     """Open data-quality faults in your scope (at most 1000 per kind), each with its person and
     household."""
-    return await dq.add_people(session, await dq.list_faults(session, caller, area_code=area_code, kind=kind))
+    faults = await dq.list_faults(
+        session, caller, area_code=area_code, kind=kind, include_dismissed=include_dismissed
+    )
+    return await dq.add_people(session, faults)
+
+
+@router.post(
+    "/data-quality/dismiss",
+    response_model=list[DismissalPublic],
+    status_code=201,
+    responses=error_responses(401, 403, 404, 422),
+)
+async def dismiss_fault(session: SessionDep, caller: Caller, body: DismissRequest) -> list[DismissalPublic]:
+    """Township/county: set a fault aside until the fields it rests on change (a duplicate: the pair)."""
+    rows = await dq.dismiss_fault(session, caller, body)
+    return [dq.dismissal_public(d) for d in rows]

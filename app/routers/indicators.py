@@ -192,10 +192,7 @@ async def indicators_csv(
     header = [column(en, language, zh if language == "zh" else en) for en, zh in CSV_FIELDS]
     for p in programmes:
         name = Ref(f"programme.{p}") if f"programme.{p}" in MESSAGES else p
-        header += [
-            text(f"csv.claims.{k}", language, code=p, programme=name)
-            for k in CLAIM_COLUMNS
-        ]
+        header += [text(f"csv.claims.{k}", language, code=p, programme=name) for k in CLAIM_COLUMNS]
     lines: list[list[Any]] = []
     for r in rows:
         line = [_get(r, en) for en, _zh in CSV_FIELDS]

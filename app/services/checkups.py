@@ -49,6 +49,7 @@ from app.core.pagination import paginate
 from app.models.areas import Area
 from app.models.checkups import (
     ITEMS,
+    MERGED,
     AppointmentItem,
     AppointmentPublic,
     AppointmentStatus,
@@ -749,6 +750,7 @@ async def reevaluate(session: AsyncSession, person: Person, _reason: str) -> Non
         for a in (
             await session.execute(select(CheckupAppointment).where(CheckupAppointment.person_id == person.id))
         ).scalars()
+        if not _merged_away(a)
     }
     if person.sex != "female" and not existing:
         return
@@ -796,6 +798,60 @@ async def reevaluate(session: AsyncSession, person: Person, _reason: str) -> Non
             appt.cancel_reason = why_not
             touch(appt)
     await session.flush()
+
+
+def _merged_away(appt: CheckupAppointment) -> bool:
+    """Cancelled by a merge: set aside for good, outside the one-per-round rule."""
+    return appt.status == CANCELLED and appt.cancel_reason == MERGED
+
+
+# Which of two appointments of one round a merge keeps: a result first, then a recorded
+# decline or exemption, then a scheduled one; a tie keeps the earlier.
+_KEEP_RANK = {
+    AppointmentStatus.done.value: 3,
+    AppointmentStatus.declined.value: 2,
+    AppointmentStatus.exempted.value: 2,
+    SCHEDULED: 1,
+}
+
+
+@hh.on_merge
+async def settle_merge(
+    session: AsyncSession, actor: Actor, dup: Person, keep: Person
+) -> list[dict[str, str]]:
+    """Both records of one woman hold an appointment of the same round: keep the one with a
+    result (else a decline or exemption, else the earlier made) and cancel the other with
+    reason ``merged``, whatever the round's window (a closed round's figures count her once).
+    The cancelled one keeps what was recorded on it and moves to the survivor with the rest."""
+    del actor
+    rows = (
+        await session.execute(
+            select(CheckupAppointment)
+            .where(col(CheckupAppointment.person_id).in_([dup.id, keep.id]))
+            .order_by(col(CheckupAppointment.created_at), col(CheckupAppointment.id))
+        )
+    ).scalars()
+    by_round: dict[uuid.UUID, list[CheckupAppointment]] = {}
+    for appt in rows:
+        if not _merged_away(appt):
+            by_round.setdefault(appt.round_id, []).append(appt)
+    settled: list[dict[str, str]] = []
+    for pair in by_round.values():
+        if len(pair) < 2:
+            continue
+        kept = max(pair, key=lambda a: _KEEP_RANK.get(a.status, 0))  # first (earliest) of the best
+        for appt in pair:
+            if appt is kept:
+                continue
+            appt.status = CANCELLED
+            appt.cancel_reason = MERGED
+            settled.append({"table": "checkup_appointment", "column": "status", "id": str(appt.id)})
+            if appt.person_id == dup.id:  # moved here, so that it changes version once
+                appt.person_id = keep.id
+                settled.append({"table": "checkup_appointment", "column": "person_id", "id": str(appt.id)})
+            touch(appt)
+    await session.flush()
+    return settled
 
 
 def _move_place(appt: CheckupAppointment, village: str) -> None:

@@ -547,7 +547,12 @@ def _claim_exists(actor: Actor, other: Claim | None) -> Conflict:
 async def _existing_claim(
     session: AsyncSession, person_id: uuid.UUID, programme: str, year: int
 ) -> Claim | None:
-    stmt = select(Claim).where(Claim.person_id == person_id, Claim.programme == programme, Claim.year == year)
+    stmt = select(Claim).where(
+        Claim.person_id == person_id,
+        Claim.programme == programme,
+        Claim.year == year,
+        col(Claim.status) != ClaimStatus.withdrawn.value,
+    )
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
@@ -1146,6 +1151,56 @@ async def _follow_relocation(
             source_id=claim.id,
         )
     await session.flush()
+
+
+# --- a merge of two records of one person ----------------------------------------------------
+
+
+@hh.on_merge
+async def settle_merge(
+    session: AsyncSession, actor: Actor, dup: Person, keep: Person
+) -> list[dict[str, str]]:
+    """Both records hold a claim of one programme and year: a draft gives way (``withdrawn``,
+    history action ``withdraw`` with the comment ``merged``, its open tasks cancelled) to a claim
+    past draft, or, both drafts, to the earlier one. Two claims past draft (submitted or any
+    later step, returned and rejected included: each is a decision on record) are 409
+    ``merge_conflict``: a person decides which one stands. Withdrawn claims move with the rest."""
+    rows = (
+        await session.execute(
+            select(Claim)
+            .where(
+                col(Claim.person_id).in_([dup.id, keep.id]), col(Claim.status) != ClaimStatus.withdrawn.value
+            )
+            .order_by(col(Claim.created_at), col(Claim.id))
+        )
+    ).scalars()
+    by_key: dict[tuple[str, int], list[Claim]] = {}
+    for claim in rows:
+        by_key.setdefault((claim.programme, claim.year), []).append(claim)
+    clashes = [pair for pair in by_key.values() if len(pair) > 1]
+    for pair in clashes:
+        if all(c.status != ClaimStatus.draft.value for c in pair):
+            programme, year = pair[0].programme, pair[0].year
+            raise Conflict(
+                f"Both records hold a claim past draft for {programme} {year}; settle one before merging",
+                code="merge_conflict",
+            )
+    settled: list[dict[str, str]] = []
+    for pair in clashes:
+        kept = next((c for c in pair if c.status != ClaimStatus.draft.value), pair[0])
+        for claim in pair:
+            if claim is kept:
+                continue
+            claim.status = ClaimStatus.withdrawn
+            settled.append({"table": "claim", "column": "status", "id": str(claim.id)})
+            if claim.person_id == dup.id:  # moved here, so that it changes version once
+                claim.person_id = keep.id
+                settled.append({"table": "claim", "column": "person_id", "id": str(claim.id)})
+            touch(claim)
+            _record(session, claim, actor, "withdraw", ClaimStatus.draft, ClaimStatus.withdrawn, "merged")
+            await cancel_tasks_for(session, "claim", claim.id)
+    await session.flush()
+    return settled
 
 
 def _register_relocation() -> None:

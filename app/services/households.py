@@ -573,13 +573,35 @@ def register_person_ref(model: Any, column: str) -> None:
 register_person_ref(Person, "mother_id")
 register_person_ref(Person, "father_id")
 
+# What exists once per person (an appointment of one round, a claim of one programme and year)
+# cannot simply move when both records hold one: the owning domain settles such clashes with
+# ``on_merge`` before the references move, keeping one and setting the other aside (cancelled,
+# withdrawn: it still moves, outside the once-per-person rule) or refusing with 409
+# ``merge_conflict``. A settler returns what it set aside as ``{"table", "column", "id"}``.
+MergeSettler = Callable[[AsyncSession, Actor, Person, Person], Awaitable[list[dict[str, str]]]]
+MERGE_SETTLERS: list[MergeSettler] = []
+
+
+def on_merge(settler: MergeSettler) -> MergeSettler:
+    """Register ``settler(session, actor, duplicate, survivor)``. A refusal raised by any
+    settler rolls back what the others wrote (one transaction per request)."""
+    if settler not in MERGE_SETTLERS:
+        MERGE_SETTLERS.append(settler)
+    return settler
+
 
 async def merge_persons(
     session: AsyncSession, actor: Actor, person_id: uuid.UUID, into_id: uuid.UUID
 ) -> PersonMerge:
     """Township or county: ``person_id`` is a duplicate of ``into_id``. Everything attached to
     it moves to the survivor, which takes over a missing ID number; the duplicate becomes a
-    tombstone pointing at the survivor. One audited act, with the moved references kept."""
+    tombstone pointing at the survivor. One audited act, with the moved references kept.
+
+    Records both hold once per person are settled first by their domains (``on_merge``): two
+    appointments of one round keep the one with a result (else the earlier) and cancel the other
+    (``merged``); a clashing draft claim is withdrawn; two claims past draft of one programme and
+    year are 409 ``merge_conflict`` and nothing is written (the request's transaction rolls
+    back). The record set aside moves to the survivor too, so nothing stays on the tombstone."""
     require_role(actor, *SUPERVISOR_ROLES)
     dup = await get_scoped(session, Person, person_id, actor)
     keep = await get_scoped(session, Person, into_id, actor)
@@ -590,6 +612,9 @@ async def merge_persons(
     if dup.id_number_hash and keep.id_number_hash and dup.id_number_hash != keep.id_number_hash:
         raise Conflict("The two records have different ID numbers", code="different_id_numbers")
     moved: list[dict[str, str]] = []
+    for settle in MERGE_SETTLERS:
+        for entry in await settle(session, actor, dup, keep):
+            moved.append({**entry, "settled": "merged"})
     try:
         async with session.begin_nested():
             for model, column in PERSON_REFS:
@@ -604,11 +629,11 @@ async def merge_persons(
                     moved.append({"table": model.__tablename__, "column": column, "id": str(row.id)})
                 await session.flush()
     except IntegrityError:
-        # e.g. both records hold a claim for the same programme and year, or both an
-        # appointment in the same round: one of them must be settled before merging.
+        # what no settler settles, e.g. a death recorded on both records: one of them must be
+        # settled before merging (appointments and claims are settled above).
         raise Conflict(
-            "Both records hold the same kind of record (a claim of one programme and year, or an "
-            "appointment of one round); settle one before merging",
+            "Both records hold a record that exists once per person (e.g. a recorded death); "
+            "settle one before merging",
             code="merge_conflict",
         ) from None
     if dup.id_number_hash and not keep.id_number_hash:

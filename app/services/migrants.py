@@ -736,10 +736,15 @@ async def _children_under_16(session: AsyncSession, parent: Person, household_id
 
 async def _after_move(session: AsyncSession, person: Person, old_village: str, new_village: str) -> None:
     """What follows a person whose register entry moved: her appointments (hook ``moved``),
-    her open tasks (not those of the villages' own migrant records), the relocation hooks."""
+    her open tasks (not those of the villages' own migrant records) with her new household,
+    the relocation hooks."""
     await hh.person_changed(session, person, "moved")
     await tasks_svc.move_person_tasks(
-        session, person.id, to_village=new_village, keep_sources=PLACE_BOUND_SOURCES
+        session,
+        person.id,
+        to_village=new_village,
+        keep_sources=PLACE_BOUND_SOURCES,
+        household_id=person.household_id,
     )
     for hook in RELOCATION_HOOKS:
         await hook(session, person, old_village, new_village)

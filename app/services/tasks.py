@@ -293,10 +293,17 @@ async def cancel_tasks_for(session: AsyncSession, source_entity: str, source_id:
 
 
 async def move_person_tasks(
-    session: AsyncSession, person_id: uuid.UUID, *, to_village: str, keep_sources: tuple[str, ...] = ()
+    session: AsyncSession,
+    person_id: uuid.UUID,
+    *,
+    to_village: str,
+    keep_sources: tuple[str, ...] = (),
+    household_id: uuid.UUID | None = None,
 ) -> int:
     """A person moved to another village: her open tasks go with her (to that village's cadres,
-    unassigned), except those made by ``keep_sources`` records, which stay where they are."""
+    unassigned), except those made by ``keep_sources`` records, which stay where they are. With
+    ``household_id`` (her new household), a moved task that named her old household names the
+    new one (the receiving cadre cannot open the old one)."""
     stmt = select(Task).where(
         Task.person_id == person_id, Task.status == TaskStatus.open, Task.village_code != to_village
     )
@@ -307,6 +314,8 @@ async def move_person_tasks(
         for key, value in place_columns(to_village).items():
             setattr(task, key, value)
         task.assignee_user_id = None
+        if household_id is not None and task.household_id is not None:
+            task.household_id = household_id
         touch(task)
         moved += 1
     return moved

@@ -453,17 +453,23 @@ async def test_results_through_sync_and_pull(cadre, township, db):
     assert len(mine) == 1 and mine[0]["data"]["status"] == "done"
 
 
-async def test_merging_two_records_with_appointments_in_one_round_is_refused(cadre, township):
+async def test_merging_two_records_with_appointments_in_one_round_keeps_one(cadre, township):
+    """(Issue 15: no longer refused.) One stays, the other is cancelled ``merged``; both are the
+    survivor's (tests/households/test_merge.py has the cases)."""
     h = await mk_household(cadre)
     a = await woman(cadre, h["id"], date(1990, 1, 1), name="陈静")
     b = await woman(cadre, h["id"], date(1990, 1, 1), name="陈静")
     rid = (await township.post("/api/v1/checkup-rounds", json=round_body())).json()["id"]
     assert len(await appointments(township, round_id=rid)) == 2
     r = await township.post(f"/api/v1/persons/{b['id']}/merge", json={"into_id": a["id"]})
-    problem(r, 409, "merge_conflict")
-    # nothing half-done: both records and both appointments are as they were
-    assert (await township.get(f"/api/v1/persons/{b['id']}")).json()["merged_into_id"] is None
-    assert {x["person_id"] for x in await appointments(township, round_id=rid)} == {a["id"], b["id"]}
+    assert r.status_code == 200, r.text
+    assert (await township.get(f"/api/v1/persons/{b['id']}")).json()["merged_into_id"] == a["id"]
+    after = await appointments(township, round_id=rid)
+    assert {x["person_id"] for x in after} == {a["id"]}
+    assert sorted((x["status"], x["cancel_reason"]) for x in after) == [
+        ("cancelled", "merged"),
+        ("scheduled", None),
+    ]
 
 
 async def test_appointments_are_the_checkup_due_inbox_items(cadre, township, client_as, db):
