@@ -226,6 +226,29 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "The file has bad rows; nothing was imported",
     },
     # register
+    "err.fault_entity": {"zh": "{kind} 类问题针对的是 {entity}", "en": "A {kind} fault is about a {entity}"},
+    "err.must_be_entity_for_kind": {"zh": "{kind} 类问题须为 {entity}", "en": "must be {entity} for {kind}"},
+    "err.merge_claims_past_draft": {
+        "zh": "两条记录都有已提交的 {programme} {year} 年度待遇申领，请先处理其中一条再合并",
+        "en": "Both records hold a claim past draft for {programme} {year}; settle one before merging",
+    },
+    "err.merge_once_per_person": {
+        "zh": "两条记录都有每人只能有一条的记录（如已登记的死亡），请先处理其中一条再合并",
+        "en": "Both records hold a record that exists once per person (e.g. a recorded death); "
+        "settle one before merging",
+    },
+    "err.no_open_fault": {
+        "zh": "该记录没有此类未处理的问题",
+        "en": "No open fault of this kind for this record",
+    },
+    "err.only_for_duplicate": {
+        "zh": "仅适用于疑似重复（likely_duplicate）",
+        "en": "only for likely_duplicate",
+    },
+    "err.other_id_only_for_duplicate": {
+        "zh": "other_id 仅适用于疑似重复（likely_duplicate）",
+        "en": "other_id is for likely_duplicate only",
+    },
     "err.person_exists": {
         "zh": "此身份证号的人员已登记",
         "en": "A person with this ID number is already registered",

@@ -10,6 +10,7 @@ from datetime import date
 import pytest
 from sqlalchemy import func, select, update
 
+from app.core import clock
 from app.models.audit import AuditEvent
 from app.models.checkups import CheckupAppointment
 from app.models.claims import Claim, ClaimHistory
@@ -18,7 +19,7 @@ from tests.checkups.test_api import appointments, round_body
 from tests.claims.test_api import RURAL_FACTS, payee, programmes  # noqa: F401  (autouse fixture)
 from tests.households.test_api import COUNTY, TS1, V1, V2, V_OTHER_TS, mk_household, mk_person, problem
 
-TODAY = date.today()
+TODAY = clock.today()
 BORN = date(1988, 8, 8)
 ELDER_BORN = date(1962, 3, 1)
 

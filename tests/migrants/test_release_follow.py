@@ -10,6 +10,7 @@ from datetime import date, timedelta
 
 from sqlalchemy import select
 
+from app.core import clock
 from app.models.visits import Task
 from tests.checkups.test_api import appointments, round_body
 from tests.households.test_api import mk_person
@@ -29,7 +30,7 @@ async def follow_up(c, household_id: str, person_id: str) -> uuid.UUID:
             "person_id": person_id,
             "visited_at": "2026-01-10T09:00:00+08:00",
             "purpose": "health_education",
-            "follow_up_on": (date.today() + timedelta(days=3)).isoformat(),
+            "follow_up_on": (clock.today() + timedelta(days=3)).isoformat(),
         },
     )
     assert r.status_code == 201, r.text
@@ -50,7 +51,7 @@ async def test_a_confirmed_move_takes_her_tasks_appointments_and_children(client
     receiving_ts = await client_as("township", RECEIVING_TS)
     receiver = await client_as("village", RECEIVING)
     v = await victim_in(origin_cadre, ORIGIN, db, born=date(1990, 2, 2))
-    today = date.today()
+    today = clock.today()
     child = await mk_person(
         origin_cadre,
         v.household_id,

@@ -8,6 +8,7 @@ from datetime import date
 import pytest
 from sqlalchemy import select
 
+from app.core import clock
 from app.models.households import DataQualityDismissal
 from tests.factories import id_number
 from tests.households.test_api import TS1, V1, V2, V_OTHER_TS, mk_household, mk_person, problem
@@ -50,7 +51,7 @@ async def dismiss(c, kind: str, entity: str, ident: str, reason: str = "不是�
 async def figure_matches_list(c, area: str = TS1) -> int:
     """The figures' ``data_quality_open`` counts each record once per kind with an open,
     undismissed fault: exactly the distinct (kind, id) of the list."""
-    today = date.today()
+    today = clock.today()
     r = await c.get(
         "/api/v1/indicators",
         params={"area_code": area, "from": date(today.year, 1, 1).isoformat(), "to": today.isoformat()},

@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.core import clock
 from app.models.claims import Programme, RuleVersion
 from app.services import claim_rules as rules
 from tests.checkups.test_api import round_body
@@ -127,7 +128,7 @@ async def test_appointments_and_tasks_name_the_woman_and_her_household(cadre, ca
     w2 = await woman(cadre2, h2["id"], name="赵春花")
     assert (await township.post("/api/v1/checkup-rounds", json=round_body())).status_code == 201
     # a follow-up task about her, and one about the household only
-    follow = (date.today() + timedelta(days=3)).isoformat()
+    follow = (clock.today() + timedelta(days=3)).isoformat()
     for body in (
         visit_body(h["id"], person_id=w["id"], follow_up_on=follow),
         visit_body(h["id"], follow_up_on=follow),
@@ -210,7 +211,7 @@ async def test_migrants_name_the_person_unless_the_record_hides_her(cadre, clien
     hv = await mk_household(elsewhere, V_OTHER_TS, address="格塘村7组1号")
     victim_number = id_number(date(1990, 1, 2), "female", "430122")
     victim = await woman(elsewhere, hv["id"], name="周小燕", id_number=victim_number)
-    body = inflow_body(victim_number, moved_on=(date.today() - timedelta(days=5)).isoformat())
+    body = inflow_body(victim_number, moved_on=(clock.today() - timedelta(days=5)).isoformat())
     body["person"]["name"] = "化名"
     waiting = await cadre.post("/api/v1/migrants", json=body)
     assert waiting.status_code == 201, waiting.text
@@ -287,7 +288,7 @@ async def test_a_conflict_shows_the_servers_values_beside_the_phones(cadre, clie
 
 async def test_data_quality_faults_name_their_record(cadre, cadre2):
     h = await mk_household(cadre, address=ADDRESS)  # no head: a household fault
-    young = date.today() - timedelta(days=365 * 18)
+    young = clock.today() - timedelta(days=365 * 18)
     w = await woman(cadre, h["id"], born=young, name="小芳")  # married under 20: a person fault
     h2 = await mk_household(cadre2, V2, address="柏叶村2组3号")
     faults = await items(cadre, "/api/v1/data-quality")
@@ -308,7 +309,7 @@ async def test_a_page_of_many_reads_its_people_at_once(cadre, township, statemen
     h = await mk_household(cadre, address=ADDRESS)
     women = [await woman(cadre, h["id"], born=date(1980, 1, 1) + timedelta(days=97 * i)) for i in range(60)]
     assert (await township.post("/api/v1/checkup-rounds", json=round_body())).status_code == 201
-    follow = (date.today() + timedelta(days=3)).isoformat()
+    follow = (clock.today() + timedelta(days=3)).isoformat()
     for w in women:
         visit = visit_body(h["id"], person_id=w["id"], follow_up_on=follow)
         assert (await cadre.post("/api/v1/visits", json=visit)).status_code == 201
@@ -356,7 +357,7 @@ async def test_conflicts_and_faults_read_their_people_at_once(cadre, client_as, 
     assert many == one <= _none + 2, (_none, one, many)
     # data quality: one statement per kind, then one for the people of every fault
     n_one, _ = await statements(cadre.get, "/api/v1/data-quality", params={"kind": "household_without_head"})
-    young = date.today() - timedelta(days=365 * 18)
+    young = clock.today() - timedelta(days=365 * 18)
     hh = [await mk_household(cadre, address=f"村{i}号") for i in range(20)]
     for x in hh[:10]:
         await woman(cadre, x["id"], born=young)
