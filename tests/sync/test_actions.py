@@ -375,3 +375,60 @@ async def test_checkup_results_in_one_batch_each_answered_as_alone(cadre, townsh
     changes, _ = await pull_all(cadre)
     pulled = {c["id"]: c["data"]["status"] for c in changes if c["entity"] == "checkup_appointment"}
     assert {k for k, v in pulled.items() if v == "done"} == done
+
+
+async def test_a_run_of_results_costs_the_same_statements_for_5_or_25(cadre, township, engine):
+    from sqlalchemy import event
+
+    appts = await open_round(cadre, township, 30)
+    counted: list[str] = []
+
+    def count(_conn, _cursor, statement, *_args) -> None:
+        counted.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", count)
+    try:
+        sizes = {}
+        for n, chunk in ((5, appts[:5]), (25, appts[5:30])):
+            counted.clear()
+            res = await push(cadre, [op("checkup_result", result_data(a["id"])) for a in chunk])
+            assert [x["status"] for x in res] == ["applied"] * n
+            sizes[n] = len(counted)
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", count)
+    assert sizes[5] == sizes[25], sizes
+
+
+async def test_a_run_whose_flush_clashes_is_applied_op_by_op(cadre, township, db, monkeypatch):
+    """If the one flush of a run fails on stored data (here: the check of used result ids is
+    made blind, as if another request stored the id after it ran), the run is applied op by op
+    and each op still gets its own answer."""
+    from app.services import sync as sync_svc
+
+    a0, a1, a2 = await open_round(cadre, township, 3)
+    used = str(uuid.uuid4())
+    (first,) = await push(cadre, [op("checkup_result", result_data(a0["id"]), rid=used)])
+    assert first["status"] == "applied"
+    batch = sync_svc.PUSH["checkup_result"].batch
+    assert batch is not None
+    real_load = batch.load
+
+    async def blind(session, actor, items):
+        refs = await real_load(session, actor, items)
+        refs.taken.clear()
+        return refs
+
+    monkeypatch.setattr(batch, "load", blind)
+    res = await push(
+        cadre,
+        [
+            op("checkup_result", result_data(a1["id"])),
+            op("checkup_result", result_data(a2["id"]), rid=used),
+        ],
+    )
+    assert res[0]["status"] == "applied" and res[0]["version"] == 2
+    assert res[1]["status"] == "rejected" and res[1]["error"]["code"] == "id_conflict"
+    stored = {str(a.id): a for a in (await db.execute(select(CheckupAppointment))).scalars()}
+    assert (stored[a1["id"]].status, stored[a2["id"]].status) == ("done", "scheduled")
+    assert str(stored[a0["id"]].result_id) == used
+    await db.commit()
