@@ -86,7 +86,12 @@ def _log_changes(session: Session, flush_context: Any, _instances: Any) -> None:
         if not entity or not session.is_modified(obj, include_collections=False):
             continue
         state = inspect(obj)
-        changed = [a.key for a in state.attrs if a.key not in _IGNORED and a.history.has_changes()]
+        # only the attributes set since the last flush (``committed_state``), not every column
+        changed = [
+            k
+            for k in state.committed_state
+            if k not in _IGNORED and k in state.attrs and state.attrs[k].history.has_changes()
+        ]
         if not changed:
             continue
         fields = sorted({FIELD_ALIASES.get(k, k) for k in changed})
