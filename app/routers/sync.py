@@ -39,8 +39,13 @@ class PushOpIn(BaseModel):
     base_version: StrictInt | None = Field(default=None, ge=0)
     data: dict[str, Any] = Field(
         default_factory=dict,
-        description="The entity's fields; invalid data makes this op `rejected` on its own "
-        "(`validation_failed` with `errors`), never the batch",
+        description="The entity's fields (those of its REST create; for `checkup_result` also "
+        "`appointment_id`). Action entities, acting on the record `id`: `checkup_decline` "
+        "`{reason}`, `checkup_exempt` `{reason, until?}`, `task_completion` `{note?}`, "
+        "`migrant_close` `{closed_on, reason}` (a repeated `appointment_id`/`task_id`/`migrant_id` "
+        "must equal `id`); `claim`: the fields of `POST /claims` (create) or `PATCH /claims/{id}` "
+        "(with `base_version`), and `submit: true` to submit it in the same op. Invalid data makes "
+        "this op `rejected` on its own (`validation_failed` with `errors`), never the batch",
     )
 
 
