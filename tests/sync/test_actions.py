@@ -432,3 +432,35 @@ async def test_a_run_whose_flush_clashes_is_applied_op_by_op(cadre, township, db
     assert (stored[a1["id"]].status, stored[a2["id"]].status) == ("done", "scheduled")
     assert str(stored[a0["id"]].result_id) == used
     await db.commit()
+
+
+async def test_a_stale_claim_correction_merges_other_fields_and_conflicts_on_the_same(cadre, db):
+    mother = await elder(cadre)
+    cid = str(uuid.uuid4())
+    create = op(
+        "claim",
+        {"programme": "rural_reward", "person_id": mother["id"], "year": 2024, "facts": RURAL_FACTS},
+        rid=cid,
+    )
+    assert (await push(cadre, [create]))[0]["status"] == "applied"
+    # the cadre's other device (the REST API) corrected the facts: version 2
+    r = await cadre.patch(
+        f"/api/v1/claims/{cid}",
+        json={"facts": {**RURAL_FACTS, "only_child_certificate": True}},
+        headers={"If-Match": '"1"'},
+    )
+    assert r.status_code == 200, r.text
+    # the phone, still at version 1, sets the payee (not changed on the server): merged
+    (merged,) = await push(cadre, [op("claim", {"payee": payee(mother["name"])}, rid=cid, base=1)])
+    assert (merged["status"], merged["version"]) == ("applied", 3), merged
+    # and then changes the facts, which the server changed since version 1: a conflict
+    other_facts = {"hukou_rural": False, "births_within_policy_1973_2001": True}
+    (clash,) = await push(cadre, [op("claim", {"facts": other_facts}, rid=cid, base=1)])
+    assert clash["status"] == "conflict" and clash["fields"] == ["facts"], clash
+    assert clash["current"]["facts"]["only_child_certificate"] is True
+    assert "account" not in clash["current"]["payee"]  # answers show the masked account only
+    stored = await db.get(Claim, uuid.UUID(cid))
+    assert stored is not None
+    assert (stored.version, stored.facts["hukou_rural"], stored.payee_name) == (3, True, mother["name"])
+    assert (await db.execute(select(func.count()).select_from(SyncConflict))).scalar_one() == 1
+    await db.commit()
