@@ -805,7 +805,15 @@ def masked_values(values: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in values.items():
         mask = _MASKED_VALUES.get(key)
-        if mask is None:
+        if key == "payee" and isinstance(value, dict) and "account" in value:
+            # a claim's bank account is stored encrypted; a conflict keeps it as lists show it
+            account = value["account"]
+            shown = {k: v for k, v in value.items() if k != "account"}
+            shown["account_masked"] = (
+                "*" * (len(account) - 4) + account[-4:] if isinstance(account, str) else None
+            )
+            out[key] = shown
+        elif mask is None:
             out[key] = value
         else:
             out[f"{key}_masked"] = mask(value) if isinstance(value, str) and value else None

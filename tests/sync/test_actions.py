@@ -464,3 +464,22 @@ async def test_a_stale_claim_correction_merges_other_fields_and_conflicts_on_the
     assert (stored.version, stored.facts["hukou_rural"], stored.payee_name) == (3, True, mother["name"])
     assert (await db.execute(select(func.count()).select_from(SyncConflict))).scalar_one() == 1
     await db.commit()
+    # a payee in conflict is kept masked, like every list shows it
+    (kept,) = await push(
+        cadre,
+        [
+            op(
+                "claim",
+                {"facts": other_facts, "payee": payee(mother["name"], "6228480012345678")},
+                rid=cid,
+                base=1,
+            )
+        ],
+    )
+    assert kept["status"] == "conflict", kept
+    conflict = (
+        (await db.execute(select(SyncConflict).order_by(SyncConflict.created_at.desc()))).scalars().first()
+    )
+    assert conflict is not None and "6228480012345678" not in conflict.client_values
+    assert "************5678" in conflict.client_values
+    await db.commit()
