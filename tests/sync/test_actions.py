@@ -61,6 +61,24 @@ async def inflow(cadre) -> dict:
     return r.json()
 
 
+async def pull_until(c, cursor: str | None, want: set[tuple[str, str]], timeout: float = 20.0) -> list[dict]:
+    """Pull from ``cursor`` until every ``(entity, id)`` of ``want`` came (the latest change of
+    each wins). On PostgreSQL a transaction running anywhere on the cluster holds back the
+    changes committed after it began (delayed, never lost: see ``sync.pull``), so while other
+    suites share the cluster a change may come a few seconds late."""
+    import asyncio
+    import time
+
+    got: dict[tuple[str, str], dict] = {}
+    deadline = time.monotonic() + timeout
+    while True:
+        changes, cursor = await pull_all(c, cursor)
+        got.update({(x["entity"], x["id"]): x for x in changes})
+        if want <= got.keys() or time.monotonic() > deadline:
+            return list(got.values())
+        await asyncio.sleep(0.5)
+
+
 def result_data(appointment_id: str, **kw) -> dict:
     return {
         "appointment_id": appointment_id,
@@ -107,18 +125,18 @@ async def test_every_action_applies_answers_duplicate_and_is_pulled(cadre, towns
     assert (stored_migrant.status, stored_migrant.close_reason) == ("closed", "returned")
     await db.commit()
     # each effect comes in the phone's next pull
-    changes, _ = await pull_all(cadre, cursor)
-    seen = {(c["entity"], c["id"]): c for c in changes}
-    assert seen[("checkup_appointment", declined["id"])]["data"]["status"] == "declined"
-    assert seen[("checkup_appointment", exempted["id"])]["data"]["status"] == "exempted"
-    assert seen[("task", task["id"])]["data"]["status"] == "done"
-    assert seen[("migrant", migrant["id"])]["data"]["status"] == "closed"
     acted = [
         ("checkup_appointment", declined["id"]),
         ("checkup_appointment", exempted["id"]),
         ("task", task["id"]),
         ("migrant", migrant["id"]),
     ]
+    changes = await pull_until(cadre, cursor, set(acted))
+    seen = {(c["entity"], c["id"]): c for c in changes}
+    assert seen[("checkup_appointment", declined["id"])]["data"]["status"] == "declined"
+    assert seen[("checkup_appointment", exempted["id"])]["data"]["status"] == "exempted"
+    assert seen[("task", task["id"])]["data"]["status"] == "done"
+    assert seen[("migrant", migrant["id"])]["data"]["status"] == "closed"
     assert all(not seen[k]["deleted"] and seen[k]["version"] == 2 for k in acted)
 
 
@@ -258,7 +276,7 @@ async def test_claim_ops_create_correct_and_submit(cadre, client_as, db):
     assert (await db.execute(select(func.count()).select_from(Claim))).scalar_one() == 1
     await db.commit()
     # the same claim as the REST API shows it, in the phone's pull
-    changes, _ = await pull_all(cadre, cursor)
+    changes = await pull_until(cadre, cursor, {("claim", cid)})
     (pulled,) = [c for c in changes if c["entity"] == "claim"]
     assert (pulled["id"], pulled["version"], pulled["data"]["status"]) == (cid, 3, "submitted")
     rest = (await cadre.get(f"/api/v1/claims/{cid}")).json()
@@ -266,7 +284,7 @@ async def test_claim_ops_create_correct_and_submit(cadre, client_as, db):
     assert pulled["data"]["payee"]["account_masked"].endswith("0123")
     # a first pull (snapshot) has it too; another village's cadre never sees it
     first, _ = await pull_all(cadre)
-    assert [c["id"] for c in first if c["entity"] == "claim"] == [cid]
+    assert {c["id"] for c in first if c["entity"] == "claim"} == {cid}
     other = await client_as("village", V2)
     theirs, _ = await pull_all(other)
     assert [c for c in theirs if c["entity"] == "claim"] == []
