@@ -15,6 +15,7 @@ from app.core.text import text_guard
 from app.deps import Caller, CipherDep, SessionDep
 from app.models.households import HouseholdSummary, PersonSummary
 from app.services import sync as svc
+from app.services import sync_actions  # noqa: F401  (registers the v1.1 entities)
 
 router = APIRouter(prefix="/api/v1/sync", tags=["sync"])
 
@@ -26,10 +27,27 @@ DeviceId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0
 class PushOpIn(BaseModel):
     # NUL or control characters here make this op ``rejected`` alone (the batch goes on)
     op_id: str = Field(min_length=1, max_length=64, json_schema_extra={PER_OP_TEXT: True})
-    entity: str = Field(pattern="^(" + "|".join(svc.PUSH_ENTITIES) + ")$")
+    # Any other entity makes this op ``rejected`` alone (``unsupported_entity``), not the batch
+    # a 422: a phone newer than the server still gets its other ops applied.
+    entity: str = Field(
+        description="One of: "
+        + ", ".join(f"`{e}`" for e in svc.PUSH_ENTITIES)
+        + ". Any other value makes this op `rejected` (`unsupported_entity`) on its own.",
+        examples=list(svc.PUSH_ENTITIES),
+        json_schema_extra={PER_OP_TEXT: True},
+    )
     id: uuid.UUID
     base_version: StrictInt | None = Field(default=None, ge=0)
-    data: dict[str, Any] = Field(default_factory=dict)
+    data: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The entity's fields (those of its REST create; for `checkup_result` also "
+        "`appointment_id`). Action entities, acting on the record `id`: `checkup_decline` "
+        "`{reason}`, `checkup_exempt` `{reason, until?}`, `task_completion` `{note?}`, "
+        "`migrant_close` `{closed_on, reason}` (a repeated `appointment_id`/`task_id`/`migrant_id` "
+        "must equal `id`); `claim`: the fields of `POST /claims` (create) or `PATCH /claims/{id}` "
+        "(with `base_version`), and `submit: true` to submit it in the same op. Invalid data makes "
+        "this op `rejected` on its own (`validation_failed` with `errors`), never the batch",
+    )
 
 
 class PushIn(BaseModel):

@@ -86,16 +86,25 @@ def _log_changes(session: Session, flush_context: Any, _instances: Any) -> None:
         if not entity or not session.is_modified(obj, include_collections=False):
             continue
         state = inspect(obj)
-        changed = [a.key for a in state.attrs if a.key not in _IGNORED and a.history.has_changes()]
+        # only the attributes set since the last flush (``committed_state``), not every column
+        changed = [
+            k
+            for k in state.committed_state
+            if k not in _IGNORED and k in state.attrs and state.attrs[k].history.has_changes()
+        ]
         if not changed:
             continue
         fields = sorted({FIELD_ALIASES.get(k, k) for k in changed})
+        # A flush in the middle of a change (autoflush before a query, the version not bumped
+        # yet) records fields of the version the change is making, not of the one the phone saw:
+        # otherwise a stale edit would not see them and be merged over them.
+        bumped = "version" in state.committed_state
         history.append(
             {
                 "id": new_id(),
                 "entity": entity,
                 "entity_id": obj.id,
-                "version": obj.version,
+                "version": obj.version if bumped else obj.version + 1,
                 "fields": json.dumps(fields),
                 "at": now,
             }

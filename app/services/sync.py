@@ -79,6 +79,9 @@ class SyncContext:
 CreateFn = Callable[[AsyncSession, Actor, SyncContext, uuid.UUID, dict[str, Any]], Awaitable[Any]]
 UpdateFn = Callable[[AsyncSession, Actor, SyncContext, uuid.UUID, dict[str, Any], int], Awaitable[Any]]
 ViewFn = Callable[[Any, SyncContext], dict[str, Any]]
+# an action on an existing record (decline, exempt, complete, close): (session, actor, ctx,
+# the op's id = the record acted on, data) → the record after the action
+ActionFn = Callable[[AsyncSession, Actor, SyncContext, uuid.UUID, dict[str, Any]], Awaitable[Any]]
 
 
 @dataclass
@@ -106,6 +109,9 @@ class PushHandler:
     load: Callable[[AsyncSession, Actor, uuid.UUID], Awaitable[Any]] | None = None
     # consecutive new-record ops of this entity may be applied together (see ``_apply_run``)
     batch: BatchCreate | None = None
+    # an action entity: the op acts on the record ``id`` (``create``/``update`` unused; see
+    # ``_apply_action``)
+    action: ActionFn | None = None
 
 
 @dataclass
@@ -113,6 +119,9 @@ class PullEntity:
     model: Any
     view: ViewFn
     gone: Callable[[Any], bool] = lambda _r: False
+    # reads once, for a page of records, what ``view`` needs besides the record (e.g. claims'
+    # rule versions), so that a page stays a few queries
+    prepare: Callable[[AsyncSession, list[Any]], Awaitable[None]] | None = None
 
 
 PUSH: dict[str, PushHandler] = {}
@@ -243,7 +252,20 @@ register_pull("person", PullEntity(Person, _person_view, lambda p: p.merged_into
 register_pull("visit", PullEntity(Visit, _visit_view))
 register_pull("task", PullEntity(Task, _task_view))
 
-PUSH_ENTITIES = ("household", "person", "visit", "birth", "death", "checkup_result", "migrant")
+PUSH_ENTITIES = (
+    "household",
+    "person",
+    "visit",
+    "birth",
+    "death",
+    "checkup_result",
+    "migrant",
+    "checkup_decline",
+    "checkup_exempt",
+    "task_completion",
+    "migrant_close",
+    "claim",
+)
 
 
 # --- push ---------------------------------------------------------------------------------------
@@ -290,7 +312,11 @@ async def _apply(
 ) -> dict[str, Any]:
     handler = PUSH.get(op.entity)
     if handler is None:
-        raise ValidationFailed(f"Ops on {op.entity} are not supported yet", code="unsupported_entity")
+        raise ValidationFailed(
+            f"Ops on {op.entity!r} are not supported", code="unsupported_entity", errors=[_ENTITY_ERROR]
+        )
+    if handler.action is not None:
+        return await _apply_action(session, actor, ctx, handler, handler.action, op)
     if op.base_version is None:
         record = await handler.create(session, actor, ctx, op.id, op.data)
         return _result(op, OpStatus.applied, version=record.version)
@@ -330,6 +356,34 @@ async def _apply(
                 op, OpStatus.conflict, version=current.version, current=view(current, ctx), fields=overlap
             )
     record = await handler.update(session, actor, ctx, op.id, op.data, current.version)
+    return _result(op, OpStatus.applied, version=record.version)
+
+
+_ENTITY_ERROR = FieldError(field="entity", message="one of: " + ", ".join(PUSH_ENTITIES))
+
+
+async def _apply_action(
+    session: AsyncSession, actor: Actor, ctx: SyncContext, handler: PushHandler, action: ActionFn, op: PushOp
+) -> dict[str, Any]:
+    """An action on the record ``op.id``, through its REST service function (same scope, rules
+    and errors). ``base_version`` null acts on the current version; a version must be the
+    current one, else the op is a ``conflict`` holding the current record and nothing is
+    written. No conflict is stored for the township: an action has no fields to merge, and the
+    phone decides again on what it pulls (its cadre may still want the action)."""
+    if op.base_version is not None:
+        if handler.load is not None:
+            current = await handler.load(session, actor, op.id)
+        else:
+            current = await get_scoped(session, handler.model, op.id, actor)
+        if op.base_version < 1 or op.base_version > current.version:
+            raise ValidationFailed(
+                "base_version is not a version of this record", code="invalid_base_version"
+            )
+        if op.base_version < current.version:
+            view = handler.view or handler.values
+            assert view is not None
+            return _result(op, OpStatus.conflict, version=current.version, current=view(current, ctx))
+    record = await action(session, actor, ctx, op.id, op.data)
     return _result(op, OpStatus.applied, version=record.version)
 
 
@@ -650,7 +704,7 @@ async def _visible_horizon(session: AsyncSession) -> int | None:
     return None
 
 
-ENTITY_ORDER = ["household", "person", "visit", "task", "checkup_appointment", "migrant"]
+ENTITY_ORDER = ["household", "person", "visit", "task", "checkup_appointment", "migrant", "claim"]
 
 
 def _pull_order() -> list[str]:
@@ -701,6 +755,8 @@ async def pull(
             stmt = stmt.where(model.id > uuid.UUID(state["last"]))
         want = limit - len(changes)
         rows = list((await session.execute(stmt.order_by(model.id).limit(want))).scalars())
+        if PULL[entity].prepare is not None and rows:
+            await PULL[entity].prepare(session, rows)  # type: ignore[misc]
         for r in rows:
             if not PULL[entity].gone(r):
                 changes.append(_emit(entity, r, actor, ctx, r.id, r.version))
@@ -731,7 +787,10 @@ async def pull(
         records: dict[tuple[str, uuid.UUID], Any] = {}
         for entity, ids in by_entity.items():
             model = PULL[entity].model
-            for r in (await session.execute(select(model).where(col(model.id).in_(ids)))).scalars():
+            found = list((await session.execute(select(model).where(col(model.id).in_(ids)))).scalars())
+            if PULL[entity].prepare is not None and found:
+                await PULL[entity].prepare(session, found)  # type: ignore[misc]
+            for r in found:
                 records[(entity, r.id)] = r
         last_index = {(c.entity, c.entity_id): i for i, c in enumerate(rows)}
         for i, c in enumerate(rows):
@@ -756,7 +815,15 @@ def masked_values(values: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in values.items():
         mask = _MASKED_VALUES.get(key)
-        if mask is None:
+        if key == "payee" and isinstance(value, dict) and "account" in value:
+            # a claim's bank account is stored encrypted; a conflict keeps it as lists show it
+            account = value["account"]
+            shown = {k: v for k, v in value.items() if k != "account"}
+            shown["account_masked"] = (
+                "*" * (len(account) - 4) + account[-4:] if isinstance(account, str) else None
+            )
+            out[key] = shown
+        elif mask is None:
             out[key] = value
         else:
             out[f"{key}_masked"] = mask(value) if isinstance(value, str) and value else None
