@@ -226,6 +226,11 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "The file has bad rows; nothing was imported",
     },
     # register
+    "err.op_id_is_the_record": {
+        "zh": "须为本操作的 id（所操作的记录），或不填",
+        "en": "must be the op's id (the record acted on), or left out",
+    },
+    "err.true_or_false": {"zh": "须为 true 或 false", "en": "must be true or false"},
     "err.fault_entity": {"zh": "{kind} 类问题针对的是 {entity}", "en": "A {kind} fault is about a {entity}"},
     "err.must_be_entity_for_kind": {"zh": "{kind} 类问题须为 {entity}", "en": "must be {entity} for {kind}"},
     "err.merge_claims_past_draft": {
@@ -289,7 +294,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "err.already_deceased": {"zh": "此人已登记为死亡", "en": "This person is already recorded as deceased"},
     # sync
     "err.op_data_invalid": {"zh": "该操作的数据中有无效字段", "en": "The op's data has invalid fields"},
-    "err.op_unsupported": {"zh": "暂不支持对 {entity} 的操作", "en": "Ops on {entity} are not supported yet"},
+    "err.op_unsupported": {"zh": "不支持对 {entity} 的操作", "en": "Ops on {entity} are not supported"},
     "err.op_not_updatable": {"zh": "{entity} 记录不能修改", "en": "{entity} records cannot be updated"},
     "err.base_version": {
         "zh": "base_version 不是此记录的版本",

@@ -74,6 +74,12 @@ class SyncContext:
     cipher: FieldCipher
 
 
+async def _build_visit(session: AsyncSession, actor: Actor, data: Any, refs: Any) -> tuple[Any, bool]:
+    """``visits.build_visit`` as a batch builder (builders may await: a checkup result's
+    follow-up task reads her name)."""
+    return visits_svc.build_visit(session, actor, data, refs)
+
+
 # --- entity registries --------------------------------------------------------------------------
 
 CreateFn = Callable[[AsyncSession, Actor, SyncContext, uuid.UUID, dict[str, Any]], Awaitable[Any]]
@@ -93,7 +99,7 @@ class BatchCreate:
 
     schema: type[BaseModel]
     load: Callable[[AsyncSession, Actor, list[Any]], Awaitable[Any]]
-    build: Callable[[AsyncSession, Actor, Any, Any], tuple[Any, bool]]
+    build: Callable[[AsyncSession, Actor, Any, Any], Awaitable[tuple[Any, bool]]]
 
 
 @dataclass
@@ -241,7 +247,7 @@ register_push(
         VisitUpdate,
         _visit_view,
         _visit_view,
-        batch=BatchCreate(VisitCreate, visits_svc.load_refs, visits_svc.build_visit),
+        batch=BatchCreate(VisitCreate, visits_svc.load_refs, _build_visit),
     ),
 )
 register_push("birth", PushHandler(Birth, _create_birth))
@@ -527,7 +533,7 @@ async def _apply_run(
             refs = await batch.load(session, actor, [d for _k, d in parsed])
             for k, data in parsed:
                 try:
-                    record, _created = batch.build(session, actor, data, refs)
+                    record, _created = await batch.build(session, actor, data, refs)
                 except AppError as err:
                     results[k] = _rejected(run[k], err)
                 else:

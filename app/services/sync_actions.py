@@ -41,6 +41,7 @@ from sqlmodel import col, select
 from app.authz.actor import Actor
 from app.authz.policies import FIELD_ROLES, require_role
 from app.authz.scope import get_many_scoped
+from app.core import clock
 from app.core.db import utcnow
 from app.core.errors import Conflict, IdConflict, NotFound, ValidationFailed
 from app.models.checkups import (
@@ -76,7 +77,7 @@ FIELD_ALIASES.update(
 
 def _today() -> date:
     """The business day of ``checkups.record_result`` (kept in step with it)."""
-    return date.today()
+    return clock.today()
 
 
 def _acted_on(data: dict[str, Any], key: str, ident: uuid.UUID) -> dict[str, Any]:
@@ -180,7 +181,7 @@ def _claim_view(c: Any, _c: sync.SyncContext) -> dict[str, Any]:
         if c.approved_amount_fen is not None
         else None,
         rule_version=_RULE_REFS[c.rule_version_id],
-        reasons=[Reason.model_validate(r) for r in ev.get("reasons", [])],
+        reasons=[Reason.model_validate(claim_rules.localized(r)) for r in ev.get("reasons", [])],
         months=list(ev.get("months", [])),
         category=ev.get("category"),
         payee=payee,
@@ -293,7 +294,7 @@ async def load_results(session: AsyncSession, actor: Actor, items: list[Any]) ->
     return ResultRefs(appts, rounds, taken, _today())
 
 
-def build_result(
+async def build_result(
     session: AsyncSession, actor: Actor, data: ResultOp, refs: ResultRefs
 ) -> tuple[CheckupAppointment, bool]:
     """``checkups.record_result`` on ``refs``, in memory: the same rules in the same order
@@ -342,7 +343,7 @@ def build_result(
     appt.recorded_at = utcnow()
     touch(appt)
     refs.taken[appt.result_id] = appt.id
-    checkups._consequences(session, appt, items, refs.today)
+    await checkups._consequences(session, appt, items, refs.today)
     return appt, True
 
 

@@ -9,6 +9,7 @@ from datetime import date, timedelta
 import pytest
 from sqlalchemy import func, select, update
 
+from app.core import clock
 from app.models.checkups import CheckupAppointment
 from app.models.claims import Claim
 from app.models.migrants import Migrant
@@ -23,7 +24,7 @@ from tests.migrants.test_api import inflow_body
 from tests.sync.test_api import household_op, op, pull_all, push
 from tests.visits.test_api import visit_body
 
-TODAY = date.today()
+TODAY = clock.today()
 
 
 @pytest.fixture
