@@ -212,7 +212,9 @@ class AppointmentEvent(SQLModel):
     """One step of an appointment's life, kept in its ``history`` (oldest first)."""
 
     at: datetime
-    by: uuid.UUID | None = Field(description="The user; null when the register changed it (she moved, …)")
+    by: uuid.UUID | None = Field(
+        default=None, description="The user; null when the register changed it (she moved, …)"
+    )
     action: AppointmentAction
     from_status: str
     to_status: str
