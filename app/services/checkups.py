@@ -393,23 +393,31 @@ async def _overlapping_rounds(
 ) -> list[CheckupRound]:
     """Rounds whose window overlaps this one and that share an item; with ``nested`` only those
     whose area equals, contains or lies inside ``prefix`` (the overlap rule, ``rounds_overlap``),
-    otherwise of any area of the county (a woman who moved may hold an appointment in one)."""
+    otherwise of any area (a woman who moved may hold an appointment in one). The query narrows
+    by window and item; the rule itself is applied by ``rounds_overlap`` on the few rows found."""
+    wanted = set(items)
     stmt = select(CheckupRound).where(
         col(CheckupRound.opens_on) <= closes_on,
         col(CheckupRound.closes_on) >= opens_on,
-        _items_clause(items),
+        _items_clause(wanted),
     )
     if nested:
-        stmt = stmt.where(
-            CheckupRound.county_code == prefix[:6],
-            or_(
-                col(CheckupRound.area_prefix).startswith(prefix),
-                literal(prefix).startswith(CheckupRound.area_prefix),
-            ),
-        )
+        stmt = stmt.where(CheckupRound.county_code == prefix[:6])
     if exclude is not None:
         stmt = stmt.where(CheckupRound.id != exclude)
-    return list((await session.execute(stmt)).scalars())
+    found = (await session.execute(stmt)).scalars()
+    return [
+        r
+        for r in found
+        if rounds_overlap(
+            prefix,
+            (opens_on, closes_on),
+            wanted,
+            r.area_prefix if nested else prefix,
+            (r.opens_on, r.closes_on),
+            set(r.items.split(",")),
+        )
+    ]
 
 
 def _covers_round(actor: Actor, rnd: CheckupRound) -> bool:
