@@ -196,7 +196,9 @@ class RescheduleIn(SQLModel):
 
 
 class CancelIn(SQLModel):
-    reason: CleanText = Field(max_length=200)
+    reason: CleanText = Field(
+        max_length=32, description="A short reason (at most 32 characters), kept as `cancel_reason`"
+    )
 
 
 class AppointmentAction(StrEnum):

@@ -247,6 +247,8 @@ async def test_cancel_roles_figures_and_inbox(cadre, township, client_as, db):
     reason = {"reason": "重复登记"}
 
     problem(await cadre.post(url, json=reason), 403, "forbidden")
+    body = problem(await township.post(url, json={"reason": "重" * 33}), 422, "validation_failed")
+    assert body["errors"][0]["field"] == "reason"
     problem(await (await client_as("township", TS2)).post(url, json=reason), 404, "not_found")
     r = await township.post(url, json=reason)
     assert r.status_code == 200, r.text
