@@ -14,7 +14,7 @@ from sqlmodel import Field, SQLModel
 from app.core.db import UTCDateTime
 from app.models.common import AreaCode, IdMixin, ScopedMixin, VersionedMixin
 from app.models.formats import Day
-from app.models.households import People
+from app.models.households import CleanText, People
 
 ITEMS = ("iud", "pregnancy", "gynecological")
 CheckItem = Literal["iud", "pregnancy", "gynecological"]
@@ -136,6 +136,10 @@ class CheckupAppointment(IdMixin, ScopedMixin, VersionedMixin, table=True):
     exempt_until: date | None = Field(default=None)
     recorded_by: uuid.UUID | None = Field(default=None)
     recorded_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # When and where she is expected (reschedule); null: any day of the window, any place.
+    scheduled_on: date | None = Field(default=None)
+    scheduled_place: str | None = Field(default=None, sa_type=String(200))
+    history: str | None = Field(default=None, sa_type=Text)  # JSON list of AppointmentEvent
 
     __table_args__ = (
         # One live appointment per woman and round; one cancelled by a merge stands aside (it
@@ -197,6 +201,43 @@ class ExemptIn(SQLModel):
         return v
 
 
+class RescheduleIn(SQLModel):
+    scheduled_on: Day | None = Field(
+        description="Within the round's window and not before today; null: any day of the window"
+    )
+    place: CleanText | None = Field(default=None, max_length=200, description="Where she is expected")
+
+
+class CancelIn(SQLModel):
+    reason: CleanText = Field(
+        max_length=32, description="A short reason (at most 32 characters), kept as `cancel_reason`"
+    )
+
+
+class AppointmentAction(StrEnum):
+    declined = "declined"
+    exempted = "exempted"
+    done = "done"
+    rescheduled = "rescheduled"
+    cancelled = "cancelled"
+    reinstated = "reinstated"
+
+
+class AppointmentEvent(SQLModel):
+    """One step of an appointment's life, kept in its ``history`` (oldest first)."""
+
+    at: datetime
+    by: uuid.UUID | None = Field(
+        default=None, description="The user; null when the register changed it (she moved, …)"
+    )
+    action: AppointmentAction
+    from_status: str
+    to_status: str
+    reason: str | None = None
+    scheduled_on: date | None = None
+    place: str | None = None
+
+
 class AppointmentPublic(SQLModel):
     id: uuid.UUID
     round_id: uuid.UUID
@@ -206,13 +247,20 @@ class AppointmentPublic(SQLModel):
     cancel_reason: str | None
     result_id: uuid.UUID | None
     checked_on: date | None
-    place: Place | None
+    scheduled_on: date | None = Field(description="The day she is expected; null: any day of the window")
+    place: str | None = Field(
+        description="Where she is expected (free text, set by reschedule); once her result is "
+        "recorded, where she was checked (station, mobile_clinic or elsewhere_certificate)"
+    )
     consent: bool | None
     items: dict[str, str] | None
     note: str | None
     decline_reason: str | None
     exempt_reason: ExemptReason | None
     exempt_until: date | None
+    history: list[AppointmentEvent] = Field(
+        default_factory=list, description="Declines, results, reschedules, cancellations (oldest first)"
+    )
     version: int
     updated_at: datetime
 

@@ -141,6 +141,9 @@ class TaskPublic(SQLModel):
     kind: TaskKind
     title: str
     due_on: date
+    scheduled_on: date | None = Field(
+        default=None, description="A checkup-due item: the day she is expected (null: any day of the window)"
+    )
     overdue: bool
     status: TaskStatus
     village_code: str

@@ -5,18 +5,20 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Depends, Header, Query, Response
 
 from app.core.errors import error_responses
 from app.core.pagination import Cursor, Limit, Page
-from app.deps import Caller, IfMatch, SessionDep
+from app.deps import Caller, IfMatch, SessionDep, if_match
 from app.models.checkups import (
     AppointmentItem,
     AppointmentPublic,
     AppointmentStatus,
     AreaFigures,
+    CancelIn,
     DeclineIn,
     ExemptIn,
+    RescheduleIn,
     ResultCorrection,
     ResultIn,
     RoundCreate,
@@ -173,4 +175,55 @@ async def exempt(
 ) -> AppointmentPublic:
     """Exempt her (pregnant, postpartum, sterilised, hysterectomy, other), optionally until a date."""
     appt, rnd = await svc.exempt(session, caller, appointment_id, body)
+    return svc.appointment_public(appt, rnd.closes_on)
+
+
+async def optional_if_match(
+    value: Annotated[
+        str | None,
+        Header(alias="If-Match", description='Optional: the version you read ("3"); stale → 412'),
+    ] = None,
+) -> int | None:
+    """Like the PATCH precondition, but optional: the actions act on the current version."""
+    return None if value is None else await if_match(value)
+
+
+OptionalIfMatch = Annotated[int | None, Depends(optional_if_match)]
+
+
+@router.post(
+    "/checkup-appointments/{appointment_id:uuid}/reschedule",
+    response_model=AppointmentPublic,
+    responses=error_responses(401, 403, 404, 409, 412, 422),
+)
+async def reschedule(
+    session: SessionDep,
+    caller: Caller,
+    appointment_id: uuid.UUID,
+    body: RescheduleIn,
+    expected: OptionalIfMatch,
+    response: Response,
+) -> AppointmentPublic:
+    """Set the day (within the window, not before today; null: any day) and place she is expected."""
+    appt, rnd = await svc.reschedule(session, caller, appointment_id, body, expected)
+    response.headers["ETag"] = f'"{appt.version}"'
+    return svc.appointment_public(appt, rnd.closes_on)
+
+
+@router.post(
+    "/checkup-appointments/{appointment_id:uuid}/cancel",
+    response_model=AppointmentPublic,
+    responses=error_responses(401, 403, 404, 409, 412, 422),
+)
+async def cancel(
+    session: SessionDep,
+    caller: Caller,
+    appointment_id: uuid.UUID,
+    body: CancelIn,
+    expected: OptionalIfMatch,
+    response: Response,
+) -> AppointmentPublic:
+    """Cancel an appointment with a reason (township, county); it counts in no figure."""
+    appt, rnd = await svc.cancel(session, caller, appointment_id, body, expected)
+    response.headers["ETag"] = f'"{appt.version}"'
     return svc.appointment_public(appt, rnd.closes_on)

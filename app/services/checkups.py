@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -50,16 +51,20 @@ from app.models.areas import Area
 from app.models.checkups import (
     ITEMS,
     MERGED,
+    AppointmentAction,
+    AppointmentEvent,
     AppointmentItem,
     AppointmentPublic,
     AppointmentStatus,
     AreaFigures,
+    CancelIn,
     CheckupAppointment,
     CheckupRound,
     DeclineIn,
     ExemptIn,
     ExemptReason,
     Place,
+    RescheduleIn,
     ResultCorrection,
     ResultIn,
     RoundCreate,
@@ -84,6 +89,9 @@ hh.register_person_ref(CheckupAppointment, "person_id")
 
 SCHEDULED = AppointmentStatus.scheduled.value
 CANCELLED = AppointmentStatus.cancelled.value
+DECLINED = AppointmentStatus.declined.value
+# Statuses a township or county user may cancel (a result is never thrown away by a cancel).
+CANCELLABLE = (SCHEDULED, DECLINED, AppointmentStatus.exempted.value)
 
 
 # --- the rule -------------------------------------------------------------------------------------
@@ -177,9 +185,19 @@ _CHANGE_COLUMNS = (
 )
 
 
-def _due_select(dialect: str, rnd: CheckupRound, today: date, now: Any, *, new_round: bool) -> Any:
+def _due_select(
+    dialect: str,
+    rnd: CheckupRound,
+    today: date,
+    now: Any,
+    *,
+    new_round: bool,
+    rivals: list[uuid.UUID] | None = None,
+) -> Any:
     """The round's due women without an appointment yet, as appointment rows (labelled as the
-    appointment's columns)."""
+    appointment's columns). ``rivals``: other rounds whose window overlaps and that share an item
+    (``_overlapping_rounds``); a woman holding an appointment there that is not cancelled (she
+    moved here after it was made, or the rounds predate the overlap rule) is not due twice."""
     born_after, born_by = age_window(rnd.opens_on, rnd.closes_on, today)
     inflow = aliased(Migrant)
     residence = func.coalesce(inflow.village_code, Person.current_village_code)
@@ -213,6 +231,15 @@ def _due_select(dialect: str, rnd: CheckupRound, today: date, now: Any, *, new_r
             col(Migrant.status) == "open",
         ),
     ]
+    if rivals:
+        other = aliased(CheckupAppointment)
+        where.append(
+            ~exists().where(
+                col(other.person_id) == Person.id,
+                col(other.round_id).in_(rivals),
+                col(other.status) != CANCELLED,
+            )
+        )
     if not new_round:  # a round just created has no appointment yet
         where.append(
             ~exists().where(
@@ -278,7 +305,16 @@ async def _insert_due(session: AsyncSession, rnd: CheckupRound, today: date, *, 
     then their change rows from the rows this call inserted (they carry its ``now``)."""
     dialect = _dialect(session)
     now = utcnow()
-    due = _due_select(dialect, rnd, today, now, new_round=new_round)
+    rivals = await _overlapping_rounds(
+        session,
+        rnd.area_prefix,
+        rnd.opens_on,
+        rnd.closes_on,
+        rnd.items.split(","),
+        nested=False,
+        exclude=rnd.id,
+    )
+    due = _due_select(dialect, rnd, today, now, new_round=new_round, rivals=[r.id for r in rivals])
     appt, change = table_of(CheckupAppointment), table_of(Change)
     if dialect == "postgresql":
         rows = due.cte("due")
@@ -327,6 +363,68 @@ def round_public(r: CheckupRound) -> RoundPublic:
     )
 
 
+def rounds_overlap(
+    a_prefix: str,
+    a_window: tuple[date, date],
+    a_items: set[str],
+    b_prefix: str,
+    b_window: tuple[date, date],
+    b_items: set[str],
+) -> bool:
+    """The overlap rule (409 ``round_overlaps``): one area equals or contains the other (scope
+    prefixes), the windows share a day (closing and opening days included: a round closing on
+    the 31st and one opening on the 1st do not overlap) and the rounds share an item. Rounds of
+    the same area and window with disjoint items are allowed: no woman is due twice for an item."""
+    nested = a_prefix.startswith(b_prefix) or b_prefix.startswith(a_prefix)
+    windows = a_window[0] <= b_window[1] and b_window[0] <= a_window[1]
+    return nested and windows and bool(a_items & b_items)
+
+
+def _items_clause(items: Iterable[str]) -> Any:
+    """A round's comma-separated ``items`` shares one of these (item names are not substrings
+    of one another)."""
+    return or_(*(col(CheckupRound.items).contains(i) for i in sorted(items)))
+
+
+async def _overlapping_rounds(
+    session: AsyncSession,
+    prefix: str,
+    opens_on: date,
+    closes_on: date,
+    items: Iterable[str],
+    *,
+    nested: bool,
+    exclude: uuid.UUID | None = None,
+) -> list[CheckupRound]:
+    """Rounds whose window overlaps this one and that share an item; with ``nested`` only those
+    whose area equals, contains or lies inside ``prefix`` (the overlap rule, ``rounds_overlap``),
+    otherwise of any area (a woman who moved may hold an appointment in one). The query narrows
+    by window and item; the rule itself is applied by ``rounds_overlap`` on the few rows found."""
+    wanted = set(items)
+    stmt = select(CheckupRound).where(
+        col(CheckupRound.opens_on) <= closes_on,
+        col(CheckupRound.closes_on) >= opens_on,
+        _items_clause(wanted),
+    )
+    if nested:
+        stmt = stmt.where(CheckupRound.county_code == prefix[:6])
+    if exclude is not None:
+        stmt = stmt.where(CheckupRound.id != exclude)
+    found = (await session.execute(stmt)).scalars()
+    return [
+        r
+        for r in found
+        if rounds_overlap(
+            prefix,
+            (opens_on, closes_on),
+            wanted,
+            r.area_prefix if nested else prefix,
+            (r.opens_on, r.closes_on),
+            set(r.items.split(",")),
+        )
+    ]
+
+
 def _covers_round(actor: Actor, rnd: CheckupRound) -> bool:
     """A round is visible to callers inside its area and to callers whose area contains it."""
     return actor.county_code == rnd.county_code and (
@@ -341,17 +439,15 @@ async def create_round(session: AsyncSession, actor: Actor, data: RoundCreate) -
     if not prefix.startswith(actor.prefix):
         raise OutOfScope("That area is outside your area")
     await areas_svc.require_area(session, data.area_code)
+    if data.closes_on < clock.today():
+        raise hh.invalid("closes_on", "must not be before today")
     items = ",".join(i for i in ITEMS if i in data.items)
-    overlapping = await session.execute(
-        select(CheckupRound.id).where(
-            CheckupRound.area_code == data.area_code,
-            CheckupRound.items == items,
-            col(CheckupRound.opens_on) <= data.closes_on,
-            col(CheckupRound.closes_on) >= data.opens_on,
+    if await _overlapping_rounds(session, prefix, data.opens_on, data.closes_on, data.items, nested=True):
+        raise Conflict(
+            "A round of this area, of an area containing it or of an area inside it, sharing an "
+            "item, overlaps that window",
+            code="round_overlaps",
         )
-    )
-    if overlapping.first() is not None:
-        raise Conflict("A round for this area and these items overlaps that window", code="round_overlaps")
     rnd = CheckupRound(
         name=data.name,
         area_code=data.area_code,
@@ -488,13 +584,15 @@ def appointment_public(
         cancel_reason=a.cancel_reason,
         result_id=a.result_id,
         checked_on=a.checked_on,
-        place=Place(a.place) if a.place else None,
+        scheduled_on=a.scheduled_on,
+        place=a.place or a.scheduled_place,  # the result's place once checked, else the planned one
         consent=a.consent,
         items=json.loads(a.results) if a.results else None,
         note=a.note,
         decline_reason=a.decline_reason,
         exempt_reason=ExemptReason(a.exempt_reason) if a.exempt_reason else None,
         exempt_until=a.exempt_until,
+        history=history_of(a),
         version=a.version,
         updated_at=a.updated_at,
     )
@@ -506,6 +604,40 @@ async def appointment_items(
     """A page of ``list_appointments`` with each woman and her household (one more query)."""
     people = await load_people(session, person_ids=(a.person_id for a, _ in rows))
     return [with_people(AppointmentItem, appointment_public(a, c), people.of(a.person_id)) for a, c in rows]
+
+
+def history_of(a: CheckupAppointment) -> list[AppointmentEvent]:
+    return [AppointmentEvent.model_validate(e) for e in json.loads(a.history)] if a.history else []
+
+
+def log_event(
+    appt: CheckupAppointment,
+    action: AppointmentAction,
+    by: uuid.UUID | None,
+    from_status: str,
+    *,
+    reason: str | None = None,
+    scheduled_on: date | None = None,
+    place: str | None = None,
+) -> None:
+    """Append a step to the appointment's ``history`` (call before ``touch``: the same version).
+
+    Why a JSON column and not a table: the history is read with the appointment in every answer
+    (GET, lists, sync pull) without another query, and it changes with the appointment's version.
+    The audit log still records every write of the row."""
+    events = json.loads(appt.history) if appt.history else []
+    event = AppointmentEvent(
+        at=utcnow(),
+        by=by,
+        action=action,
+        from_status=from_status,
+        to_status=appt.status,
+        reason=reason,
+        scheduled_on=scheduled_on,
+        place=place,
+    )
+    events.append(event.model_dump(mode="json", exclude_none=True))
+    appt.history = json.dumps(events, ensure_ascii=False)
 
 
 async def list_appointments(
@@ -611,6 +743,22 @@ def _require_scheduled(appt: CheckupAppointment) -> None:
         raise InvalidTransition(f"The appointment is {appt.status}; only a scheduled one takes this")
 
 
+def _require_result_allowed(appt: CheckupAppointment, rnd: CheckupRound, today: date) -> None:
+    """A scheduled appointment takes a result (also when overdue: she came late). A declined one
+    takes it while the round is open (she changed her mind: it becomes ``done``, the decline stays
+    in its ``history`` and ``decline_reason``); after the closing day 409 ``round_closed``."""
+    if appt.status == DECLINED:
+        if rnd.closes_on < today:
+            raise Conflict(
+                "She declined and the round closed on "
+                f"{rnd.closes_on.isoformat()}: a declined appointment takes a result only while "
+                "its round is open",
+                code="round_closed",
+            )
+        return
+    _require_scheduled(appt)
+
+
 async def record_result(
     session: AsyncSession, actor: Actor, appointment_id: uuid.UUID, data: ResultIn
 ) -> tuple[CheckupAppointment, CheckupRound, bool]:
@@ -630,7 +778,8 @@ async def record_result(
         return appt, rnd, False
     if data.id is not None and await _result_id_taken(session, data.id):
         raise IdConflict("This result id is already used by the result of another appointment")
-    _require_scheduled(appt)
+    today = clock.today()
+    _require_result_allowed(appt, rnd, today)
     if not data.consent:
         raise ValidationFailed(
             "A checkup needs the woman's consent; record a decline instead", code="consent_required"
@@ -638,9 +787,9 @@ async def record_result(
     if not items:
         raise ValidationFailed("Give the result of at least one item", code="validation_failed")
     _check_items(rnd, items)
-    today = clock.today()
     if data.checked_on > today:
         raise hh.invalid("checked_on", "must not be in the future")
+    before = appt.status
     appt.status = AppointmentStatus.done.value
     appt.result_id = data.id or uuid.uuid4()
     appt.checked_on = data.checked_on
@@ -650,6 +799,7 @@ async def record_result(
     appt.note = data.note
     appt.recorded_by = actor.id
     appt.recorded_at = utcnow()
+    log_event(appt, AppointmentAction.done, actor.id, before, place=appt.place)
     touch(appt)
     await _consequences(session, appt, items, today)
     try:
@@ -704,6 +854,7 @@ async def decline(
     appt.decline_reason = data.reason
     appt.recorded_by = actor.id
     appt.recorded_at = utcnow()
+    log_event(appt, AppointmentAction.declined, actor.id, SCHEDULED, reason=data.reason)
     touch(appt)
     await session.flush()
     return appt, rnd
@@ -721,6 +872,69 @@ async def exempt(
     appt.exempt_until = data.until
     appt.recorded_by = actor.id
     appt.recorded_at = utcnow()
+    log_event(appt, AppointmentAction.exempted, actor.id, SCHEDULED, reason=data.reason.value)
+    touch(appt)
+    await session.flush()
+    return appt, rnd
+
+
+async def reschedule(
+    session: AsyncSession,
+    actor: Actor,
+    appointment_id: uuid.UUID,
+    data: RescheduleIn,
+    expected: int | None = None,
+) -> tuple[CheckupAppointment, CheckupRound]:
+    """A new day (within the round's window, not before today; null: any day of the window) and
+    optionally a new place (omitted: unchanged; null: any place) for a scheduled appointment
+    (also an overdue one, though no day of a closed window is still ahead). Her village's cadre,
+    the township or the county (scope: 404 elsewhere). ``expected`` (If-Match, optional): 412
+    when stale. The same day and place again changes nothing (no new version)."""
+    appt, rnd = await _appointment(session, actor, appointment_id)
+    if expected is not None:
+        check_version(appt.version, expected, appointment_public(appt, rnd.closes_on).model_dump(mode="json"))
+    _require_scheduled(appt)
+    day = data.scheduled_on
+    if day is not None:
+        if not rnd.opens_on <= day <= rnd.closes_on:
+            raise hh.invalid(
+                "scheduled_on",
+                f"must be within the round's window ({rnd.opens_on} to {rnd.closes_on})",
+            )
+        if day < clock.today():
+            raise hh.invalid("scheduled_on", "must not be before today")
+    place = data.place if "place" in data.model_fields_set else appt.scheduled_place
+    if (day, place) == (appt.scheduled_on, appt.scheduled_place):
+        return appt, rnd
+    appt.scheduled_on = day
+    appt.scheduled_place = place
+    log_event(appt, AppointmentAction.rescheduled, actor.id, appt.status, scheduled_on=day, place=place)
+    touch(appt)
+    await session.flush()
+    return appt, rnd
+
+
+async def cancel(
+    session: AsyncSession,
+    actor: Actor,
+    appointment_id: uuid.UUID,
+    data: CancelIn,
+    expected: int | None = None,
+) -> tuple[CheckupAppointment, CheckupRound]:
+    """Township and county users cancel an appointment that should not be there (scheduled —
+    also overdue —, declined or exempted; a recorded result is never cancelled: 409). A cancelled
+    appointment counts in no figure and leaves the inbox; the register does not bring it back
+    (only her leaving the round, ``reevaluate``, is undone when she is due again)."""
+    require_role(actor, *SUPERVISOR_ROLES)
+    appt, rnd = await _appointment(session, actor, appointment_id)
+    if expected is not None:
+        check_version(appt.version, expected, appointment_public(appt, rnd.closes_on).model_dump(mode="json"))
+    if appt.status not in CANCELLABLE:
+        raise InvalidTransition(f"The appointment is {appt.status}; it cannot be cancelled")
+    before = appt.status
+    appt.status = CANCELLED
+    appt.cancel_reason = data.reason
+    log_event(appt, AppointmentAction.cancelled, actor.id, before, reason=data.reason)
     touch(appt)
     await session.flush()
     return appt, rnd
@@ -743,29 +957,42 @@ async def _residence(session: AsyncSession, person: Person) -> str | None:
 
 @hh.on_person_change
 async def reevaluate(session: AsyncSession, person: Person, _reason: str) -> None:
-    """Join or leave the open rounds after a register event about this person."""
+    """Join or leave the open rounds after a register event about this person.
+
+    Leaving is done first: a woman who moved from one township's round to another's leaves the
+    first before she joins the second. She does not join (nor come back to) a round while she
+    holds an appointment that is not cancelled in another round whose window overlaps it and that
+    shares an item (``_due_elsewhere``): no woman is due twice for one item. An appointment a
+    township or county user cancelled (``cancel``) stays cancelled."""
     today = clock.today()
-    existing = {
-        a.round_id: a
+    mine = [
+        a
         for a in (
             await session.execute(select(CheckupAppointment).where(CheckupAppointment.person_id == person.id))
         ).scalars()
         if not _merged_away(a)
-    }
+    ]
+    existing = {a.round_id: a for a in mine}
     if person.sex != "female" and not existing:
         return
     residence = await _residence(session, person)
-    rounds = (
-        await session.execute(
-            select(CheckupRound).where(
-                col(CheckupRound.closes_on) >= today,
-                or_(
-                    col(CheckupRound.id).in_(list(existing)),
-                    literal(residence or "-").startswith(CheckupRound.area_prefix),
-                ),
+    rounds = list(
+        (
+            await session.execute(
+                select(CheckupRound).where(
+                    or_(
+                        col(CheckupRound.id).in_(list(existing)),
+                        and_(
+                            col(CheckupRound.closes_on) >= today,
+                            literal(residence or "-").startswith(CheckupRound.area_prefix),
+                        ),
+                    )
+                )
             )
-        )
-    ).scalars()
+        ).scalars()
+    )
+    by_id = {r.id: r for r in rounds}
+    open_rounds = [r for r in rounds if r.closes_on >= today]
     woman = Woman(
         sex=person.sex,
         marital_status=person.marital_status,
@@ -774,28 +1001,39 @@ async def reevaluate(session: AsyncSession, person: Person, _reason: str) -> Non
         merged=person.merged_into_id is not None,
         residence=residence,
     )
-    for rnd in rounds:
-        why_not = is_due(
+    verdicts = {
+        rnd.id: is_due(
             woman, area_prefix=rnd.area_prefix, opens_on=rnd.opens_on, closes_on=rnd.closes_on, today=today
         )
+        for rnd in open_rounds
+    }
+    for rnd in open_rounds:
         appt = existing.get(rnd.id)
-        if why_not is None:
-            assert residence is not None
-            if appt is None:
-                _join(session, rnd, person, residence)
-            elif appt.status == CANCELLED:
-                appt.status = SCHEDULED
-                appt.cancel_reason = None
-                _move_place(appt, residence)
-                touch(appt)
-            elif appt.status == SCHEDULED and appt.village_code != residence:
-                # her "checkup due" item is the appointment: it moves with it
-                _move_place(appt, residence)
-                touch(appt)
-        elif appt is not None and appt.status == SCHEDULED:
+        why_not = verdicts[rnd.id]
+        if why_not is not None and appt is not None and appt.status == SCHEDULED:
             # a scheduled appointment has no tasks of its own (only a recorded result makes some)
             appt.status = CANCELLED
             appt.cancel_reason = why_not
+            log_event(appt, AppointmentAction.cancelled, None, SCHEDULED, reason=why_not)
+            touch(appt)
+    for rnd in open_rounds:
+        if verdicts[rnd.id] is not None:
+            continue
+        assert residence is not None
+        appt = existing.get(rnd.id)
+        if appt is None:
+            if not _due_elsewhere(rnd, mine, by_id):
+                mine.append(_join(session, rnd, person, residence))
+        elif appt.status == CANCELLED:
+            if not _cancelled_by_hand(appt) and not _due_elsewhere(rnd, mine, by_id):
+                appt.status = SCHEDULED
+                appt.cancel_reason = None
+                _move_place(appt, residence)
+                log_event(appt, AppointmentAction.reinstated, None, CANCELLED)
+                touch(appt)
+        elif appt.status == SCHEDULED and appt.village_code != residence:
+            # her "checkup due" item is the appointment: it moves with it
+            _move_place(appt, residence)
             touch(appt)
     await session.flush()
 
@@ -823,7 +1061,6 @@ async def settle_merge(
     result (else a decline or exemption, else the earlier made) and cancel the other with
     reason ``merged``, whatever the round's window (a closed round's figures count her once).
     The cancelled one keeps what was recorded on it and moves to the survivor with the rest."""
-    del actor
     rows = (
         await session.execute(
             select(CheckupAppointment)
@@ -843,8 +1080,10 @@ async def settle_merge(
         for appt in pair:
             if appt is kept:
                 continue
+            before = appt.status
             appt.status = CANCELLED
             appt.cancel_reason = MERGED
+            log_event(appt, AppointmentAction.cancelled, actor.id, before, reason=MERGED)
             settled.append({"table": "checkup_appointment", "column": "status", "id": str(appt.id)})
             if appt.person_id == dup.id:  # moved here, so that it changes version once
                 appt.person_id = keep.id
@@ -854,14 +1093,40 @@ async def settle_merge(
     return settled
 
 
+def _due_elsewhere(
+    rnd: CheckupRound, mine: list[CheckupAppointment], rounds: dict[uuid.UUID, CheckupRound]
+) -> bool:
+    """She holds an appointment (not cancelled) in another round overlapping ``rnd``'s window
+    and sharing an item."""
+    items = set(rnd.items.split(","))
+    for a in mine:
+        other = rounds.get(a.round_id)
+        if other is None or other.id == rnd.id or a.status == CANCELLED:
+            continue
+        if (
+            other.opens_on <= rnd.closes_on
+            and rnd.opens_on <= other.closes_on
+            and items & set(other.items.split(","))
+        ):
+            return True
+    return False
+
+
+def _cancelled_by_hand(appt: CheckupAppointment) -> bool:
+    """The last cancellation was a user's (``cancel``), not the register's (``reevaluate``)."""
+    cancels = [e for e in history_of(appt) if e.action == AppointmentAction.cancelled]
+    return bool(cancels) and cancels[-1].by is not None
+
+
 def _move_place(appt: CheckupAppointment, village: str) -> None:
     for key, value in place_columns(village).items():
         setattr(appt, key, value)
 
 
-def _join(session: AsyncSession, rnd: CheckupRound, person: Person, residence: str) -> None:
+def _join(session: AsyncSession, rnd: CheckupRound, person: Person, residence: str) -> CheckupAppointment:
     appt = CheckupAppointment(round_id=rnd.id, person_id=person.id, **place_columns(residence))
     session.add(appt)
+    return appt
 
 
 # --- sync --------------------------------------------------------------------------------------------

@@ -45,6 +45,7 @@ from app.core import clock
 from app.core.db import utcnow
 from app.core.errors import Conflict, IdConflict, NotFound, ValidationFailed
 from app.models.checkups import (
+    AppointmentAction,
     AppointmentStatus,
     CheckupAppointment,
     CheckupRound,
@@ -320,9 +321,7 @@ async def build_result(
         return appt, False
     if data.id is not None and data.id in refs.taken:
         raise IdConflict("This result id is already used by the result of another appointment")
-    reopened = appt.status == AppointmentStatus.declined.value and rnd.closes_on >= refs.today
-    if not reopened:
-        checkups._require_scheduled(appt)
+    checkups._require_result_allowed(appt, rnd, refs.today)
     if not data.consent:
         raise ValidationFailed(
             "A checkup needs the woman's consent; record a decline instead", code="consent_required"
@@ -332,6 +331,7 @@ async def build_result(
     checkups._check_items(rnd, items)
     if data.checked_on > refs.today:
         raise hh.invalid("checked_on", "must not be in the future")
+    before = appt.status
     appt.status = AppointmentStatus.done.value
     appt.result_id = data.id or uuid.uuid4()
     appt.checked_on = data.checked_on
@@ -341,6 +341,7 @@ async def build_result(
     appt.note = data.note
     appt.recorded_by = actor.id
     appt.recorded_at = utcnow()
+    checkups.log_event(appt, AppointmentAction.done, actor.id, before, place=appt.place)
     touch(appt)
     refs.taken[appt.result_id] = appt.id
     await checkups._consequences(session, appt, items, refs.today)

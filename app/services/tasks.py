@@ -30,7 +30,7 @@ from datetime import date
 from types import SimpleNamespace
 from typing import Any, NotRequired, TypedDict, Unpack
 
-from sqlalchemy import String, Uuid, case, cast, literal, null, tuple_, union_all
+from sqlalchemy import Date, String, Uuid, case, cast, func, literal, null, tuple_, union_all
 from sqlalchemy import select as sa_select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
@@ -56,7 +56,7 @@ register_synced("task", "task")
 def task_public(t: Any, today: date | None = None) -> TaskPublic:
     """A task row or ORM object, or a checkup-due item row, as the API shows it."""
     today = today or clock.today()
-    data = {name: getattr(t, name) for name in TaskPublic.model_fields if name != "overdue"}
+    data = {name: getattr(t, name, None) for name in TaskPublic.model_fields if name != "overdue"}
     data["overdue"] = t.status == TaskStatus.open and t.due_on < today
     title_en = getattr(t, "title_en", None)
     if title_en and current_language() == "en":
@@ -124,11 +124,20 @@ _ITEM_COLUMNS = [name for name in TaskPublic.model_fields if name != "overdue"] 
     "title_en",
     "county_code",
     "township_code",
+    "sort_on",
 ]
 
 
+def _task_column(name: str) -> Any:
+    if name == "sort_on":
+        return col(Task.due_on).label("sort_on")
+    if name == "scheduled_on":  # a checkup-due item's field only
+        return cast(null(), Date()).label("scheduled_on")
+    return getattr(Task, name)
+
+
 def _task_rows(actor: Actor) -> Any:
-    return scoped(sa_select(*(getattr(Task, c) for c in _ITEM_COLUMNS)), actor, Task)
+    return scoped(sa_select(*(_task_column(c) for c in _ITEM_COLUMNS)), actor, Task)
 
 
 def _due_items(actor: Actor) -> Any:
@@ -142,6 +151,9 @@ def _due_items(actor: Actor) -> Any:
         "title": col(r.name),  # the round's; the item's title is made for the page (list_tasks)
         "title_en": cast(null(), String()),
         "due_on": col(r.closes_on),
+        "scheduled_on": col(a.scheduled_on),
+        # the inbox order (list_tasks): the day she is expected, else the closing day
+        "sort_on": func.coalesce(col(a.scheduled_on), col(r.closes_on)),
         "status": case(
             (scheduled, TaskStatus.open.value),
             (status == AppointmentStatus.done.value, TaskStatus.done.value),
@@ -190,8 +202,14 @@ async def list_tasks(
     limit: int,
     cursor: str | None,
 ) -> tuple[list[Any], str | None]:
-    """Tasks in scope, soonest due first (township users see all their villages' tasks), the
-    checkup-due items of the appointments among them (module docstring)."""
+    """Tasks in scope (township users see all their villages' tasks), the checkup-due items of
+    the appointments among them (module docstring).
+
+    Order: by the day each item asks for — a task's ``due_on``; a checkup-due item's
+    ``scheduled_on`` (the day she is expected, set by a reschedule), or its round's closing day
+    when she may come any day of the window — then by ``due_on`` (checkup items the same day:
+    the round closing first), then by id. So a woman expected tomorrow comes before a follow-up
+    due next week, and an unscheduled appointment is listed by the last day she can come."""
     require_role(actor, *FIELD_ROLES)
     today = clock.today()
     tasks = _task_rows(actor)
@@ -222,25 +240,32 @@ async def list_tasks(
         parts.append(items)
     # Each part is ordered and cut to the page before the union, so that a county's 100,000
     # scheduled appointments are a top-N sort, not a sorted union of everything.
+    keys = [Task.due_on, Task.due_on, Task.id]  # (sort_on, due_on, id): see the docstring
     if cursor:
-        after_due, after_id = decode_cursor(cursor, [Task.due_on, Task.id])
+        after_sort, after_due, after_id = decode_cursor(cursor, keys)
     cut = []
     for part in parts:
         sub = part.subquery()
         stmt = sa_select(sub)
         if cursor:
             stmt = stmt.where(
-                tuple_(sub.c.due_on, sub.c.id) > tuple_(literal(after_due), literal(after_id, Uuid()))
+                tuple_(sub.c.sort_on, sub.c.due_on, sub.c.id)
+                > tuple_(literal(after_sort), literal(after_due), literal(after_id, Uuid()))
             )
         # (wrapped: SQLite takes ORDER BY/LIMIT only after a UNION, or inside a subquery)
-        cut.append(sa_select(stmt.order_by(sub.c.due_on, sub.c.id).limit(limit + 1).subquery()))
+        cut.append(
+            sa_select(stmt.order_by(sub.c.sort_on, sub.c.due_on, sub.c.id).limit(limit + 1).subquery())
+        )
     inbox = union_all(*cut).subquery("inbox") if len(cut) > 1 else cut[0].subquery("inbox")
-    result = await session.execute(sa_select(inbox).order_by(inbox.c.due_on, inbox.c.id).limit(limit + 1))
+    result = await session.execute(
+        sa_select(inbox).order_by(inbox.c.sort_on, inbox.c.due_on, inbox.c.id).limit(limit + 1)
+    )
     rows = [dict(r._mapping) for r in result]
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
-        next_cursor = encode_cursor([rows[-1]["due_on"], rows[-1]["id"]], [Task.due_on, Task.id])
+        last = rows[-1]
+        next_cursor = encode_cursor([last["sort_on"], last["due_on"], last["id"]], keys)
     # The people of the page, in one query; a checkup-due item's household is its woman's and
     # its title names her.
     people = await load_people(

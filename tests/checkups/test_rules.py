@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from app.services.checkups import Woman, age_window, is_due, reference_day, years_before
+from app.services.checkups import Woman, age_window, is_due, reference_day, rounds_overlap, years_before
 
 OPENS = date(2026, 3, 1)
 CLOSES = date(2026, 4, 30)
@@ -67,3 +67,33 @@ def test_reference_day(today, expected):
 def test_age_window_and_leap_day():
     assert age_window(OPENS, CLOSES, OPENS) == (date(1976, 3, 1), date(2011, 3, 1))
     assert years_before(date(2028, 2, 29), 15) == date(2013, 2, 28)
+
+
+W = (OPENS, CLOSES)
+
+
+@pytest.mark.parametrize(
+    ("a_prefix", "a_window", "a_items", "b_prefix", "b_window", "b_items", "overlap"),
+    [
+        # equal area, equal window: any shared item overlaps
+        (AREA, W, {"iud", "pregnancy"}, AREA, W, {"iud", "pregnancy"}, True),
+        (AREA, W, {"iud", "pregnancy"}, AREA, W, {"iud"}, True),  # a subset of the items
+        (AREA, W, {"iud"}, AREA, W, {"iud", "gynecological"}, True),  # a superset
+        (AREA, W, {"iud", "pregnancy"}, AREA, W, {"gynecological"}, False),  # disjoint items
+        # containment, either way round
+        ("430122", W, {"pregnancy"}, AREA, W, {"iud", "pregnancy"}, True),  # county over township
+        (AREA, W, {"pregnancy"}, "430122", W, {"pregnancy"}, True),  # township under county
+        (AREA + "201", W, {"iud"}, AREA, W, {"iud"}, True),  # village inside township
+        ("430122101", W, {"iud"}, AREA, W, {"iud"}, False),  # sibling townships
+        ("430181", W, {"iud"}, "430122", W, {"iud"}, False),  # another county
+        # windows: sharing one day overlaps, adjacent windows do not
+        (AREA, W, {"iud"}, AREA, (CLOSES, date(2026, 6, 30)), {"iud"}, True),
+        (AREA, W, {"iud"}, AREA, (date(2026, 5, 1), date(2026, 6, 30)), {"iud"}, False),
+        (AREA, W, {"iud"}, AREA, (date(2026, 1, 1), date(2026, 2, 28)), {"iud"}, False),
+        (AREA, W, {"iud"}, AREA, (date(2026, 1, 1), OPENS), {"iud"}, True),
+        (AREA, W, {"iud"}, "430122", (date(2026, 4, 1), date(2026, 4, 2)), {"iud"}, True),  # inside
+    ],
+)
+def test_rounds_overlap(a_prefix, a_window, a_items, b_prefix, b_window, b_items, overlap):
+    assert rounds_overlap(a_prefix, a_window, a_items, b_prefix, b_window, b_items) is overlap
+    assert rounds_overlap(b_prefix, b_window, b_items, a_prefix, a_window, a_items) is overlap

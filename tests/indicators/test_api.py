@@ -8,8 +8,11 @@ import uuid
 from datetime import date
 
 import pytest
+from sqlalchemy import update
 
+from app.core import clock
 from app.core.db import make_sessionmaker
+from app.models.checkups import CheckupRound
 from app.models.common import place_columns
 from app.models.households import Household
 from app.models.migrants import Migrant
@@ -117,17 +120,25 @@ async def county_fixture(client_as, db):
         )
     ).status_code == 201
     ts = await client_as("township", TS1)
+    # No round may close before today: opened over today's window, then moved back to spring 2025.
+    today = clock.today()
     rnd = await ts.post(
         "/api/v1/checkup-rounds",
         json={
             "area_code": TS1,
             "name": "2025春季三查",
-            "opens_on": "2025-03-01",
-            "closes_on": "2025-04-30",
+            "opens_on": today.isoformat(),
+            "closes_on": today.isoformat(),
             "items": ["iud"],
         },
     )
     assert rnd.json()["appointments_created"] == 2  # 母亲 and 王芳 (married, 15-49, in the township)
+    await db.execute(
+        update(CheckupRound)
+        .where(CheckupRound.id == uuid.UUID(rnd.json()["id"]))
+        .values(opens_on=date(2025, 3, 1), closes_on=date(2025, 4, 30))
+    )
+    await db.commit()
     appts = (await ts.get("/api/v1/checkup-appointments", params={"round_id": rnd.json()["id"]})).json()[
         "items"
     ]
