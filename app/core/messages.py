@@ -306,8 +306,23 @@ MESSAGES: dict[str, dict[str, str]] = {
     "err.op_in_flight": {"zh": "操作正在处理中", "en": "Op in flight"},
     # checkups
     "err.round_overlaps": {
-        "zh": "该区域和这些项目已有与此时间窗重叠的轮次",
-        "en": "A round for this area and these items overlaps that window",
+        "zh": "本区域、包含本区域或本区域内的区域已有共享检查项目且时间窗重叠的轮次",
+        "en": "A round of this area, of an area containing it or of an area inside it, sharing an "
+        "item, overlaps that window",
+    },
+    "err.not_before_today": {"zh": "不得早于今天", "en": "must not be before today"},
+    "err.within_round_window": {
+        "zh": "须在轮次时间窗内（{opens_on} 至 {closes_on}）",
+        "en": "must be within the round's window ({opens_on} to {closes_on})",
+    },
+    "err.declined_round_closed": {
+        "zh": "她已拒检，且该轮次已于 {closes_on} 结束：拒检的预约只在轮次开放期间可补录结果",
+        "en": "She declined and the round closed on {closes_on}: a declined appointment takes a "
+        "result only while its round is open",
+    },
+    "err.appointment_not_cancellable": {
+        "zh": "该预约状态为 {status}，不能取消",
+        "en": "The appointment is {status}; it cannot be cancelled",
     },
     "err.no_round_in_area": {"zh": "您的辖区内没有该轮次", "en": "No such round in your area"},
     "err.round_closed": {"zh": "该轮次的时间窗已结束", "en": "The round's window has closed"},
