@@ -433,8 +433,8 @@ def born_between(today: date, age_min: int | None, age_max: int | None) -> tuple
     Ages count as everywhere in the service (``claim_rules.age_on``): one is a year older on the
     birthday; one born on 29 February turns a year older on 1 March in a common year. So
     ``age >= n`` ⇔ born on or before ``today`` n years ago (28 February when that day does not
-    exist), and ``age <= n`` ⇔ born after ``today`` n + 1 years ago. A ``today`` range is
-    exact to the day: born on ``today`` 30 years ago is 30, a day later 29."""
+    exist), and ``age <= n`` ⇔ born after ``today`` n + 1 years ago. Exact to the day: one
+    born on this day 30 years ago is 30, one born a day later 29."""
     born_by = _years_before(today, age_min) if age_min is not None else None
     born_after = _years_before(today, age_max + 1) if age_max is not None else None
     return born_after, born_by
