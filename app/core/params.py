@@ -16,7 +16,7 @@ What a route takes is read from FastAPI's own record of it (the query parameters
 dependant and of every dependency below it, under their aliases, a parameter model's fields
 included), which is also what the OpenAPI document is built from: the check and the document
 cannot disagree (``tests/platform/test_unknown_params.py`` compares them for every operation).
-The result is computed once per route and cached.
+The result is computed once per route and kept in the application's state.
 
 ``query_guard`` is a dependency of the whole application (``create_app``), next to the text
 guard, so a new route cannot miss it. It runs before authentication: which names a route takes
@@ -88,9 +88,6 @@ def query_names(dependant: Dependant) -> dict[str, bool]:
     return names
 
 
-_cache: dict[int, tuple[Dependant, dict[str, bool]]] = {}
-
-
 def route_dependant(scope: Any) -> Dependant | None:
     """What FastAPI solves the request's parameters with: the route as included (its router's
     and the application's dependencies added: FastAPI keeps that in the request's ``fastapi``
@@ -103,11 +100,18 @@ def route_dependant(scope: Any) -> Dependant | None:
     return route.dependant if isinstance(route, APIRoute) else None
 
 
-def _known(dependant: Dependant) -> dict[str, bool]:
-    hit = _cache.get(id(dependant))
+def _known(request: Request, dependant: Dependant) -> dict[str, bool]:
+    """``query_names`` of the dependant, computed once per route of this application (the cache
+    lives in the application's state, so it goes with the application)."""
+    cache: dict[int, tuple[Dependant, dict[str, bool]]] | None = getattr(
+        request.app.state, "query_names", None
+    )
+    if cache is None:
+        cache = request.app.state.query_names = {}
+    hit = cache.get(id(dependant))
     if hit is None or hit[0] is not dependant:
         hit = (dependant, query_names(dependant))
-        _cache[id(dependant)] = hit
+        cache[id(dependant)] = hit
     return hit[1]
 
 
@@ -122,7 +126,7 @@ async def query_guard(request: Request) -> None:
     dependant = route_dependant(request.scope)
     if dependant is None:
         return
-    known = _known(dependant)
+    known = _known(request, dependant)
     counts: dict[str, int] = {}
     for name, _value in request.query_params.multi_items():
         counts[name] = counts.get(name, 0) + 1
