@@ -16,6 +16,7 @@ from app.core.limits import EdgeLimitsMiddleware
 from app.core.logging import configure_logging, install_db_error_scrubbing
 from app.core.openapi import complete_openapi
 from app.core.pagination import configure_cursor_key
+from app.core.params import query_guard
 from app.core.requestlog import RequestContextMiddleware
 from app.core.security import FieldCipher, TokenService
 from app.core.text import text_guard
@@ -53,8 +54,9 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
         docs_url="/docs" if settings.docs_enabled else None,
         redoc_url=None,
         openapi_url="/openapi.json" if settings.docs_enabled else None,
-        # Every route: no NUL or control characters in any text of the request (app/core/text.py).
-        dependencies=[Depends(text_guard)],
+        # Every route: no NUL or control characters in any text of the request (app/core/text.py),
+        # no query parameter the route does not take (app/core/params.py).
+        dependencies=[Depends(text_guard), Depends(query_guard)],
     )
     app.state.settings = settings
     app.state.engine = engine

@@ -53,6 +53,7 @@ STATEFUL_CODES = {
     "person_deceased",
     "invalid_credentials",
     "invalid_period",  # a period over ten years
+    "invalid_range",  # age_min above age_max (no document can relate two parameters)
     "item_not_in_round",
     "area_level",
     "area_exists",

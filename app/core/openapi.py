@@ -21,12 +21,16 @@ GENERIC = {
     "400": "Malformed request (e.g. a body that is not UTF-8 JSON)",
     "413": "Request body too large",
     "422": "Validation failed; any request carrying NUL or control characters (other than tab and"
-    " newline) in its path, query, headers or body gets this (code validation_failed)",
+    " newline) in its path, query, headers or body gets this (code validation_failed), as does a"
+    " query parameter that takes one value given twice; a query parameter the operation does not"
+    " list is code unknown_parameter, named in errors[]",
     "429": "Rate limited (see Retry-After)",
     "431": "Request headers too large",
     "503": "Database unavailable or busy (see Retry-After)",
 }
 PUBLIC_PATHS = {"/healthz", "/readyz", "/metrics"}
+# The 422 descriptions FastAPI writes (its own, and the HTTP reason of ``error_responses``).
+UNSAID = {"Validation Error", "Unprocessable Entity", "Problem"}
 
 
 def replayed(model: type[Any]) -> dict[int | str, dict[str, Any]]:
@@ -55,6 +59,8 @@ def complete_openapi(app: FastAPI) -> dict[str, Any]:
                 if path in PUBLIC_PATHS and code not in ("422", "503"):
                     continue
                 responses.setdefault(code, {"description": text})
+            if responses["422"].get("description") in UNSAID:  # every operation says the rules
+                responses["422"]["description"] = GENERIC["422"]
             for code, resp in responses.items():
                 if code.startswith(("4", "5")):
                     resp["content"] = {PROBLEM_JSON: {"schema": problem_ref}}

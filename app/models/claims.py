@@ -393,7 +393,12 @@ class PayeeChange(SQLModel):
 
 class RenewalRequest(SQLModel):
     programme: ProgrammeCode
-    year: int = Field(ge=2000, le=2099, description="The year whose paid claims are renewed")
+    year: int = Field(
+        ge=2000,
+        le=2099,
+        description="The year whose paid claims are renewed; the drafts are for the year after"
+        " (`year` + 1, `for_year` in the answer)",
+    )
 
 
 class RenewalExit(SQLModel):
@@ -404,8 +409,12 @@ class RenewalExit(SQLModel):
 
 
 class RenewalResult(SQLModel):
+    """``year`` means what it meant in the request (the year renewed); the drafts' year is
+    ``for_year``, named in the answer so that nobody has to know the rule to read it."""
+
     programme: ProgrammeCode
-    year: int = Field(description="The year of the drafted claims")
+    year: int = Field(description="The year whose paid claims were renewed (the request's `year`)")
+    for_year: int = Field(description="The year of the drafted claims: the year after `year`")
     drafted: list[ClaimPublic]
     exits: list[RenewalExit]
     already_claimed: list[uuid.UUID] = Field(description="Persons who already have a claim that year")

@@ -98,6 +98,7 @@ async def create_claim(
 async def list_claims(
     session: SessionDep,
     caller: Caller,
+    cipher: CipherDep,
     programme: ProgrammeCode | None = None,
     year: Annotated[int | None, Query(ge=2000, le=2100)] = None,
     status: ClaimStatus | None = None,
@@ -105,8 +106,15 @@ async def list_claims(
     person_id: uuid.UUID | None = None,
     limit: Limit = 50,
     cursor: Cursor = None,
+    q: Annotated[
+        str | None, Query(min_length=1, max_length=50, description="the beneficiary's name contains")
+    ] = None,
+    id_number: Annotated[
+        str | None, Query(max_length=32, description="the beneficiary's ID number, exact match; audited")
+    ] = None,
 ) -> Page[ClaimItem]:
-    """Claims in your scope, newest first, each with its beneficiary."""
+    """Claims in your scope, newest first, each with its beneficiary. Filters combine (all must
+    hold)."""
     rows, nxt = await svc.list_claims(
         session,
         caller,
@@ -117,13 +125,17 @@ async def list_claims(
         person_id=person_id,
         limit=limit,
         cursor=cursor,
+        q=q,
+        id_number=id_number,
+        cipher=cipher,
     )
     return Page(items=await svc.claim_items(session, rows), next_cursor=nxt)
 
 
 @router.post("/claims/renewals", response_model=RenewalResult, responses=error_responses(401, 403, 409, 422))
 async def renew_claims(session: SessionDep, caller: Caller, body: RenewalRequest) -> RenewalResult:
-    """County: draft next year's claims for this year's paid beneficiaries; list who exits and why."""
+    """County: drafts for the year after `year` (`for_year` in the answer) for the beneficiaries
+    paid for `year`; lists who exits and why."""
     return await svc.renew(session, caller, body.programme, body.year)
 
 

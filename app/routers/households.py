@@ -23,6 +23,7 @@ from app.models.households import (
     HouseholdDetail,
     HouseholdPublic,
     HouseholdUpdate,
+    MaritalStatus,
     MergePublic,
     MergeRequest,
     MoveRequest,
@@ -30,6 +31,7 @@ from app.models.households import (
     PersonDetail,
     PersonPublic,
     PersonUpdate,
+    Sex,
 )
 from app.services import data_quality as dq
 from app.services import households as svc
@@ -39,6 +41,15 @@ router = APIRouter(prefix="/api/v1", tags=["register"])
 
 WRITE_ERRORS = error_responses(401, 403, 404, 409, 422)
 PATCH_ERRORS = error_responses(401, 403, 404, 409, 412, 422, 428)
+
+
+AGE_MIN = (
+    "at least this age in whole years on today's date in China (born on or before today that many years ago)"
+)
+AGE_MAX = (
+    "at most this age in whole years on today's date in China (born after today that many years + 1 ago);"
+    " below age_min: 422 `invalid_range`"
+)
 
 
 def _etag(response: Response, version: int) -> None:
@@ -140,8 +151,12 @@ async def list_persons(
     include_merged: bool = False,
     limit: Limit = 50,
     cursor: Cursor = None,
+    sex: Sex | None = None,
+    marital_status: MaritalStatus | None = None,
+    age_min: Annotated[int | None, Query(ge=0, le=150, description=AGE_MIN)] = None,
+    age_max: Annotated[int | None, Query(ge=0, le=150, description=AGE_MAX)] = None,
 ) -> Page[PersonPublic]:
-    """Persons in your scope; ID numbers and phones masked."""
+    """Persons in your scope; ID numbers and phones masked. Filters combine (all must hold)."""
     rows, nxt = await svc.list_persons(
         session,
         caller,
@@ -153,6 +168,10 @@ async def list_persons(
         include_merged=include_merged,
         limit=limit,
         cursor=cursor,
+        sex=sex,
+        marital_status=marital_status,
+        age_min=age_min,
+        age_max=age_max,
     )
     return Page(items=[svc.person_public(p, cipher) for p in rows], next_cursor=nxt)
 

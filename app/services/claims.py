@@ -634,10 +634,27 @@ async def list_claims(
     person_id: uuid.UUID | None,
     limit: int,
     cursor: str | None,
+    q: str | None = None,
+    id_number: str | None = None,
+    cipher: FieldCipher | None = None,
 ) -> tuple[list[Claim], str | None]:
-    """Claims in scope, newest first."""
+    """Claims in scope, newest first.
+
+    ``q``: the beneficiary's (``person_id``'s) name contains it; ``id_number``: the beneficiary's
+    ID number, exact, through its blind index (needs ``cipher``; audited, like the persons
+    lookup). Both test the claim's person in a subquery, not in the caller's scope: the claim's
+    own place decides what the caller sees (a beneficiary who moved away keeps her claims)."""
     require_role(actor, *FIELD_ROLES)
     stmt = scoped(select(Claim), actor)
+    if q:
+        named = select(Person.id).where(col(Person.name).contains(q, autoescape=True))
+        stmt = stmt.where(col(Claim.person_id).in_(named))
+    if id_number is not None:
+        if cipher is None:
+            raise TypeError("an id_number lookup needs the cipher")
+        numbered = select(Person.id).where(Person.id_number_hash == hh.id_number_index(cipher, id_number))
+        stmt = stmt.where(col(Claim.person_id).in_(numbered))
+        audit.record(session, actor, "lookup", "claim", None, "by id_number")
     if programme:
         stmt = stmt.where(Claim.programme == programme.value)
     if year:
@@ -933,8 +950,9 @@ async def change_payee(
 
 
 async def renew(session: AsyncSession, actor: Actor, programme: ProgrammeCode, year: int) -> RenewalResult:
-    """Drafts for ``year + 1`` for this year's paid beneficiaries in scope, evaluated on today's
-    register with the same declared facts and payee; the others leave with the reason."""
+    """Drafts for the year after ``year`` (``for_year``) for ``year``'s paid beneficiaries in
+    scope, evaluated on today's register with the same declared facts and payee; the others leave
+    with the reason."""
     require_role(actor, *COUNTY_ROLES)
     next_year = year + 1
     # The drafts are the caller's county's (beneficiaries who moved out leave below), so its
@@ -1012,7 +1030,8 @@ async def renew(session: AsyncSession, actor: Actor, programme: ProgrammeCode, y
     await session.flush()
     return RenewalResult(
         programme=programme,
-        year=next_year,
+        year=year,
+        for_year=next_year,
         drafted=[await claim_public(session, c) for c in drafted],
         exits=exits,
         already_claimed=already,

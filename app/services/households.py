@@ -410,6 +410,37 @@ async def read_person_in_full(session: AsyncSession, actor: Actor, person_id: uu
     return person
 
 
+def id_number_index(cipher: FieldCipher, id_number: str) -> str:
+    """The blind index an exact ID-number lookup matches (ID numbers are stored encrypted); an
+    invalid number is 422 ``id_number_invalid`` (it can match nobody)."""
+    try:
+        number = parse_id_number(id_number).number
+    except IdNumberError as exc:
+        raise invalid("id_number", exc.reason, "id_number_invalid") from None
+    return cipher.blind_index(number)
+
+
+def born_between(today: date, age_min: int | None, age_max: int | None) -> tuple[date | None, date | None]:
+    """The birth dates of the ages ``age_min``..``age_max`` (whole years, both included) on
+    ``today``, as (born after, born on or before); None where open.
+
+    Ages count as everywhere in the service (``claim_rules.age_on``): one is a year older on the
+    birthday; one born on 29 February turns a year older on 1 March in a common year. So
+    ``age >= n`` ⇔ born on or before ``today`` n years ago (28 February when that day does not
+    exist), and ``age <= n`` ⇔ born after ``today`` n + 1 years ago. Exact to the day: one
+    born on this day 30 years ago is 30, one born a day later 29."""
+    born_by = _years_before(today, age_min) if age_min is not None else None
+    born_after = _years_before(today, age_max + 1) if age_max is not None else None
+    return born_after, born_by
+
+
+def _years_before(day: date, years: int) -> date:
+    try:
+        return day.replace(year=day.year - years)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year - years, day=28)
+
+
 async def list_persons(
     session: AsyncSession,
     actor: Actor,
@@ -422,10 +453,30 @@ async def list_persons(
     include_merged: bool,
     limit: int,
     cursor: str | None,
+    sex: Sex | None = None,
+    marital_status: MaritalStatus | None = None,
+    age_min: int | None = None,
+    age_max: int | None = None,
 ) -> tuple[list[Person], str | None]:
-    """Persons in scope, ordered by name. ``id_number`` is an exact, audited lookup."""
+    """Persons in scope, ordered by name. ``id_number`` is an exact, audited lookup.
+
+    ``age_min``/``age_max``: whole years on the business today (``born_between``), both bounds
+    included; the deceased are aged as if alive (the list keeps them, as it always did). A
+    range with ``age_min`` above ``age_max`` is 422 ``invalid_range`` (it would silently match
+    nobody)."""
     require_role(actor, *FIELD_ROLES)
+    if age_min is not None and age_max is not None and age_min > age_max:
+        raise invalid("age_max", f"must not be less than age_min ({age_min})", "invalid_range")
     stmt = scoped(select(Person), actor)
+    if sex is not None:
+        stmt = stmt.where(Person.sex == sex.value)
+    if marital_status is not None:
+        stmt = stmt.where(Person.marital_status == marital_status.value)
+    born_after, born_by = born_between(clock.today(), age_min, age_max)
+    if born_by is not None:
+        stmt = stmt.where(Person.birth_date <= born_by)
+    if born_after is not None:
+        stmt = stmt.where(Person.birth_date > born_after)
     if not include_merged:
         stmt = stmt.where(col(Person.merged_into_id).is_(None))
     if household_id:
@@ -435,11 +486,7 @@ async def list_persons(
     if q:
         stmt = stmt.where(col(Person.name).contains(q, autoescape=True))
     if id_number is not None:
-        try:
-            number = parse_id_number(id_number).number
-        except IdNumberError as exc:
-            raise invalid("id_number", exc.reason, "id_number_invalid") from None
-        stmt = stmt.where(Person.id_number_hash == cipher.blind_index(number))
+        stmt = stmt.where(Person.id_number_hash == id_number_index(cipher, id_number))
         audit.record(session, actor, "lookup", "person", None, "by id_number")
     return await paginate(session, stmt, order=[Person.name, Person.id], limit=limit, cursor=cursor)
 

@@ -973,7 +973,7 @@ async def test_renewals_draft_next_year_and_list_exits(staff, db):
     )
     assert r.status_code == 200, r.text
     out = r.json()
-    assert out["year"] == 2026
+    assert (out["year"], out["for_year"]) == (2025, 2026)  # renewed 2025's, drafted for 2026
     assert [(d["person_id"], d["year"], d["status"], d["amount"]) for d in out["drafted"]] == [
         (young["id"], 2026, "draft", "3600.00")
     ]
