@@ -8,7 +8,8 @@ from datetime import date, timedelta
 
 import pytest
 
-from app.services.households import born_between, business_today
+from app.core import clock
+from app.services.households import born_between
 from tests.households.test_api import V1, V2, V_OTHER_TS, mk_household, mk_person, problem
 
 
@@ -80,7 +81,7 @@ async def township(client_as):
 async def people(client_as) -> dict[str, dict]:
     """Men and women, married and not, of ages on both sides of 30 and of 40 (today, China time),
     in two villages of one township, and one woman of another township."""
-    today = business_today()
+    today = clock.today()
     cadre = await client_as("village", V1)
     cadre2 = await client_as("village", V2)
     other = await client_as("village", V_OTHER_TS)
@@ -155,7 +156,7 @@ async def test_age_range_boundaries(township, people):
         "a30-she",
         "b29-she",
     ]
-    today = business_today()
+    today = clock.today()
     r = await township.get("/api/v1/persons?age_min=30&age_max=40")
     for p in r.json()["items"]:
         assert 30 <= age_on(date.fromisoformat(p["birth_date"]), today) <= 40
