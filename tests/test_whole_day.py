@@ -143,7 +143,9 @@ async def test_a_whole_day_without_dead_ends(client_as, db) -> None:
                 "round_overlaps",
             )
             listed = await ok(
-                await township.get("/api/v1/checkup-appointments", params={"round_id": rnd["id"], "limit": 50})
+                await township.get(
+                    "/api/v1/checkup-appointments", params={"round_id": rnd["id"], "limit": 50}
+                )
             )
             appt = {a["person"]["id"]: a for a in listed["items"]}
             assert appt[fang["id"]]["person"]["name"] == "王芳"

@@ -99,6 +99,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "title.version_conflict": {"zh": "记录在您读取后已被修改", "en": "Record changed since you read it"},
     "title.precondition_required": {"zh": "需要 If-Match 请求头", "en": "If-Match header required"},
     "title.validation_failed": {"zh": "校验未通过", "en": "Validation failed"},
+    "title.unknown_parameter": {"zh": "未知的查询参数", "en": "Unknown query parameter"},
     "title.too_many_requests": {"zh": "请求过于频繁", "en": "Too many requests"},
     "title.unavailable": {"zh": "服务暂不可用", "en": "Service unavailable"},
     "title.method_not_allowed": {"zh": "不支持该请求方法", "en": "Method not allowed"},
@@ -224,6 +225,28 @@ MESSAGES: dict[str, dict[str, str]] = {
     "err.file_bad_rows": {
         "zh": "文件中有错误行，未导入任何内容",
         "en": "The file has bad rows; nothing was imported",
+    },
+    # query parameters (app/core/params.py)
+    "err.unknown_parameters": {"zh": "未知的查询参数：{names}", "en": "Unknown query parameter: {names}"},
+    "err.unknown_parameter_takes": {
+        "zh": "未知的查询参数；此接口接受：{names}",
+        "en": "unknown query parameter; this route takes {names}",
+    },
+    "err.unknown_parameter_takes_none": {
+        "zh": "未知的查询参数；此接口不接受查询参数",
+        "en": "unknown query parameter; this route takes no query parameters",
+    },
+    "err.parameter_repeated": {
+        "zh": "只接受一个值的查询参数被给出了多次",
+        "en": "A query parameter that takes one value was given more than once",
+    },
+    "err.parameter_given_n_times": {
+        "zh": "给出了 {n} 次；此参数只接受一个值",
+        "en": "given {n} times; this parameter takes one value",
+    },
+    "err.not_less_than_age_min": {
+        "zh": "不得小于 age_min（{age_min}）",
+        "en": "must not be less than age_min ({age_min})",
     },
     # register
     "err.op_id_is_the_record": {

@@ -115,8 +115,10 @@ def _known(request: Request, dependant: Dependant) -> dict[str, bool]:
     return hit[1]
 
 
-def _takes(known: dict[str, bool]) -> str:
-    return "this route takes " + (", ".join(sorted(known)) if known else "no query parameters")
+def _unknown_message(known: dict[str, bool]) -> str:
+    if not known:
+        return "unknown query parameter; this route takes no query parameters"
+    return f"unknown query parameter; this route takes {', '.join(sorted(known))}"
 
 
 async def query_guard(request: Request) -> None:
@@ -134,10 +136,7 @@ async def query_guard(request: Request) -> None:
     if unknown:
         raise UnknownParameter(
             "Unknown query parameter: " + ", ".join(unknown),
-            errors=[
-                FieldError(field=name, message=f"unknown query parameter; {_takes(known)}")
-                for name in unknown
-            ],
+            errors=[FieldError(field=name, message=_unknown_message(known)) for name in unknown],
         )
     repeated = [name for name, n in counts.items() if n > 1 and not known[name]]
     if repeated:

@@ -140,7 +140,7 @@ async def test_a_declined_appointment_refuses_a_result_once_the_round_closed(cad
         409,
         "round_closed",
     )
-    assert "declined" in body["detail"]
+    assert "拒检" in body["detail"]  # Chinese by default
     row = await stored(db, by_person[declined["id"]]["id"])
     assert (row.status, row.version, row.result_id) == ("declined", 2, None)
     # an overdue (never declined) woman who comes late still takes her result

@@ -90,7 +90,9 @@ async def test_posted_and_paid_claims_count(staff, db) -> None:  # type: ignore[
     default = (await _figures(staff.county))["claims"]["rural_reward"]
     assert (default["total"], default["amount"]) == (1, "960.00")
     # the CSV carries the same columns
-    r = await staff.county.get("/api/v1/indicators.csv", params={"area_code": COUNTY, **period})
+    r = await staff.county.get(
+        "/api/v1/indicators.csv", params={"area_code": COUNTY, **period}, headers={"Accept-Language": "en"}
+    )
     rows = list(csv.DictReader(io.StringIO(r.content.decode("utf-8-sig"))))
     assert rows[0]["claims.rural_reward.total"] == "1"
     assert rows[0]["claims.rural_reward.in_payment"] == "1"
