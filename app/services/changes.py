@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import Table, event, inspect, literal, literal_column
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import get_history
 
 from app.core.db import new_id, utcnow
 from app.models.sync import Change, RecordHistory
@@ -83,14 +84,17 @@ def _log_changes(session: Session, flush_context: Any, _instances: Any) -> None:
             changes.append(change_row(entity, obj.id, obj.version, deleted=False, place=_place(obj), at=now))
     for obj in list(session.dirty):
         entity = SYNCED_TABLES.get(getattr(obj, "__tablename__", ""))
-        if not entity or not session.is_modified(obj, include_collections=False):
+        if not entity:
             continue
         state = inspect(obj)
-        # only the attributes set since the last flush (``committed_state``), not every column
+        # only the attributes set since the last flush (``committed_state``), not every column;
+        # ``get_history`` per key, not ``state.attrs`` (which builds a view of every attribute of
+        # every dirty record: a sixth of a 200-result push) nor ``session.is_modified``
+        columns = state.mapper.attrs
         changed = [
             k
             for k in state.committed_state
-            if k not in _IGNORED and k in state.attrs and state.attrs[k].history.has_changes()
+            if k not in _IGNORED and k in columns and get_history(obj, k).has_changes()
         ]
         if not changed:
             continue
@@ -109,7 +113,7 @@ def _log_changes(session: Session, flush_context: Any, _instances: Any) -> None:
                 "at": now,
             }
         )
-        old_village = state.attrs.village_code.history.deleted
+        old_village = get_history(obj, "village_code").deleted
         if old_village and old_village[0] != obj.village_code:
             v = old_village[0]
             changes.append(

@@ -21,13 +21,14 @@ after the cursor. On SQLite writers are serialized, so ``seq`` alone is the comm
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from sqlalchemy import bindparam, func, literal, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -151,9 +152,17 @@ def register_lookup(entity: str, column: Any) -> None:
     LOOKUP[entity] = column
 
 
+@functools.cache
+def _adapter(model: type[BaseModel]) -> TypeAdapter[Any]:
+    return TypeAdapter(model)
+
+
 def _schema(model: type[BaseModel], data: dict[str, Any], **extra: Any) -> Any:
+    """An op's data validated as ``model`` (an input model, never a table model): through a
+    ``TypeAdapter``, the model's own pydantic schema without SQLModel's ``model_validate`` path
+    (a third of the cost of a batch of checkup results' validation)."""
     try:
-        return model.model_validate({**data, **extra})
+        return _adapter(model).validate_python({**data, **extra})
     except ValidationError as exc:
         raise ValidationFailed(
             "The op's data has invalid fields",
