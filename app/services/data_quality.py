@@ -305,7 +305,8 @@ async def _persons(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID
 
 
 async def _fingerprints(session: AsyncSession, kind: str, keys: set[Key]) -> dict[Key, str]:
-    """The keyed hash of the fields each fault rests on, per (record, other record)."""
+    """The SHA-256 of the fields each fault rests on (as the rows hold them: an ID number only
+    as its blind index), per (record, other record)."""
     parts: dict[Key, Any] = {}
     if FAULT_ENTITY[kind] == "household":
         households = {h.id: h for h in (await _rows(session, Household, {k[0] for k in keys}))}
