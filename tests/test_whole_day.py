@@ -192,6 +192,7 @@ async def test_a_whole_day_without_dead_ends(client_as, db) -> None:
             first = await push(cadre, ops)
             assert [x["status"] for x in first] == ["applied"] * 6 + ["rejected"], first
             assert first[-1]["error"]["code"] == "unsupported_entity"
+            assert first[-1]["error"]["errors"][0]["message"].startswith("须为以下之一：household")
             # the signal drops, the phone sends it all again: nothing twice
             again = await push(cadre, ops)
             assert [x["status"] for x in again[:6]] == ["duplicate"] * 6, again

@@ -226,6 +226,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "文件中有错误行，未导入任何内容",
         "en": "The file has bad rows; nothing was imported",
     },
+    "err.one_of": {"zh": "须为以下之一：{values}", "en": "one of: {values}"},
     # query parameters (app/core/params.py)
     "err.unknown_parameters": {"zh": "未知的查询参数：{names}", "en": "Unknown query parameter: {names}"},
     "err.unknown_parameter_takes": {
