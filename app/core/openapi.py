@@ -5,7 +5,8 @@ meet before reaching its route (bad body encoding, size and rate limits, databas
 It also says what the server enforces beyond the types, so that generated clients refuse a
 request before sending it (``tighten``): the text rule (no control characters but tab and
 newline) on every free-text string a request carries, ``If-Match`` as a required version
-header, ``Idempotency-Key`` as required, and the token grant's fields per ``grant_type``."""
+header where its absence is 428 (optional where an action takes one optionally),
+``Idempotency-Key`` as required, and the token grant's fields per ``grant_type``."""
 
 from __future__ import annotations
 
@@ -118,7 +119,10 @@ def tighten(spec: dict[str, Any]) -> None:
         for op in ops.values():
             for param in op.get("parameters", []):
                 if param["in"] == "header" and param["name"].lower() == "if-match":
-                    param["required"] = True
+                    # required where a missing one is 428 (PATCH); the checkup actions take an
+                    # optional one (their dependency says "Optional: …")
+                    optional = str(param.get("description", "")).startswith("Optional")
+                    param["required"] = not optional
                     param["schema"] = dict(IF_MATCH)
                 elif param["in"] == "header" and param["name"].lower() == "idempotency-key":
                     param["required"] = True

@@ -450,6 +450,13 @@ async def test_the_document_states_the_servers_rules(app):
         (if_match,) = [p for p in op["parameters"] if p["name"] == "If-Match"]
         assert if_match["required"] is True, path
         assert if_match["schema"]["pattern"] == '^(W/)?"?[0-9]{1,9}"?$'
+    # the checkup actions take an optional one (a request without it acts on the current
+    # version): the document must not call it required, or a fuzzer's "missing header" is a 200
+    for action in ("reschedule", "cancel"):
+        op = spec["paths"][f"/api/v1/checkup-appointments/{{appointment_id}}/{action}"]["post"]
+        (if_match,) = [p for p in op["parameters"] if p["name"] == "If-Match"]
+        assert if_match["required"] is False, action
+        assert if_match["schema"]["pattern"] == '^(W/)?"?[0-9]{1,9}"?$'
     (key,) = spec["paths"]["/api/v1/partner/notifications"]["post"]["parameters"]
     assert key["name"] == "Idempotency-Key" and key["required"] is True
     assert key["schema"]["maxLength"] == 255 and key["schema"]["minLength"] == 1
