@@ -16,7 +16,7 @@ What a run does:
 Every run draws a new seed and prints it first; ``--seed N`` replays a run (same seed, same
 cases, same seeded county).
 
-    .venv/bin/python scripts/fuzz.py            # CI: 45 s per role, a new seed
+    .venv/bin/python scripts/fuzz.py            # CI: 30 s per role, a new seed
     .venv/bin/python scripts/fuzz.py --deep     # before a release / after a schema change: 5 min per role
     .venv/bin/python scripts/fuzz.py --seed 123456 --roles village --max-time 120   # replay one role
 
@@ -275,7 +275,7 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--deep", action="store_true", help="5 minutes per role (before a release)")
-    parser.add_argument("--max-time", type=int, default=0, help="seconds per role (default 45; --deep 300)")
+    parser.add_argument("--max-time", type=int, default=0, help="seconds per role (default 30; --deep 300)")
     parser.add_argument("--seed", type=int, default=None, help="replay a run (default: a new seed)")
     parser.add_argument("--port", type=int, default=8791)
     parser.add_argument("--persons", type=int, default=3000, help="people in the seeded county")
@@ -291,7 +291,7 @@ def main() -> int:
     )
     args = parser.parse_args()
     seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
-    budget = args.max_time or (300 if args.deep else 45)
+    budget = args.max_time or (300 if args.deep else 30)
     print(f"== fuzz seed {seed} (replay: scripts/fuzz.py --seed {seed}), {budget} s per role", flush=True)
 
     tmp = Path(tempfile.mkdtemp(prefix="jiahe-fuzz-"))
