@@ -761,27 +761,17 @@ def _require_result_allowed(appt: CheckupAppointment, rnd: CheckupRound, today: 
     _require_scheduled(appt)
 
 
-async def record_result(
-    session: AsyncSession, actor: Actor, appointment_id: uuid.UUID, data: ResultIn
-) -> tuple[CheckupAppointment, CheckupRound, bool]:
-    """(appointment, round, created). The same result id and content again → unchanged; the
-    id of another appointment's result (any scope) → 409 ``id_conflict``, as for every client id."""
-    appt, rnd = await _appointment(session, actor, appointment_id)
-    items = data.items.model_dump(exclude_none=True)
-    if data.id is not None and appt.result_id == data.id:
-        same = (appt.checked_on, appt.place, json.loads(appt.results or "{}"), appt.note) == (
-            data.checked_on,
-            data.place.value,
-            items,
-            data.note,
-        )
-        if not same:
-            raise Conflict("This result id was recorded with different content", code="id_conflict")
-        return appt, rnd, False
-    if data.id is not None and await _result_id_taken(session, data.id):
-        raise IdConflict("This result id is already used by the result of another appointment")
-    today = clock.today()
-    _require_result_allowed(appt, rnd, today)
+def accept_result(
+    appt: CheckupAppointment,
+    rnd: CheckupRound,
+    data: ResultIn,
+    items: dict[str, str],
+    actor: Actor,
+    today: date,
+) -> None:
+    """The checks of a new result after its status (consent, items of the round, not in the
+    future) and its writes on the appointment, with the history step: one piece for the REST
+    path (``record_result``) and the batched sync path (``sync_actions.build_result``)."""
     if not data.consent:
         raise ValidationFailed(
             "A checkup needs the woman's consent; record a decline instead", code="consent_required"
@@ -803,6 +793,30 @@ async def record_result(
     appt.recorded_at = utcnow()
     log_event(appt, AppointmentAction.done, actor.id, before, place=appt.place)
     touch(appt)
+
+
+async def record_result(
+    session: AsyncSession, actor: Actor, appointment_id: uuid.UUID, data: ResultIn
+) -> tuple[CheckupAppointment, CheckupRound, bool]:
+    """(appointment, round, created). The same result id and content again → unchanged; the
+    id of another appointment's result (any scope) → 409 ``id_conflict``, as for every client id."""
+    appt, rnd = await _appointment(session, actor, appointment_id)
+    items = data.items.model_dump(exclude_none=True)
+    if data.id is not None and appt.result_id == data.id:
+        same = (appt.checked_on, appt.place, json.loads(appt.results or "{}"), appt.note) == (
+            data.checked_on,
+            data.place.value,
+            items,
+            data.note,
+        )
+        if not same:
+            raise Conflict("This result id was recorded with different content", code="id_conflict")
+        return appt, rnd, False
+    if data.id is not None and await _result_id_taken(session, data.id):
+        raise IdConflict("This result id is already used by the result of another appointment")
+    today = clock.today()
+    _require_result_allowed(appt, rnd, today)
+    accept_result(appt, rnd, data, items, actor, today)
     await _consequences(session, appt, items, today)
     try:
         async with session.begin_nested():

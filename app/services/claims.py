@@ -375,6 +375,13 @@ def _payee_public(name: str | None, bank: str | None, masked: str | None) -> Pay
 async def claim_public(session: AsyncSession, c: Claim) -> ClaimPublic:
     version = await session.get(RuleVersion, c.rule_version_id)
     assert version is not None
+    ref = RuleVersionRef(id=version.id, area_code=version.area_code, effective_from=version.effective_from)
+    return claim_view(c, ref)
+
+
+def claim_view(c: Claim, rule_version: RuleVersionRef) -> ClaimPublic:
+    """The claim as the API shows it, its rule version already read (``claim_public``; the sync
+    pull reads a page's versions at once)."""
     ev = c.evaluation or {}
     return ClaimPublic(
         id=c.id,
@@ -388,9 +395,7 @@ async def claim_public(session: AsyncSession, c: Claim) -> ClaimPublic:
         eligible=c.eligible,
         amount=rules.yuan(c.amount_fen),
         approved_amount=rules.yuan(c.approved_amount_fen) if c.approved_amount_fen is not None else None,
-        rule_version=RuleVersionRef(
-            id=version.id, area_code=version.area_code, effective_from=version.effective_from
-        ),
+        rule_version=rule_version,
         reasons=[Reason.model_validate(rules.localized(r)) for r in ev.get("reasons", [])],
         months=list(ev.get("months", [])),
         category=ev.get("category"),

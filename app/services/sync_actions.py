@@ -42,11 +42,8 @@ from app.authz.actor import Actor
 from app.authz.policies import FIELD_ROLES, require_role
 from app.authz.scope import get_many_scoped
 from app.core import clock
-from app.core.db import utcnow
-from app.core.errors import Conflict, IdConflict, NotFound, ValidationFailed
+from app.core.errors import Conflict, IdConflict, NotFound
 from app.models.checkups import (
-    AppointmentAction,
-    AppointmentStatus,
     CheckupAppointment,
     CheckupRound,
     DeclineIn,
@@ -62,7 +59,6 @@ from app.services import households as hh
 from app.services import migrants as migrants_svc
 from app.services import tasks as tasks_svc
 from app.services.changes import FIELD_ALIASES, register_synced
-from app.services.records import touch
 
 register_synced("claim", "claim")
 # a claim's payee columns are the one API field ``payee`` (field-level merging of stale edits)
@@ -162,41 +158,7 @@ async def _prime_rule_refs(session: AsyncSession, claims: list[Any]) -> None:
 
 def _claim_view(c: Any, _c: sync.SyncContext) -> dict[str, Any]:
     """The claim as ``GET /claims`` lists it (rule versions read by ``_prime_rule_refs``)."""
-    from app.models.claims import ClaimFacts, ClaimPublic, ProgrammeCode, Reason
-    from app.services import claim_rules
-
-    ev = c.evaluation or {}
-    payee = claims_svc._payee_public(c.payee_name, c.payee_bank, c.payee_account_masked)
-    return ClaimPublic(
-        id=c.id,
-        programme=ProgrammeCode(c.programme),
-        person_id=c.person_id,
-        applicant_id=c.applicant_id,
-        year=c.year,
-        status=ClaimStatus(c.status),
-        village_code=c.village_code,
-        facts=ClaimFacts.model_validate(c.facts),
-        eligible=c.eligible,
-        amount=claim_rules.yuan(c.amount_fen),
-        approved_amount=claim_rules.yuan(c.approved_amount_fen)
-        if c.approved_amount_fen is not None
-        else None,
-        rule_version=_RULE_REFS[c.rule_version_id],
-        reasons=[Reason.model_validate(claim_rules.localized(r)) for r in ev.get("reasons", [])],
-        months=list(ev.get("months", [])),
-        category=ev.get("category"),
-        payee=payee,
-        submitted_by=c.submitted_by,
-        submitted_at=c.submitted_at,
-        reviewed_by=c.reviewed_by,
-        approved_by=c.approved_by,
-        posted_on=c.posted_on,
-        notice_until=c.notice_until,
-        renewed_from_id=c.renewed_from_id,
-        version=c.version,
-        created_at=c.created_at,
-        updated_at=c.updated_at,
-    ).model_dump(mode="json")
+    return claims_svc.claim_view(c, _RULE_REFS[c.rule_version_id]).model_dump(mode="json")
 
 
 def _claim_values(c: Any, ctx: sync.SyncContext) -> dict[str, Any]:
@@ -322,27 +284,8 @@ async def build_result(
     if data.id is not None and data.id in refs.taken:
         raise IdConflict("This result id is already used by the result of another appointment")
     checkups._require_result_allowed(appt, rnd, refs.today)
-    if not data.consent:
-        raise ValidationFailed(
-            "A checkup needs the woman's consent; record a decline instead", code="consent_required"
-        )
-    if not items:
-        raise ValidationFailed("Give the result of at least one item", code="validation_failed")
-    checkups._check_items(rnd, items)
-    if data.checked_on > refs.today:
-        raise hh.invalid("checked_on", "must not be in the future")
-    before = appt.status
-    appt.status = AppointmentStatus.done.value
-    appt.result_id = data.id or uuid.uuid4()
-    appt.checked_on = data.checked_on
-    appt.place = data.place.value
-    appt.consent = True
-    appt.results = json.dumps(items)
-    appt.note = data.note
-    appt.recorded_by = actor.id
-    appt.recorded_at = utcnow()
-    checkups.log_event(appt, AppointmentAction.done, actor.id, before, place=appt.place)
-    touch(appt)
+    checkups.accept_result(appt, rnd, data, items, actor, refs.today)
+    assert appt.result_id is not None  # set by accept_result
     refs.taken[appt.result_id] = appt.id
     await checkups._consequences(session, appt, items, refs.today)
     return appt, True
