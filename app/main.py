@@ -26,6 +26,7 @@ from app.routers import claims as claims_router
 from app.routers import indicators as indicators_router
 from app.routers import migrants as migrants_router
 from app.services.auth import AuthContext, LoginThrottle
+from app.web import install as install_web
 
 DESCRIPTION = """REST API for county family health & welfare field work: the household register,
 home visits, checkups, migrants, benefit claims and county figures. Errors are
@@ -85,6 +86,7 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
         indicators_router,
     ):
         app.include_router(module.router)
+    install_web(app)  # the workbench under /web/ (after the API's error handlers: it wraps them)
 
     app.add_middleware(EdgeLimitsMiddleware, settings=settings, tokens=app.state.auth.tokens)
     if settings.cors_origins:

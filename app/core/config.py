@@ -85,6 +85,11 @@ class Settings(BaseSettings):
     login_block_after: int = 10
     login_slow_seconds: float = 1.0
 
+    # The workbench (app/web/): a browser is signed out after this many idle minutes, and after
+    # this many hours whatever it does.
+    web_idle_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    web_session_hours: int = Field(default=12, ge=1, le=24 * 7)
+
     # Days a benefit decision is publicly posted (公示) before it may be paid.
     claim_notice_days: int = Field(default=7, ge=1, le=90)
 

@@ -113,6 +113,11 @@ MESSAGES: dict[str, dict[str, str]] = {
     "err.not_found_route": {"zh": "未找到", "en": "Not Found"},
     "err.method_not_allowed": {"zh": "不支持该请求方法", "en": "Method Not Allowed"},
     "err.invalid_fields": {"zh": "请求中有无效字段", "en": "The request has invalid fields"},
+    # the workbench (app/web/)
+    "err.web_csrf": {
+        "zh": "表单已过期或并非来自本站，请刷新页面后重试",
+        "en": "The form has expired or did not come from this site; reload the page",
+    },
     "err.unexpected": {
         "zh": "发生意外错误；报告问题时请提供请求编号",
         "en": "Unexpected error; quote the request id when reporting it",

@@ -12,4 +12,5 @@ from app.models import (  # noqa: F401
     sync,
     users,
     visits,
+    web,
 )

@@ -106,9 +106,11 @@ async def _issue(
     return pair
 
 
-async def password_login(
+async def check_password(
     session: AsyncSession, ctx: AuthContext, *, username: str, password: str, ip: str | None
-) -> TokenPair:
+) -> User:
+    """The user of a username and password, through the throttle (the API's password grant and
+    the web sign-in both come here): 401 for a wrong pair or a disabled user, 429 when blocked."""
     await ctx.throttle.before_attempt(username, ip)
     # Usernames are unique without regard to case (a unique index on lower(username)), and a
     # login finds its user in any case: ``ADMIN`` is ``admin`` (the throttle keys likewise).
@@ -119,13 +121,34 @@ async def password_login(
         await ctx.throttle.failed(username, ip)
         raise InvalidCredentials("Wrong username or password")
     await ctx.throttle.succeeded(username)
+    return user
+
+
+async def open_login(
+    session: AsyncSession, user: User, *, channel: str | None = None
+) -> tuple[LoginSession, Actor]:
+    """A new login of a user (audited; ``channel`` "web" for a browser sign-in)."""
     login = LoginSession(principal_id=user.id, principal_kind="user")
     session.add(login)
     await session.flush()
     actor = Actor(
-        id=user.id, kind="user", role=Role(user.role), area_code=user.area_code, session_id=login.id
+        id=user.id,
+        kind="user",
+        role=Role(user.role),
+        area_code=user.area_code,
+        session_id=login.id,
+        username=user.username,
+        display_name=user.display_name,
     )
-    audit.record(session, actor, "login", "user", user.id)
+    audit.record(session, actor, "login", "user", user.id, channel)
+    return login, actor
+
+
+async def password_login(
+    session: AsyncSession, ctx: AuthContext, *, username: str, password: str, ip: str | None
+) -> TokenPair:
+    user = await check_password(session, ctx, username=username, password=password, ip=ip)
+    login, _ = await open_login(session, user)
     return await _issue(session, ctx, login, role=str(user.role), area=user.area_code, with_refresh=True)
 
 
