@@ -6,6 +6,10 @@ set -eu
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
-.venv/bin/pip install -q --disable-pip-version-check -r requirements-dev.lock
-.venv/bin/pip install -q --disable-pip-version-check --no-deps -e '.[dev]'
+# JIAHE_SKIP_INSTALL=1: the environment is installed already (.ci/run installs once, then runs
+# the SQLite and PostgreSQL suites side by side: two pip runs at once would race).
+if [ "${JIAHE_SKIP_INSTALL:-}" != 1 ]; then
+  .venv/bin/pip install -q --disable-pip-version-check -r requirements-dev.lock
+  .venv/bin/pip install -q --disable-pip-version-check --no-deps -e '.[dev]'
+fi
 exec .venv/bin/pytest "$@"
