@@ -8,11 +8,14 @@ the service said (403, 404, 409…), so a forged POST is a 403 whatever it asks 
 
 from __future__ import annotations
 
+from urllib.parse import parse_qsl, urlencode
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.core.errors import AppError, ValidationFailed
 from app.core.messages import translate
@@ -61,7 +64,29 @@ def render_error(request: Request, status: int, detail: str, errors: list[str] |
     return page(request, "error.html", context, status_code=status)
 
 
+class EmptyFiltersMiddleware:
+    """A GET form sends its empty fields too (``?programme=&year=2026``): on /web/ paths an empty
+    query value means "no filter", so it is dropped before the route reads its parameters (an
+    empty ``year`` would otherwise be a 422 where the user only left a field blank)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope.get("path", "").startswith("/web/")
+            and scope.get("query_string")
+        ):
+            pairs = parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True)
+            kept = [(k, v) for k, v in pairs if v.strip()]
+            if len(kept) != len(pairs):
+                scope = dict(scope, query_string=urlencode(kept).encode("latin-1"))
+        await self.app(scope, receive, send)
+
+
 def install(app: FastAPI) -> None:
+    app.add_middleware(EmptyFiltersMiddleware)
     app.mount("/web/static", StaticFiles(directory=HERE / "static"), name="web-static")
     for module in ROUTERS:
         app.include_router(module.router)

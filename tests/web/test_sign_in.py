@@ -174,3 +174,10 @@ async def test_unknown_web_paths_are_html_404s(web_as) -> None:
     r = await c.get("/web/no-such-page")
     assert r.status_code == 404 and r.headers["content-type"].startswith("text/html")
     assert (await c.get("/api/v1/no-such")).headers["content-type"] == "application/problem+json"
+
+
+async def test_blank_form_fields_are_no_filter(web_as) -> None:
+    c = await web_as("township", TOWNSHIP)
+    assert (await c.get("/web/", params={"page_filter": ""})).status_code == 200
+    r = await c.get("/web/", params={"page_filter": "x"})
+    assert r.status_code == 422 and r.headers["content-type"].startswith("text/html")
