@@ -86,7 +86,11 @@ async def test_accept_and_dismiss_are_stored_and_leave_the_list(police, web_as, 
     ts: WebClient = await web_as("township", TS1)
     ts_id = ts.user.id
 
-    r = await ts.submit(f"/web/migrants/notifications/{first}/accept")
+    page = await ts.get("/web/migrants")
+    assert 'name="marital_status" required' in page.text  # a new person: the form asks
+    r = await ts.submit(f"/web/migrants/notifications/{first}/accept", {"marital_status": "bogus"})
+    assert r.status_code == 422
+    r = await ts.submit(f"/web/migrants/notifications/{first}/accept", {"marital_status": "married"})
     assert r.status_code == 303, r.text
     assert r.headers["location"] == "/web/migrants?tab=notifications&done=accepted"
     n = await stored_notification(db, first)
@@ -95,6 +99,7 @@ async def test_accept_and_dismiss_are_stored_and_leave_the_list(police, web_as, 
     assert person_id is not None
     migrant = await fresh(db, Migrant, migrant_id)
     assert (migrant.village_code, migrant.status, migrant.person_id) == (V1, "open", person_id)
+    assert (await fresh(db, Person, person_id)).marital_status == "married"
 
     r = await ts.submit(f"/web/migrants/notifications/{second}/dismiss", {"reason": "查无此人"})
     assert r.status_code == 303, r.text

@@ -49,6 +49,7 @@ NOTIFICATION_KIND_LABELS = {
     "business_licensed": "营业执照登记",
 }
 AGENCY_LABELS = {"police": "公安", "market_regulation": "市场监管", "other": "其他单位"}
+MARITAL_LABELS = {"single": "未婚", "married": "已婚", "divorced": "离婚", "widowed": "丧偶"}
 DONE = {
     "accepted": "通报已采纳。",
     "dismissed": "通报已忽略。",
@@ -118,6 +119,7 @@ async def migrants_page(
             villages=await _villages_of(session, township_level),
             may_decide=partner_svc.may_decide(caller),
             kind_labels=NOTIFICATION_KIND_LABELS,
+            marital_labels=MARITAL_LABELS,
             agency_labels=AGENCY_LABELS,
         )
     else:
@@ -147,8 +149,14 @@ async def accept_notification(
     cipher: CipherDep,
     notification_id: uuid.UUID,
     village_code: Annotated[str, Form(max_length=12)] = "",
+    marital_status: Annotated[str, Form(max_length=10)] = "",
 ) -> Response:
-    body = _valid(NotificationAccept, village_code=village_code or None)
+    """``marital_status``: of a person the notification registers (the register never guesses
+    it; the form asks when the number is not a person the caller holds)."""
+    fields: dict[str, Any] = {"village_code": village_code or None}
+    if marital_status:
+        fields["marital_status"] = marital_status
+    body = _valid(NotificationAccept, **fields)
     await partner_svc.accept(session, caller, cipher, notification_id, body)
     return RedirectResponse("/web/migrants?tab=notifications&done=accepted", status_code=303)
 
