@@ -251,3 +251,24 @@ async def test_posts_without_the_csrf_token_are_403_and_change_nothing(cast, web
     assert r.status_code == 403
     assert (await fresh_person(db, dup["id"])).merged_into_id is None
     assert (await db.execute(select(DataQualityDismissal))).scalars().all() == []
+
+
+async def test_household_faults_are_listed_and_dismissed_by_household(cast, web_as, db) -> None:
+    empty = await mk_household(cast.v1, V1, address="团头湖村9组1号")  # no member, no head
+    ts: WebClient = await web_as("township", TS1)
+    r = await ts.get("/web/data-quality", params={"kind": "household_without_head"})
+    assert r.status_code == 200, r.text
+    assert row_ids(r.text) == {empty["id"]}
+    assert "团头湖村9组1号" in r.text and 'data-action="merge"' not in r.text
+    r = await ts.submit(
+        "/web/data-quality/dismiss",
+        {"kind": "household_without_head", "entity": "household", "id": empty["id"], "reason": "待迁入"},
+    )
+    assert r.status_code == 303, r.text
+    await db.rollback()
+    stored = (await db.execute(select(DataQualityDismissal))).scalar_one()
+    assert (str(stored.entity_id), stored.entity, stored.reason) == (empty["id"], "household", "待迁入")
+    after = await ts.get(r.headers["location"])
+    assert row_ids(after.text) == set() and tab_count(after.text, "household_without_head") == 0
+    # the other kind of the same household stays open
+    assert tab_count(after.text, "household_no_living_member") == 1
