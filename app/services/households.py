@@ -702,6 +702,58 @@ async def merge_persons(
     return merge
 
 
+@dataclass(frozen=True)
+class MergePreview:
+    """What ``merge_persons(dup, keep)`` would move, as the caller's scope shows it: per
+    registered reference (table, column) the number of rows pointing at the duplicate, whether
+    the survivor takes over the duplicate's ID number, and whether the duplicate heads its
+    household (the headship passes to the survivor in the same household, else it is left empty)."""
+
+    dup: Person
+    keep: Person
+    refs: list[tuple[str, str, int]]
+    carries_id_number: bool
+    dup_is_head: bool
+
+
+async def merge_preview(
+    session: AsyncSession, actor: Actor, person_id: uuid.UUID, into_id: uuid.UUID
+) -> MergePreview:
+    """The checks of ``merge_persons`` (role, scope, itself, merged, ID numbers) without writing;
+    the reference counts in one statement."""
+    require_role(actor, *SUPERVISOR_ROLES)
+    dup = await get_scoped(session, Person, person_id, actor)
+    keep = await get_scoped(session, Person, into_id, actor)
+    if dup.id == keep.id:
+        raise invalid("into_id", "a record cannot be merged into itself")
+    if dup.merged_into_id is not None or keep.merged_into_id is not None:
+        raise Conflict("One of the records is already merged", code="person_merged")
+    if dup.id_number_hash and keep.id_number_hash and dup.id_number_hash != keep.id_number_hash:
+        raise Conflict("The two records have different ID numbers", code="different_id_numbers")
+    from sqlalchemy import literal, union_all
+    from sqlalchemy import select as sa_select
+
+    parts: list[Any] = []
+    for i, (model, column) in enumerate(PERSON_REFS):
+        attr = getattr(model, column)
+        stmt: Any = (
+            sa_select(literal(i).label("i"), func.count().label("n")).select_from(model).where(attr == dup.id)
+        )
+        if model is Person:
+            stmt = stmt.where(col(Person.id) != keep.id)
+        parts.append(scoped(stmt, actor, model))
+    counts = {int(r.i): int(r.n) for r in (await session.execute(union_all(*parts))).all()} if parts else {}
+    refs = [(model.__tablename__, column, counts.get(i, 0)) for i, (model, column) in enumerate(PERSON_REFS)]
+    household = await session.get(Household, dup.household_id)
+    return MergePreview(
+        dup=dup,
+        keep=keep,
+        refs=refs,
+        carries_id_number=bool(dup.id_number_hash and not keep.id_number_hash),
+        dup_is_head=household is not None and household.head_person_id == dup.id,
+    )
+
+
 async def living_children_count(
     session: AsyncSession, mother_id: uuid.UUID, up_to: date, exclude: uuid.UUID | None
 ) -> int:

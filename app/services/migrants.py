@@ -47,6 +47,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import date, timedelta
+from typing import Any
 
 from sqlalchemy import ColumnElement, and_, bindparam, case, func, or_
 from sqlalchemy import select as sa_select
@@ -556,6 +557,31 @@ async def list_migrants(
     return await paginate(
         session, stmt, order=[Migrant.moved_on, Migrant.id], limit=limit, cursor=cursor, descending=True
     )
+
+
+def _releases_waiting(stmt: Any, actor: Actor) -> Any:
+    """Requests waiting for the release of a person whose current village the caller holds
+    (``_release_target``'s "holds her place")."""
+    stmt = stmt.join(Person, col(Person.id) == Migrant.person_id).where(
+        Migrant.direction == Direction.inflow, Migrant.status == MigrantStatus.pending_release
+    )
+    return scoped(stmt, actor, Person)
+
+
+async def list_pending_releases(
+    session: AsyncSession, actor: Actor, *, limit: int, cursor: str | None
+) -> tuple[list[Migrant], str | None]:
+    """Inflows elsewhere waiting for the caller to confirm or refuse (her place), oldest
+    movement first."""
+    require_role(actor, *FIELD_ROLES)
+    stmt = _releases_waiting(select(Migrant), actor)
+    return await paginate(session, stmt, order=[Migrant.moved_on, Migrant.id], limit=limit, cursor=cursor)
+
+
+async def count_pending_releases(session: AsyncSession, actor: Actor) -> int:
+    require_role(actor, *FIELD_ROLES)
+    stmt = _releases_waiting(sa_select(func.count()).select_from(Migrant), actor)
+    return int((await session.execute(stmt)).scalar_one())
 
 
 async def close_migrant(

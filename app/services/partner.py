@@ -707,6 +707,9 @@ async def notification_views(
     return out
 
 
+DECIDERS = (Role.village, Role.township)
+
+
 async def list_inbox(
     session: AsyncSession,
     actor: Actor,
@@ -734,6 +737,21 @@ async def list_inbox(
     )
 
 
+async def count_inbox(session: AsyncSession, actor: Actor, *, status: InboxStatus | None) -> int:
+    """How many notifications ``list_inbox`` holds with this status (the workbench's queues)."""
+    require_role(actor, *FIELD_ROLES)
+    stmt = scoped(sa_select(func.count()).select_from(PartnerNotification), actor, PartnerNotification)
+    if status is not None:
+        wanted = NotificationStatus.pending_confirmation if status == InboxStatus.pending else status.value
+        stmt = stmt.where(col(PartnerNotification.status) == wanted)
+    return int((await session.execute(stmt)).scalar_one())
+
+
+def may_decide(actor: Actor) -> bool:
+    """Who may accept or dismiss a notification (``_pending_for_decision``)."""
+    return actor.role in DECIDERS
+
+
 async def get_notification(
     session: AsyncSession, actor: Actor, notification_id: uuid.UUID
 ) -> PartnerNotification:
@@ -745,7 +763,7 @@ async def _pending_for_decision(
     session: AsyncSession, actor: Actor, notification_id: uuid.UUID
 ) -> PartnerNotification:
     """The notification, locked (a second decision waits, then sees it decided: 409)."""
-    require_role(actor, Role.village, Role.township)
+    require_role(actor, *DECIDERS)
     stmt = (
         scoped(select(PartnerNotification), actor)
         .where(PartnerNotification.id == notification_id)
