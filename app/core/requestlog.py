@@ -106,7 +106,10 @@ class RequestContextMiddleware:
                 incoming = value.decode("latin-1")
             elif name == b"accept-language" and accept_language is None:
                 accept_language = value.decode("latin-1")
-        lang = negotiate(accept_language)
+        # The workbench (/web/) is a Chinese interface: its messages are Chinese whatever the
+        # browser asks for (the API follows Accept-Language).
+        path = scope.get("path", "")
+        lang = "zh" if path == "/web" or path.startswith("/web/") else negotiate(accept_language)
         language_headers = [(b"content-language", CONTENT_LANGUAGE[lang].encode())]
         rid = incoming if _REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
         rid_header = (b"x-request-id", rid.encode())
