@@ -181,3 +181,13 @@ async def test_blank_form_fields_are_no_filter(web_as) -> None:
     assert (await c.get("/web/", params={"page_filter": ""})).status_code == 200
     r = await c.get("/web/", params={"page_filter": "x"})
     assert r.status_code == 422 and r.headers["content-type"].startswith("text/html")
+
+
+async def test_the_workbench_speaks_chinese_whatever_the_browser_asks(
+    browser_anon: WebClient, db, areas
+) -> None:
+    user, _ = await make_user(db, role="township", area_code=TOWNSHIP)
+    await db.commit()
+    browser_anon.headers["Accept-Language"] = "en"
+    r = await sign_in(browser_anon, user.username, "wrong")
+    assert r.status_code == 401 and "用户名或密码错误" in r.text and "Wrong username" not in r.text
