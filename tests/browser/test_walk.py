@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from selenium.webdriver.common.by import By
 
-from tests.browser.conftest import assert_no_console_errors, console_errors, sign_in, wait_for, window
+from tests.browser.chrome import console_errors, reloaded, sign_in, wait_for, window
+from tests.browser.conftest import assert_no_console_errors
 from tests.factories import make_user
 
 TOWNSHIP = "430122100000"
@@ -67,7 +68,7 @@ async def test_township_at_phone_width_signs_in_uses_the_menu_and_signs_out(driv
     driver.execute_script("arguments[0].scrollIntoView({inline: 'start', block: 'nearest'})", home_link)
     old = driver.find_element(By.TAG_NAME, "html")
     home_link.click()
-    wait_for(driver, lambda d: _reloaded(d, old))
+    wait_for(driver, lambda d: reloaded(d, old))
     assert driver.current_url == base + "/web/" and h1(driver) == "工作台"
     assert_no_console_errors(driver)
 
@@ -77,16 +78,6 @@ async def test_township_at_phone_width_signs_in_uses_the_menu_and_signs_out(driv
     driver.get(base + "/web/")
     assert driver.current_url == base + "/web/login?next=/web/"
     assert driver.find_element(By.NAME, "username").is_displayed()
-
-
-def _reloaded(driver: Any, old: Any) -> bool:
-    from selenium.common.exceptions import StaleElementReferenceException
-
-    try:
-        old.is_enabled()
-    except StaleElementReferenceException:
-        return driver.execute_script("return document.readyState") == "complete"
-    return False
 
 
 async def test_a_wrong_password_shows_the_message(driver, base, db, areas) -> None:
