@@ -7,11 +7,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from selenium.webdriver.common.by import By
 
 from tests.browser.chrome import console_errors, reloaded, sign_in, wait_for, window
 from tests.browser.conftest import assert_no_console_errors
 from tests.factories import make_user
+
+By = pytest.importorskip("selenium.webdriver.common.by", reason="selenium is not installed").By
 
 TOWNSHIP = "430122100000"
 AREAS = {"village": "430122100201", "township": TOWNSHIP, "county": "430122000000", "admin": "430122000000"}
