@@ -110,3 +110,14 @@ async def test_every_page_opens_for_its_role(driver, base, db, areas, key, role,
     if size == "phone":
         assert page_width(driver) <= 360, f"{path} is wider than the phone"
     assert_no_console_errors(driver)
+
+
+async def test_the_console_check_sees_script_errors(driver, base) -> None:
+    """The harness's own check: an uncaught error and a console.error are both reported."""
+    driver.get(base + "/web/login")
+    driver.execute_script(
+        "console.error('walk-check'); setTimeout(function () { throw new Error('boom'); }, 0)"
+    )
+    errors: list[str] = []
+    wait_for(driver, lambda d: errors.extend(console_errors(d)) or any("boom" in e for e in errors))
+    assert any("walk-check" in e for e in errors) and any("boom" in e for e in errors), errors
