@@ -872,6 +872,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "noun.syncconflict": {"zh": "同步冲突", "en": "syncconflict"},
     "noun.claim": {"zh": "申领", "en": "claim"},
     "noun.user": {"zh": "用户", "en": "user"},
+    "noun.client": {"zh": "机器终端", "en": "client"},
     # CSV headers (the English header is the field name, as machine readers expect)
     "csv.claim_id": {"zh": "申领编号", "en": "claim_id"},
     "csv.programme": {"zh": "项目", "en": "programme"},

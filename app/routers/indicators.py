@@ -187,6 +187,22 @@ async def indicators_csv(
     data = await svc.indicators(
         session, caller, area_code=area_code, start=start, end=end, breakdown=breakdown
     )
+    body, filename = figures_csv(data, language)
+    return Response(
+        body.encode("utf-8"),
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "ETag": tag,
+            "Cache-Control": CACHE,
+            "Content-Disposition": f'attachment; filename="{filename}"',
+            "Content-Language": CONTENT_LANGUAGE[language],
+        },
+    )
+
+
+def figures_csv(data: dict[str, Any], language: str) -> tuple[str, str]:
+    """The CSV document (and its file name) of an ``svc.indicators`` answer: the area, then each
+    child area; the workbench's 统计 page downloads the same document."""
     rows = [data, *data.get("children", [])]
     programmes = sorted({p for r in rows for p in r["claims"]})
     header = [column(en, language, zh if language == "zh" else en) for en, zh in CSV_FIELDS]
@@ -200,15 +216,6 @@ async def indicators_csv(
             v = r["claims"].get(p, {})
             line += [v.get(k, "0.00" if k.endswith("amount") else 0) for k in CLAIM_COLUMNS]
         lines.append(line)
-    body = csv_text(header, lines, language)
-    filename = f"indicators_{data['area_code']}_{start}_{end}.csv"
-    return Response(
-        body.encode("utf-8"),
-        media_type="text/csv; charset=utf-8",
-        headers={
-            "ETag": tag,
-            "Cache-Control": CACHE,
-            "Content-Disposition": f'attachment; filename="{filename}"',
-            "Content-Language": CONTENT_LANGUAGE[language],
-        },
-    )
+    return csv_text(
+        header, lines, language
+    ), f"indicators_{data['area_code']}_{data['from']}_{data['to']}.csv"

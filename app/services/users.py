@@ -167,3 +167,15 @@ async def list_clients(
         limit=limit,
         cursor=cursor,
     )
+
+
+async def get_client(session: AsyncSession, actor: Actor, client_id: uuid.UUID) -> MachineClient:
+    """One machine client of the admin's county (never its secret: only its hash is stored)."""
+    require_role(actor, *ADMIN_ROLES)
+    stmt = select(MachineClient).where(
+        MachineClient.id == client_id, MachineClient.county_code == actor.county_code
+    )
+    client = (await session.execute(stmt)).scalar_one_or_none()
+    if client is None:
+        raise NotFound("No client with this id")
+    return client
