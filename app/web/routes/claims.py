@@ -160,6 +160,7 @@ async def claim_list(
     village_code: Annotated[str | None, Query(max_length=12)] = None,
     q: Annotated[str | None, Query(max_length=50)] = None,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
+    done: Annotated[str | None, Query(max_length=20)] = None,
 ) -> Response:
     tab = status if status in TAB_KEYS else DEFAULT_TAB.get(caller.role, "all")
     prog, yr, area = _programme(programme), _year(year), _area(village_code)
@@ -207,7 +208,7 @@ async def claim_list(
             "can_approve": can_approve,
             "next_url": url(status=tab, cursor=nxt) if nxt else "",
             "badges": STATUS_BADGE,
-            "done": DONE_TEXT.get(request.query_params.get("done", ""), ""),
+            "done": DONE_TEXT.get(done or "", ""),
         },
         active="claims",
     )
@@ -226,7 +227,11 @@ async def _names(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, 
 
 @router.get("/claims/{claim_id:uuid}")
 async def claim_page(
-    request: Request, session: SessionDep, caller: WebCaller, claim_id: uuid.UUID
+    request: Request,
+    session: SessionDep,
+    caller: WebCaller,
+    claim_id: uuid.UUID,
+    done: Annotated[str | None, Query(max_length=20)] = None,
 ) -> Response:
     claim = await svc.get_claim(session, caller, claim_id)
     detail = await svc.claim_detail(session, claim)
@@ -254,7 +259,7 @@ async def claim_page(
             "notice_days": settings.claim_notice_days,
             "action_labels": ACTION_LABELS,
             "badges": STATUS_BADGE,
-            "done": DONE_TEXT.get(request.query_params.get("done", ""), ""),
+            "done": DONE_TEXT.get(done or "", ""),
         },
         active="claims",
     )
@@ -350,6 +355,9 @@ async def bulk_approve(
                 comment=comment or None,
             )
         except AppError as exc:
+            if exc.status == 403:  # not the caller's to approve (a forged form): refused outright
+                await savepoint.rollback()
+                raise
             failures.append((str(claim_id), "", translate(exc.detail)))
     if not failures:
         await savepoint.commit()
