@@ -12,7 +12,7 @@ names each failure with its reason.
 from __future__ import annotations
 
 import uuid
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -100,6 +100,14 @@ DONE_TEXT = {
     "pay": "已登记发放",
     "bulk-approve": "已批量审批",
 }
+# The declared facts (``ClaimFacts``) as the cadre reads them.
+FACT_LABELS = {
+    "hukou_rural": "农业户籍",
+    "births_within_policy_1973_2001": "1973—2001年间按政策生育",
+    "only_child_disability_grade": "独生子女伤残等级",
+    "later_child_or_adoption": "此后再生育或收养",
+    "only_child_certificate": "持独生子女父母光荣证",
+}
 STEP_ACTIONS = ("review", "approve", "publish", "object", "pay")
 
 
@@ -138,11 +146,20 @@ def can(actor: Actor, claim: Claim, action: str, decision: Decision | None = Non
 
 
 def _reasons(reasons: list[Any], limit: int = 2) -> str:
-    """The eligibility reasons in a line: the failed ones first."""
+    """The eligibility reasons in a line: the failed ones, else how many rules passed."""
     failed = [r.detail for r in reasons if not r.passed]
-    shown = failed or [r.detail for r in reasons]
-    text = "；".join(shown[:limit])
-    return text + ("…" if len(shown) > limit else "")
+    if not failed:
+        return f"{len(reasons)} 项条件均符合" if reasons else ""
+    return "；".join(failed[:limit]) + ("…" if len(failed) > limit else "")
+
+
+def local_time(value: datetime | None) -> str:
+    """A stored (UTC) moment in the configured zone, to the minute."""
+    if value is None:
+        return ""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(clock.zone()).strftime("%Y-%m-%d %H:%M")
 
 
 # --- the list ---------------------------------------------------------------------------------
@@ -258,6 +275,8 @@ async def claim_page(
             "notice_over": claim.notice_until is not None and claim.notice_until < clock.today(),
             "notice_days": settings.claim_notice_days,
             "action_labels": ACTION_LABELS,
+            "fact_labels": FACT_LABELS,
+            "local_time": local_time,
             "badges": STATUS_BADGE,
             "done": DONE_TEXT.get(done or "", ""),
         },
