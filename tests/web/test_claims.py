@@ -521,3 +521,30 @@ async def test_public_notice(api, web_as):
     # nothing posted for another year
     r = await township.get("/web/notices/print", params={"programme": "rural_reward", "year": 2023})
     assert r.status_code == 200 and "print-page" not in r.text and "没有公示中的" in r.text
+
+
+async def test_objection_during_posting(api, web_as, db):
+    mother, _ = await claimant(api.village, V1, "王桂兰")
+    c = await reviewed(api, mother)
+    await step(api.county, c["id"], "approve", {"decision": "approve"})
+    posted = await step(api.county, c["id"], "publish", None)
+    county = await web_as("county", COUNTY)
+    r = await county.get(f"/web/claims/{c['id']}")
+    assert 'data-action="object"' in r.text and "公示期" in r.text
+    url = f"/web/claims/{c['id']}/object"
+    assert (await county.submit(url, {"version": posted["version"], "comment": " "})).status_code == 422
+    r = await county.submit(url, {"version": posted["version"], "comment": "群众反映家中有第三个孩子"})
+    assert r.status_code == 303, r.text
+    row = await stored(db, c["id"])
+    assert row.status == "reviewed" and row.posted_on is None and row.approved_by is None
+    last = (await history(db, c["id"]))[-1]
+    assert (last.action, last.from_status, last.to_status, last.comment) == (
+        "object",
+        "posted",
+        "reviewed",
+        "群众反映家中有第三个孩子",
+    )
+    # the same (now stale) form again: 412, nothing changes
+    r = await county.submit(url, {"version": posted["version"], "comment": "重复提交"})
+    assert r.status_code == 412
+    assert (await history(db, c["id"]))[-1].comment == "群众反映家中有第三个孩子"
