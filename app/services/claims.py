@@ -28,7 +28,7 @@ import uuid
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import event, or_
+from sqlalchemy import event, func, or_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
@@ -642,15 +642,19 @@ async def list_claims(
     q: str | None = None,
     id_number: str | None = None,
     cipher: FieldCipher | None = None,
+    payable: bool = False,
 ) -> tuple[list[Claim], str | None]:
     """Claims in scope, newest first.
 
     ``q``: the beneficiary's (``person_id``'s) name contains it; ``id_number``: the beneficiary's
     ID number, exact, through its blind index (needs ``cipher``; audited, like the persons
     lookup). Both test the claim's person in a subquery, not in the caller's scope: the claim's
-    own place decides what the caller sees (a beneficiary who moved away keeps her claims)."""
+    own place decides what the caller sees (a beneficiary who moved away keeps her claims).
+    ``payable``: posted claims whose notice period is over (the workbench's 待发放 queue)."""
     require_role(actor, *FIELD_ROLES)
     stmt = scoped(select(Claim), actor)
+    if payable:
+        stmt = stmt.where(*_payable_clauses())
     if q:
         named = select(Person.id).where(col(Person.name).contains(q, autoescape=True))
         stmt = stmt.where(col(Claim.person_id).in_(named))
@@ -1234,3 +1238,48 @@ def _register_relocation() -> None:
 
 
 _register_relocation()
+
+
+# --- the workbench's queues and public notices ------------------------------------------------
+
+
+def _payable_clauses() -> tuple[Any, ...]:
+    """Posted and the notice period over: the claims that may be paid today."""
+    return (Claim.status == ClaimStatus.posted.value, col(Claim.notice_until) < today())
+
+
+async def count_claims(
+    session: AsyncSession, actor: Actor, *, status: ClaimStatus | None = None, payable: bool = False
+) -> int:
+    """How many claims in scope ``list_claims`` lists with the same filters (a queue's count)."""
+    require_role(actor, *FIELD_ROLES)
+    stmt = scoped(select(func.count()).select_from(Claim), actor, Claim)
+    if status is not None:
+        stmt = stmt.where(Claim.status == status.value)
+    if payable:
+        stmt = stmt.where(*_payable_clauses())
+    return int((await session.execute(stmt)).scalar_one())
+
+
+NOTICE_MAX = 5000  # one township's posted claims of a programme and year, printed at once
+
+
+async def posted_claims(
+    session: AsyncSession, actor: Actor, *, programme: ProgrammeCode, year: int, area_code: str
+) -> list[Claim]:
+    """The posted (公示中) claims of a programme and year in an area of the caller's scope, by
+    village then date of posting: what a public notice lists. An area outside the scope is 404."""
+    require_role(actor, *FIELD_ROLES)
+    ensure_area_in_scope(actor, area_code)
+    stmt = (
+        scoped(select(Claim), actor)
+        .where(
+            Claim.status == ClaimStatus.posted.value,
+            Claim.programme == programme.value,
+            Claim.year == year,
+            area_clause(Claim, area_code),
+        )
+        .order_by(col(Claim.village_code), col(Claim.posted_on), col(Claim.created_at), col(Claim.id))
+        .limit(NOTICE_MAX)
+    )
+    return list((await session.execute(stmt)).scalars().all())
