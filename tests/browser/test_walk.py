@@ -21,14 +21,14 @@ AREAS = {"village": "430122100201", "township": TOWNSHIP, "county": "43012200000
 PAGES = [
     ("home", "township", "/web/", "工作台"),
     ("home", "village", "/web/", "工作台"),
-    # ("claims", "township", "/web/claims", "待遇申领"),
-    # ("notices", "county", "/web/notices", "公示"),
-    # ("checkups", "township", "/web/checkups", "三查"),
-    # ("conflicts", "township", "/web/conflicts", "同步冲突"),
-    # ("quality", "township", "/web/data-quality", "数据质量"),
-    # ("migrants", "township", "/web/migrants", "流动人口"),
-    # ("figures", "county", "/web/figures", "统计"),
-    # ("admin", "admin", "/web/admin", "管理"),
+    ("claims", "township", "/web/claims", "待遇申领"),
+    ("notices", "county", "/web/notices", "公示"),
+    ("checkups", "township", "/web/checkups", "三查"),
+    ("conflicts", "township", "/web/conflicts", "同步冲突"),
+    ("quality", "township", "/web/data-quality", "数据质量"),
+    ("migrants", "township", "/web/migrants", "流动人口"),
+    ("figures", "county", "/web/figures", "统计"),
+    ("admin", "admin", "/web/admin", "管理"),
 ]
 
 
