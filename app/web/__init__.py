@@ -18,9 +18,9 @@ from app.core.errors import AppError, ValidationFailed
 from app.core.messages import translate
 from app.web.deps import SignInRequired
 from app.web.render import HERE, page
-from app.web.routes import auth, home
+from app.web.routes import auth, checkups, conflicts, home
 
-ROUTERS = (auth, home)
+ROUTERS = (auth, home, checkups, conflicts)
 
 STATUS_TITLES = {
     400: "请求有误",

@@ -18,11 +18,12 @@ from app.deps import SessionDep
 from app.web.cards import Card
 from app.web.deps import WebCaller
 from app.web.render import page
+from app.web.routes import checkups, conflicts
 
 router = APIRouter(prefix="/web", include_in_schema=False)
 
 CardSource = Callable[[AsyncSession, Actor], Awaitable[list[Card]]]
-SOURCES: tuple[CardSource, ...] = ()
+SOURCES: tuple[CardSource, ...] = (checkups.cards, conflicts.cards)
 
 
 @router.get("")
