@@ -241,6 +241,7 @@ async def test_open_a_round(web_as, client_as, db) -> None:
         },
     )
     assert bad.status_code == 422 and "未能开启轮次" in bad.text and 'value="倒过来"' in bad.text
+    assert "检查项目: 至少应有 1 项" in bad.text
     # An area outside the township: 403.
     outside = await web.submit("/web/checkups/rounds", {**form, "area_code": OTHER_TS, "name": "越界"})
     assert outside.status_code == 403

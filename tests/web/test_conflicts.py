@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from app.models.households import Household
 from app.models.sync import SyncConflict
+from app.models.users import User
 from app.services.masking import mask_phone
 from tests.households.test_api import TS1, V1, mk_household, mk_person
 from tests.sync.test_api import op, push
@@ -61,6 +62,8 @@ async def test_side_by_side_and_resolve_with_the_phones_value(web_as, client_as,
     assert re.search(rf'class="server-value">{SERVER_ADDRESS}<', field.group(2))
     assert 'data-action="resolve"' in r.text and 'name="take" value="address"' in r.text
     assert "户" in r.text and "团头湖村" in r.text  # entity and village named
+    author = await db.get(User, uuid.UUID(c["actor_id"]))
+    assert author is not None and f"提交人 {author.display_name}" in r.text
 
     home = await web.get("/web/")
     card = re.search(r'href="/web/conflicts" id="card-sync-conflicts" data-count="(\d+)"', home.text)

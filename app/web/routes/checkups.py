@@ -139,7 +139,8 @@ async def open_round(request: Request, session: SessionDep, caller: WebCaller) -
         for e in exc.errors():
             field = str(e["loc"][0]) if e.get("loc") else ""
             label = FIELD_LABELS.get(field, "")
-            errors.append(f"{label}: {e['msg']}" if label else str(e["msg"]))
+            message = translate(str(e["msg"]))
+            errors.append(f"{label}: {message}" if label else message)
         return await _rounds_page(
             request, session, caller, cursor=None, form=form, errors=errors, status_code=422
         )
