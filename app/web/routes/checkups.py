@@ -84,7 +84,6 @@ async def _rounds_page(
     figures = await svc.figures_by_round(session, caller, rounds)
     names = await areas_svc.names_of(session, {r.area_code for r in rounds})
     today = clock.today()
-    overdue = await svc.count_appointments(session, caller, status=AppointmentStatus.overdue)
     context: dict[str, Any] = {
         "rounds": [
             {
@@ -97,7 +96,6 @@ async def _rounds_page(
             for r in rounds
         ],
         "next_url": f"/web/checkups?{urlencode({'cursor': nxt})}" if nxt else None,
-        "overdue": overdue,
         "can_open": can_open(caller),
         "item_labels": ITEM_LABELS,
         "errors": errors or [],
@@ -163,8 +161,8 @@ async def round_detail(
     request: Request, session: SessionDep, caller: WebCaller, round_id: uuid.UUID
 ) -> Response:
     rnd = await svc.get_round(session, caller, round_id)
-    figures = await svc.round_figures(session, caller, rnd)
     breakdown = await svc.round_breakdown(session, caller, round_id)
+    figures = svc.total_of(breakdown)  # = round_figures (the API's GET), one read of the round
     names = await areas_svc.names_of(session, {rnd.area_code})
     rows = []
     for a in breakdown:
