@@ -175,6 +175,10 @@ async def test_overdue_list_masks_phones_and_matches_the_card(web_as, client_as,
     ]
     detail = await web.get(f"/web/checkups/rounds/{rnd['id']}")
     assert f"/web/checkups/overdue?round_id={rnd['id']}&amp;village_code={V1}" in detail.text
+    assert "已结束" in detail.text
+    closed = (await api.get(f"/api/v1/checkup-rounds/{rnd['id']}")).json()
+    assert figures_in(row_of(detail.text, rnd["id"])) == api_figures(closed)
+    assert (closed["due"], closed["done"], closed["overdue"], closed["rate"]) == (3, 1, 2, 33.3)
 
     # A village user: her village only.
     village = await web_as("village", V2)
