@@ -221,3 +221,12 @@ async def import_areas(session: AsyncSession, content: bytes) -> ImportReport:
         await session.flush()
     report.created = len(to_add)
     return report
+
+
+async def names_of(session: AsyncSession, codes: set[str]) -> dict[str, str]:
+    """The names of these areas, by code (one query; names are not personal, like ``list_areas``
+    answers them to every caller)."""
+    if not codes:
+        return {}
+    rows = await session.execute(select(col(Area.code), col(Area.name)).where(col(Area.code).in_(codes)))
+    return {r[0]: r[1] for r in rows}

@@ -47,6 +47,7 @@ from app.core.errors import (
 )
 from app.core.messages import both
 from app.core.pagination import paginate
+from app.core.security import FieldCipher
 from app.models.areas import Area
 from app.models.checkups import (
     ITEMS,
@@ -80,6 +81,7 @@ from app.services import areas as areas_svc
 from app.services import audit
 from app.services import households as hh
 from app.services.changes import register_synced, txid_expr
+from app.services.masking import mask_phone
 from app.services.records import check_version, touch
 from app.services.summaries import load_people, with_people
 from app.services.tasks import open_task
@@ -542,6 +544,36 @@ async def round_figures(session: AsyncSession, actor: Actor, rnd: CheckupRound) 
     return _figures((await session.execute(stmt)).one())
 
 
+async def figures_by_round(
+    session: AsyncSession, actor: Actor, rounds: list[CheckupRound]
+) -> dict[uuid.UUID, RoundFigures]:
+    """``round_figures`` of each of these rounds in one grouped query (a page of rounds)."""
+    if not rounds:
+        return {}
+    today = clock.today()
+    status = col(CheckupAppointment.status)
+    query: Any = sa_select(
+        col(CheckupAppointment.round_id),
+        func.sum(case((status != CANCELLED, 1), else_=0)),
+        func.sum(case((status == "done", 1), else_=0)),
+        func.sum(case((status == "declined", 1), else_=0)),
+        func.sum(case((status == "exempted", 1), else_=0)),
+        func.sum(case((status == SCHEDULED, 1), else_=0)),
+    )
+    stmt = (
+        scoped(query, actor, CheckupAppointment)
+        .where(col(CheckupAppointment.round_id).in_([r.id for r in rounds]))
+        .group_by(col(CheckupAppointment.round_id))
+    )
+    found = {row[0]: row[1:] for row in (await session.execute(stmt)).all()}
+    out = {}
+    for rnd in rounds:
+        row = found.get(rnd.id, (0, 0, 0, 0, 0))
+        overdue = row[4] if rnd.closes_on < today else 0
+        out[rnd.id] = _figures((*row[:4], overdue))
+    return out
+
+
 async def round_breakdown(session: AsyncSession, actor: Actor, round_id: uuid.UUID) -> list[AreaFigures]:
     """The figures per child area (county → townships, township → villages), worst rate first."""
     rnd = await get_round(session, actor, round_id)
@@ -564,6 +596,14 @@ async def round_breakdown(session: AsyncSession, actor: Actor, round_id: uuid.UU
         out.append(AreaFigures(area_code=code, name=names.get(code), **f.model_dump()))
     out.sort(key=lambda a: (a.rate is None, a.rate if a.rate is not None else 0.0, a.area_code))
     return out
+
+
+def total_of(parts: list[AreaFigures]) -> RoundFigures:
+    """The round's figures for the caller from its ``round_breakdown``: the child areas part the
+    caller's appointments of the round, so the sums are ``round_figures`` (without reading the
+    round's appointments a second time; a county-wide round has over 100,000)."""
+    sums = [sum(getattr(p, k) for p in parts) for k in ("due", "done", "declined", "exempted", "overdue")]
+    return _figures(sums)
 
 
 # --- appointments ---------------------------------------------------------------------------------
@@ -653,7 +693,18 @@ async def list_appointments(
     cursor: str | None,
 ) -> tuple[list[tuple[CheckupAppointment, date]], str | None]:
     require_role(actor, *FIELD_ROLES)
-    stmt = scoped(select(CheckupAppointment), actor)
+    stmt = _appointments_where(
+        scoped(select(CheckupAppointment), actor), round_id=round_id, status=status, village_code=village_code
+    )
+    rows, nxt = await paginate(session, stmt, order=[CheckupAppointment.id], limit=limit, cursor=cursor)
+    closes = await _closing_days(session, {r.round_id for r in rows})
+    return [(r, closes[r.round_id]) for r in rows], nxt
+
+
+def _appointments_where(
+    stmt: Any, *, round_id: uuid.UUID | None, status: AppointmentStatus | None, village_code: str | None
+) -> Any:
+    """The filters of ``list_appointments`` (and of its count)."""
     if round_id:
         stmt = stmt.where(CheckupAppointment.round_id == round_id)
     if village_code:
@@ -666,9 +717,58 @@ async def list_appointments(
         stmt = stmt.where(in_closed if status is AppointmentStatus.overdue else ~in_closed)
     elif status is not None:
         stmt = stmt.where(CheckupAppointment.status == status.value)
-    rows, nxt = await paginate(session, stmt, order=[CheckupAppointment.id], limit=limit, cursor=cursor)
-    closes = await _closing_days(session, {r.round_id for r in rows})
-    return [(r, closes[r.round_id]) for r in rows], nxt
+    return stmt
+
+
+async def count_appointments(
+    session: AsyncSession,
+    actor: Actor,
+    *,
+    status: AppointmentStatus | None,
+    round_id: uuid.UUID | None = None,
+    village_code: str | None = None,
+) -> int:
+    """How many rows ``list_appointments`` holds with these filters (all its pages)."""
+    require_role(actor, *FIELD_ROLES)
+    stmt = _appointments_where(
+        scoped(select(func.count()).select_from(CheckupAppointment), actor, CheckupAppointment),
+        round_id=round_id,
+        status=status,
+        village_code=village_code,
+    )
+    return int((await session.execute(stmt)).scalar_one())
+
+
+async def masked_phones(
+    session: AsyncSession, actor: Actor, cipher: FieldCipher, appointment_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, str | None]:
+    """The masked phone of the woman of each of these appointments in the caller's scope, by
+    appointment id (one query; as lists show phones: ``mask_phone``)."""
+    ids = set(appointment_ids)
+    if not ids:
+        return {}
+    query: Any = (
+        sa_select(col(CheckupAppointment.id), col(Person.phone_enc))
+        .select_from(CheckupAppointment)
+        .join(Person, col(Person.id) == col(CheckupAppointment.person_id))
+        .where(col(CheckupAppointment.id).in_(ids))
+    )
+    stmt = scoped(query, actor, CheckupAppointment)
+    out: dict[uuid.UUID, str | None] = {}
+    for appt_id, phone_enc in (await session.execute(stmt)).all():
+        phone = cipher.decrypt(phone_enc, context=b"phone") if phone_enc else None
+        out[appt_id] = mask_phone(phone) if phone else None
+    return out
+
+
+async def round_names(session: AsyncSession, round_ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """The names of these rounds (those of a page of appointments), one query."""
+    if not round_ids:
+        return {}
+    rows = await session.execute(
+        select(col(CheckupRound.id), col(CheckupRound.name)).where(col(CheckupRound.id).in_(round_ids))
+    )
+    return {r[0]: r[1] for r in rows}
 
 
 async def _closing_days(session: AsyncSession, round_ids: set[uuid.UUID]) -> dict[uuid.UUID, date]:

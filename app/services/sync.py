@@ -57,6 +57,7 @@ from app.models.households import (
     PersonUpdate,
 )
 from app.models.sync import Change, OpStatus, RecordHistory, SyncConflict, SyncOp
+from app.models.users import User
 from app.models.visits import Task, Visit, VisitCreate, VisitUpdate
 from app.services import households as hh
 from app.services import tasks as tasks_svc
@@ -943,6 +944,36 @@ async def list_conflicts(
     return await paginate(
         session, stmt, order=[SyncConflict.created_at, SyncConflict.id], limit=limit, cursor=cursor
     )
+
+
+async def count_conflicts(session: AsyncSession, actor: Actor, *, status: str | None = "open") -> int:
+    """How many rows ``list_conflicts`` holds (all its pages)."""
+    require_role(actor, *FIELD_ROLES)
+    stmt = scoped(select(func.count()).select_from(SyncConflict), actor, SyncConflict)
+    if status:
+        stmt = stmt.where(SyncConflict.status == status)
+    return int((await session.execute(stmt)).scalar_one())
+
+
+async def get_conflict(session: AsyncSession, actor: Actor, conflict_id: uuid.UUID) -> SyncConflict:
+    """One conflict in the caller's scope (404 otherwise)."""
+    require_role(actor, *FIELD_ROLES)
+    return await get_scoped(session, SyncConflict, conflict_id, actor)
+
+
+async def conflict_for_resolving(session: AsyncSession, actor: Actor, conflict_id: uuid.UUID) -> SyncConflict:
+    """The conflict a township (or county) user is about to resolve: the role first (403), then
+    the scope (404), as ``resolve_conflict`` checks them."""
+    require_role(actor, *SUPERVISOR_ROLES)
+    return await get_scoped(session, SyncConflict, conflict_id, actor)
+
+
+async def user_names(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """The display names of these users (who pushed a conflict, who resolved it), one query."""
+    if not ids:
+        return {}
+    rows = await session.execute(select(col(User.id), col(User.display_name)).where(col(User.id).in_(ids)))
+    return {r[0]: r[1] for r in rows}
 
 
 async def resolve_conflict(

@@ -21,9 +21,9 @@ from app.core.errors import AppError, ValidationFailed
 from app.core.messages import translate
 from app.web.deps import SignInRequired
 from app.web.render import HERE, page
-from app.web.routes import admin, auth, claims, figures, home, migrants, notices, quality
+from app.web.routes import admin, auth, checkups, claims, conflicts, figures, home, migrants, notices, quality
 
-ROUTERS = (auth, home, claims, notices, quality, migrants, figures, admin)
+ROUTERS = (auth, home, claims, notices, checkups, conflicts, quality, migrants, figures, admin)
 
 STATUS_TITLES = {
     400: "请求有误",

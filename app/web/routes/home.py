@@ -18,12 +18,18 @@ from app.deps import SessionDep
 from app.web.cards import Card
 from app.web.deps import WebCaller
 from app.web.render import page
-from app.web.routes import claims, migrants, quality
+from app.web.routes import checkups, claims, conflicts, migrants, quality
 
 router = APIRouter(prefix="/web", include_in_schema=False)
 
 CardSource = Callable[[AsyncSession, Actor], Awaitable[list[Card]]]
-SOURCES: tuple[CardSource, ...] = (claims.cards, quality.cards, migrants.cards)
+SOURCES: tuple[CardSource, ...] = (
+    claims.cards,
+    checkups.cards,
+    conflicts.cards,
+    quality.cards,
+    migrants.cards,
+)
 
 
 @router.get("")
