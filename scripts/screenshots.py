@@ -55,27 +55,32 @@ PASSWORDS = {
 VILLAGE = "430122100201"
 TOWNSHIP = "430122100000"
 
-# (file name, role signed in (None: signed out), path, width). Desktop pages at 1280, the home
-# page also at 360. Adding a page is adding a line; pick the role whose work the page shows best
-# and a path with the filter that shows the arranged work, e.g.
-#   ("claims", "township", "/web/claims?status=submitted", 1280),   # the township's review queue
-#   ("claim", "county", "/web/claims/{claim_reviewed}", 1280),      # {…}: an id arranged below
-#   ("notices", "county", "/web/notices", 1280),
-#   ("notice-print", "county", "/web/notices/{notice_path}", 1280),
-#   ("checkups", "township", "/web/checkups", 1280),
-#   ("checkup-round", "township", "/web/checkups/{round}", 1280),
-#   ("conflicts", "township", "/web/conflicts", 1280),
-#   ("conflict", "township", "/web/conflicts/{conflict}", 1280),
-#   ("data-quality", "township", "/web/data-quality", 1280),
-#   ("migrants", "township", "/web/migrants", 1280),
-#   ("figures", "county", "/web/figures", 1280),
-#   ("admin", "admin", "/web/admin", 1280),
-#   ("claims-phone", "village", "/web/claims", 360),
+# (file name, role signed in (None: signed out), path, width): desktop pages at 1280, some also at
+# 360. ``{name}`` in a path is an id arranged by ``arrange`` (a page whose id could not be arranged
+# is skipped and said so). Adding a page is adding a line.
 PAGES: list[tuple[str, str | None, str, int]] = [
     ("login", None, "/web/login", 1280),
     ("home", "township", "/web/", 1280),
     ("home-county", "county", "/web/", 1280),
     ("home-phone", "township", "/web/", 360),
+    ("claims", "township", "/web/claims", 1280),
+    ("claims-county", "county", "/web/claims?status=reviewed", 1280),
+    ("claim-detail", "county", "/web/claims/{claim_reviewed}", 1280),
+    ("claims-phone", "township", "/web/claims", 360),
+    ("notices", "county", "/web/notices", 1280),
+    ("notice-print", "township", "/web/notices/print?programme={posted_programme}&year={posted_year}", 1280),
+    ("checkups", "township", "/web/checkups", 1280),
+    ("checkup-round", "township", "/web/checkups/rounds/{round}", 1280),
+    ("checkups-overdue", "county", "/web/checkups/overdue", 1280),
+    ("conflicts", "township", "/web/conflicts", 1280),
+    ("conflicts-phone", "township", "/web/conflicts", 360),
+    ("data-quality", "township", "/web/data-quality", 1280),
+    ("migrants", "township", "/web/migrants", 1280),
+    ("figures", "county", "/web/figures", 1280),
+    ("figures-phone", "county", "/web/figures", 360),
+    ("admin-users", "admin", "/web/admin", 1280),
+    ("admin-clients", "admin", "/web/admin/clients", 1280),
+    ("admin-areas", "admin", "/web/admin/areas", 1280),
 ]
 
 
@@ -182,6 +187,8 @@ def arrange(base: str) -> tuple[dict[str, str], list[str]]:
             county.post(f"/api/v1/claims/{c['id']}/publish", {"notice_days": 7})
         if len(made) > 3:
             ids["claim_posted"] = made[3]["id"]
+            ids["posted_programme"] = made[3]["programme"]
+            ids["posted_year"] = str(made[3]["year"])
         if len(made) < 4:
             notes.append(f"claims: only {len(made)} eligible people found (of 4 wanted)")
 

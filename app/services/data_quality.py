@@ -116,14 +116,14 @@ def fault_queries(narrow: Any, dialect: str, today: date) -> list[tuple[str, str
             col(Person.birth_date) < _plus_years(mother.birth_date, 15, dialect),
         )
     )
+    # The very predicates of the partial indexes, as literal SQL (as ``count_faults`` does): with
+    # bound values PostgreSQL's plan could not use them and read the whole county (2.4 s for the
+    # married-under-20 list of a 700,000-person county; 10 ms with the index).
     under20 = narrow(select(*cols(Person, literal(""))), Person).where(
-        _current(),
-        col(Person.sex) == "female",
-        col(Person.marital_status) == "married",
-        col(Person.birth_date) > _years_ago(20, today),
+        text(LIVING_MARRIED_WOMEN), col(Person.birth_date) > _years_ago(20, today)
     )
     old = narrow(select(*cols(Person, literal(""))), Person).where(
-        _current(), col(Person.birth_date) < _years_ago(110, today)
+        text(LIVING), col(Person.birth_date) < _years_ago(110, today)
     )
     headless = narrow(select(*cols(Household, literal(""))), Household).where(
         col(Household.head_person_id).is_(None)
@@ -184,7 +184,12 @@ async def list_faults(
                 flagged = flagged.where(area_clause(DataQualityFlag, area_code))
             model = Person if entity == "person" else Household
             stmt = stmt.where(col(model.id).in_(flagged))
-        rows = (await session.execute(stmt.order_by(literal_column("id")).limit(MAX_PER_KIND))).all()
+        # OFFSET 0 fences the query off from the ORDER BY … LIMIT: without it PostgreSQL may walk
+        # the primary key in order, hoping to meet 1,000 matches early, and read a whole county
+        # to find the three married women under 20 (2.1 s on 700,000 people; 10 ms with it).
+        fenced = stmt.offset(0).subquery()
+        ordered = select(fenced).order_by(fenced.c.id).limit(MAX_PER_KIND)
+        rows = (await session.execute(ordered)).all()
         found.extend(
             (
                 DataQualityFault(kind=k, entity=entity, id=r.id, detail=translate(detail(r.info))),
