@@ -51,8 +51,12 @@ async def test_a_week_of_township_and_county_work(driver, base, db, areas, clien
     county, county_pw = await make_user(db, role="county", area_code=COUNTY)
     await db.commit()
 
-    # The township reviews the submitted claim: from its queue to the detail, 审核通过.
+    # The township finds the submitted claim by name (the filter answers in place, htmx, and the
+    # address bar follows), then reviews it: from its queue to the detail, 审核通过.
     sign_in(driver, base, township.username, township_pw, next_url="/web/claims")
+    driver.find_element(By.NAME, "q").send_keys("李秀英")
+    driver.find_element(By.CSS_SELECTOR, "form.filters button[type=submit]").click()
+    wait_for(driver, lambda d: "q=" in d.current_url)
     row = driver.find_element(By.CSS_SELECTOR, f"tr[data-id='{submitted['id']}']")
     assert "李秀英" in row.text
     click_and_wait(driver, row.find_element(By.LINK_TEXT, "详情"))
@@ -73,7 +77,10 @@ async def test_a_week_of_township_and_county_work(driver, base, db, areas, clien
     driver.get(base + "/web/data-quality")
     fault = driver.find_element(By.CSS_SELECTOR, f"tr[data-id='{dup['id']}']")
     fault.find_element(By.NAME, "reason").send_keys("同名同生日，不是同一人")
-    click_and_wait(driver, fault.find_element(By.CSS_SELECTOR, "[data-action='dismiss']"))
+    fault.find_element(By.CSS_SELECTOR, "[data-action='dismiss']").click()
+    # htmx: only the row changes (the page is not reloaded), saying what was done.
+    done = wait_for(driver, lambda d: d.find_elements(By.CSS_SELECTOR, f"tr[data-dismissed='{dup['id']}']"))
+    assert "已忽略" in done[0].text
     assert not driver.find_elements(By.CSS_SELECTOR, f"tr[data-id='{dup['id']}']")
     assert_no_console_errors(driver)
     sign_out(driver, base)

@@ -548,3 +548,15 @@ async def test_objection_during_posting(api, web_as, db):
     r = await county.submit(url, {"version": posted["version"], "comment": "重复提交"})
     assert r.status_code == 412
     assert (await history(db, c["id"]))[-1].comment == "群众反映家中有第三个孩子"
+
+
+async def test_the_filter_form_answers_in_place_with_htmx(api: Api, web_as) -> None:
+    mother, _ = await claimant(api.village, V1, "王桂兰")
+    c = await claim(api.village, mother)
+    ts = await web_as("township", TS1)
+    page = await ts.get("/web/claims")
+    assert 'hx-select="#claims-results"' in page.text and 'id="claims-results"' in page.text
+    r = await ts.get("/web/claims", params={"q": "王桂兰"}, headers=ts.hx)
+    assert r.status_code == 200 and 'id="claims-results"' in r.text and rows(r.text) == [c["id"]]
+    r = await ts.get("/web/claims", params={"q": "没有这个人"}, headers=ts.hx)
+    assert rows(r.text) == []

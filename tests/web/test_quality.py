@@ -272,3 +272,20 @@ async def test_household_faults_are_listed_and_dismissed_by_household(cast, web_
     assert row_ids(after.text) == set() and tab_count(after.text, "household_without_head") == 0
     # the other kind of the same household stays open
     assert tab_count(after.text, "household_no_living_member") == 1
+
+
+async def test_dismiss_from_the_row_with_htmx_replaces_only_the_row(cast, web_as, db) -> None:
+    keep, dup = await twins(cast.v1, cast.v2, V1, V2)
+    ts: WebClient = await web_as("township", TS1)
+    form = {"kind": "likely_duplicate", "entity": "person", "id": dup["id"], "other_id": keep["id"]}
+    r = await ts.post("/web/data-quality/dismiss", data={**form, "reason": "不是同一人"}, headers=ts.hx)
+    assert r.status_code == 200, r.text
+    assert f'data-dismissed="{dup["id"]}"' in r.text and "已忽略：不是同一人" in r.text
+    assert "<html" not in r.text  # a row, not a page
+    await db.rollback()
+    assert len((await db.execute(select(DataQualityDismissal))).scalars().all()) == 2
+    # Without the CSRF header the same htmx request is refused, into the page's message box.
+    r = await ts.post(
+        "/web/data-quality/dismiss", data={**form, "reason": "再来"}, headers={"HX-Request": "true"}
+    )
+    assert r.status_code == 403 and r.headers["HX-Retarget"] == "#flash"

@@ -200,6 +200,7 @@ async def merge(
 
 @router.post("/data-quality/dismiss")
 async def dismiss(
+    request: Request,
     session: SessionDep,
     caller: WebCaller,
     kind: Annotated[FaultKind, Form()],
@@ -220,4 +221,7 @@ async def dismiss(
     except (ValidationError, ValueError):
         raise ValidationFailed("The request has invalid fields") from None
     await dq.dismiss_fault(session, caller, body)
+    if request.headers.get("hx-request") == "true":
+        # htmx (the row's form): only the row is replaced, with what was done; the page stays.
+        return page(request, "quality/_dismissed_row.html", {"id": id, "reason": body.reason})
     return RedirectResponse(f"/web/data-quality?kind={kind.value}&done=dismissed", status_code=303)
