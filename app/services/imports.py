@@ -44,12 +44,12 @@ from app.core import clock
 from app.core.errors import AppError, Conflict, NotFound, ValidationFailed
 from app.core.security import FieldCipher
 from app.models.areas import Area
+from app.models.common import place_columns
 from app.models.households import (
-    HouseholdCreate,
+    Household,
     HouseholdType,
     MaritalStatus,
     Person,
-    PersonCreate,
     PersonUpdate,
     Sex,
 )
@@ -61,7 +61,9 @@ from app.models.imports import (
     ImportReport,
     ImportStatus,
 )
+from app.services import checkups as checkups_svc
 from app.services import households as register
+from app.services.records import touch
 
 PAYLOAD_CONTEXT = b"import_payload"
 MAX_ROWS = 200_000
@@ -479,14 +481,17 @@ async def validate_register(
     rows: Iterator[tuple[Any, ...]],
     *,
     progress: Callable[[int], None] | None = None,
+    default_village: str | None = None,
 ) -> Validation:
+    """``default_village`` (the command line's ``--village``): the village of rows that leave
+    村编码 empty (the column may then be missing)."""
     v = Validation()
     header_row = next(rows, None)
     if header_row is None:
         raise ValidationFailed("The file is empty", code="import_unreadable")
     headers = [cell_text(h) for h in header_row]
     v.headers = headers
-    missing = [h for h in REGISTER_REQUIRED if h not in headers]
+    missing = [h for h in REGISTER_REQUIRED if h not in headers and not (h == "村编码" and default_village)]
     if missing:
         columns = ", ".join(missing)
         raise ValidationFailed(f"Required columns are missing: {columns}", code="import_missing_columns")
@@ -508,6 +513,8 @@ async def validate_register(
         if progress is not None and v.rows % 1000 == 0:
             progress(1000)
         cells = {h: (raw[i] if i < len(raw) else None) for h, i in index.items()}
+        if default_village and not cell_text(cells.get("村编码")):
+            cells["村编码"] = default_village
         parsed, errs = check_register_row(row_no, cells, today)
         if parsed is not None:
             if parsed.village not in known:
@@ -608,6 +615,7 @@ async def validate_upload(
     file_name: str,
     content: bytes,
     progress: Callable[[int], None] | None = None,
+    default_village: str | None = None,
 ) -> tuple[ImportJob, bool]:
     """(the import, new). The same file again in the same county answers the earlier import."""
     require_importer(actor)
@@ -623,7 +631,14 @@ async def validate_upload(
     if kind is not ImportKind.register:
         raise ValidationFailed("This kind of import is not available yet", code="import_kind_unavailable")
     file_kind(file_name)
-    v = await validate_register(session, actor, cipher, read_rows(content, file_name), progress=progress)
+    v = await validate_register(
+        session,
+        actor,
+        cipher,
+        read_rows(content, file_name),
+        progress=progress,
+        default_village=default_village,
+    )
     summary: dict[str, Any] = {
         "households": len({r.hh for r in v.valid}),
         "new_persons": sum(1 for r in v.valid if r.match is None),
@@ -683,68 +698,8 @@ async def commit_import(
         raise ValidationFailed("The file has rows with errors; nothing was written", code="import_has_errors")
     assert job.payload_enc is not None
     payload = _open(cipher, job.payload_enc)
-    created = updated = skipped = 0
-    household_ids: dict[str, uuid.UUID] = {}
     rows = [RegisterRow(**d) for d in payload["valid"]]
-    # a file household joins the household of a member already registered, if any
-    for r in rows:
-        if r.match and r.hh not in household_ids:
-            matched = await session.get(Person, uuid.UUID(r.match))
-            if matched is not None:
-                household_ids[r.hh] = matched.household_id
-    done = 0
-    for r in rows:
-        try:
-            if r.match:
-                person = await register.get_person(session, actor, uuid.UUID(r.match))
-                if r.fill:
-                    await register.update_person(
-                        session, actor, cipher, person.id, PersonUpdate.model_validate(r.fill), person.version
-                    )
-                    updated += 1
-                else:
-                    skipped += 1
-            else:
-                hh_id = household_ids.get(r.hh)
-                if hh_id is None:
-                    ensure_can_place(actor, r.village)
-                    household, _ = await register.create_household(
-                        session,
-                        actor,
-                        HouseholdCreate(
-                            village_code=r.village, address=r.address, household_type=HouseholdType(r.htype)
-                        ),
-                    )
-                    hh_id = household_ids[r.hh] = household.id
-                    created += 1
-                await register.create_person(
-                    session,
-                    actor,
-                    cipher,
-                    PersonCreate(
-                        household_id=hh_id,
-                        id_number=r.id_number,
-                        name=r.name,
-                        sex=Sex(r.sex),
-                        birth_date=date.fromisoformat(r.birth),
-                        relation_to_head=r.relation,
-                        marital_status=MaritalStatus(r.marital),
-                        hukou_area_code=r.hukou,
-                        phone=r.phone,
-                    ),
-                )
-                created += 1
-        except Conflict as exc:
-            row = r.row
-            raise Conflict(
-                f"Row {row} changed in the register since the dry run; validate the file again",
-                code="import_stale",
-            ) from exc
-        done += 1
-        if progress is not None and done % 1000 == 0:
-            progress(1000)
-    if progress is not None:
-        progress(done % 1000)
+    created, updated, skipped = await _write_register(session, actor, cipher, rows, progress)
     job.status = ImportStatus.committed.value
     job.created, job.updated, job.skipped = created, updated, skipped
     job.committed_at = clock.now()
@@ -752,6 +707,124 @@ async def commit_import(
     return CommitResult(
         id=job.id, status=ImportStatus.committed, created=created, updated=updated, skipped=skipped
     )
+
+
+COMMIT_BATCH = 2000
+
+
+async def _write_register(
+    session: AsyncSession,
+    actor: Actor,
+    cipher: FieldCipher,
+    rows: list[RegisterRow],
+    progress: Callable[[int], None] | None,
+) -> tuple[int, int, int]:
+    """(created, updated, skipped). Matched persons are filled through ``update_person``. New
+    households and persons are built as ``create_household``/``create_person`` build them (the
+    rows passed the same checks in the dry run: ID number, dates, scope, village, uniqueness)
+    and flushed in batches, so the change log, record history, audit and the figures' kept state
+    see them as they see any write; the person hooks run for each new person (the checkup rounds:
+    only when one of the county's rounds is open, else they have nothing to do)."""
+    created = updated = skipped = 0
+    # the register may have changed since the dry run: a number taken since is refused
+    fresh = [r for r in rows if r.match is None and r.id_hash]
+    taken = await _persons_by_hash(session, [r.id_hash for r in fresh if r.id_hash])
+    for r in fresh:
+        if r.id_hash in taken:
+            row = r.row
+            raise Conflict(
+                f"Row {row} changed in the register since the dry run; validate the file again",
+                code="import_stale",
+            )
+    household_ids: dict[str, uuid.UUID] = {}
+    heads: dict[uuid.UUID, Household] = {}
+    for r in rows:
+        if not r.match:
+            continue
+        try:
+            person = await register.get_person(session, actor, uuid.UUID(r.match))
+        except NotFound:
+            row = r.row
+            raise Conflict(
+                f"Row {row} changed in the register since the dry run; validate the file again",
+                code="import_stale",
+            ) from None
+        household_ids.setdefault(r.hh, person.household_id)
+        if r.fill:
+            await register.update_person(
+                session, actor, cipher, person.id, PersonUpdate.model_validate(r.fill), person.version
+            )
+            updated += 1
+        else:
+            skipped += 1
+    for hh_id in set(household_ids.values()):
+        existing = await session.get(Household, hh_id)
+        if existing is not None:
+            heads[hh_id] = existing
+    new_people: list[Person] = []
+    batch: list[Any] = []
+    new_households: set[uuid.UUID] = set()
+    done = 0
+    for r in rows:
+        if r.match:
+            continue
+        ensure_can_place(actor, r.village)
+        known_id = household_ids.get(r.hh)
+        if known_id is not None:
+            hh_id = known_id
+        else:
+            household = Household(
+                id=uuid.uuid4(),
+                address=r.address,
+                household_type=HouseholdType(r.htype),
+                **place_columns(r.village),
+            )
+            batch.append(household)
+            new_households.add(household.id)
+            hh_id = household_ids[r.hh] = household.id
+            heads[hh_id] = household
+            created += 1
+        household = heads[hh_id]
+        person = Person(
+            id=uuid.uuid4(),
+            household_id=hh_id,
+            name=r.name,
+            sex=Sex(r.sex),
+            birth_date=date.fromisoformat(r.birth),
+            relation_to_head=r.relation,
+            marital_status=MaritalStatus(r.marital),
+            hukou_area_code=r.hukou,
+            phone_enc=cipher.encrypt(r.phone, context=b"phone") if r.phone else None,
+            mother_id=None,
+            father_id=None,
+            current_village_code=household.village_code,
+            **register._id_columns(cipher, r.id_number),
+            **place_columns(household.village_code),
+        )
+        batch.append(person)
+        new_people.append(person)
+        created += 1
+        if household.head_person_id is None and r.relation in ("户主", "本人"):
+            household.head_person_id = person.id
+            if household.id not in new_households:
+                touch(household)
+        done += 1
+        if len(batch) >= COMMIT_BATCH:
+            session.add_all(batch)
+            await session.flush()
+            batch = []
+            if progress is not None:
+                progress(done)
+                done = 0
+    session.add_all(batch)
+    await session.flush()
+    if progress is not None:
+        progress(done + updated + skipped)
+    if new_people and await checkups_svc.any_open_round(session, actor.county_code):
+        for person in new_people:
+            for hook in register.PERSON_HOOKS:
+                await hook(session, person, "created")
+    return created, updated, skipped
 
 
 # --- workbooks out ------------------------------------------------------------------------------
