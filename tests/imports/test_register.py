@@ -371,3 +371,30 @@ async def test_bad_files(township):
     big = b"0" * (32 * 1024 * 1024 + 10)
     problem(await upload(township, big, "big.csv"), 413, "payload_too_large")
     problem(await township.get("/api/v1/imports/00000000-0000-0000-0000-000000000000"), 404, "not_found")
+
+
+@pytest.mark.parametrize("bulk", [False, True])
+async def test_figures_follow_the_import(client_as, db, monkeypatch, bulk):
+    """Small commits keep the figures by per-row upkeep; large ones rebuild the county's state
+    at commit (forced here with a threshold of 0): both show the imported people."""
+    from app.services import imports as imports_svc
+
+    if bulk:
+        monkeypatch.setattr(imports_svc, "BULK_ROWS", 0)
+    county = await client_as("county", COUNTY)
+    rows = [
+        row(
+            f"H{i}",
+            V1 if i % 2 else V_OTHER_TS,
+            f"人{i}",
+            id_number(date(1980 + i, 1, 1), "male" if i % 2 else "female"),
+        )
+        for i in range(6)
+    ]
+    rep = (await upload(county, xlsx(rows))).json()
+    assert rep["valid_rows"] == 6
+    r = await county.post(f"/api/v1/imports/{rep['id']}/commit")
+    assert r.json()["created"] == 12
+    body = (await county.get("/api/v1/indicators", params={"area_code": COUNTY})).json()
+    assert body["population"] == 6
+    assert await count(db, Person) == 6
