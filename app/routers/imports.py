@@ -99,6 +99,6 @@ async def commit_import(
 async def errors_workbook(
     session: SessionDep, caller: Caller, cipher: CipherDep, import_id: uuid.UUID
 ) -> Response:
-    """The rows with errors as uploaded, with a column of reasons."""
-    job = await svc.get_import(session, caller, import_id)
-    return _xlsx(svc.errors_xlsx(cipher, job), f"import-{job.id}-errors.xlsx")
+    """The rows with errors as uploaded, with a column of reasons (the read is audited)."""
+    job, content = await svc.errors_workbook(session, caller, cipher, import_id)
+    return _xlsx(content, f"import-{job.id}-errors.xlsx")

@@ -61,9 +61,9 @@ from app.models.imports import (
     ImportReport,
     ImportStatus,
 )
+from app.services import audit, indicator_upkeep
 from app.services import checkups as checkups_svc
 from app.services import households as register
-from app.services import indicator_upkeep
 from app.services.records import touch
 
 PAYLOAD_CONTEXT = b"import_payload"
@@ -865,6 +865,18 @@ def template_xlsx(kind: ImportKind) -> bytes:
             notes.append([h, "是" if h in REQUIRED[kind] else "否", ALLOWED[kind].get(h, "")])
 
     return _workbook_bytes(build)
+
+
+async def errors_workbook(
+    session: AsyncSession, actor: Actor, cipher: FieldCipher, import_id: uuid.UUID
+) -> tuple[ImportJob, bytes]:
+    """The errors workbook holds the failed rows as uploaded (full ID numbers and phones):
+    reading it is audited with its row count."""
+    job = await get_import(session, actor, import_id)
+    content = errors_xlsx(cipher, job)
+    rows = len({e["row"] for e in json.loads(job.errors)})
+    audit.record(session, actor, "export", "import_job", job.id, f"errors.xlsx rows={rows}")
+    return job, content
 
 
 def errors_xlsx(cipher: FieldCipher, job: ImportJob) -> bytes:

@@ -11,6 +11,7 @@ from openpyxl import Workbook, load_workbook
 from sqlalchemy import func, select
 
 from app.core.security import FieldCipher
+from app.models.audit import AuditEvent
 from app.models.households import Household, Person
 from app.models.imports import ImportJob
 from tests.factories import id_number
@@ -216,6 +217,13 @@ async def test_register_import_dry_run_commit_and_idempotence(township, client_a
     assert lines[0][-1] == "错误原因"
     assert [line[0] for line in lines[1:]] == [6, 7, 8, 10, 11, 13]
     assert "性别" in lines[2][-1]
+    await db.rollback()
+    audited = (
+        await db.execute(
+            select(AuditEvent.detail).where(AuditEvent.action == "export", AuditEvent.entity == "import_job")
+        )
+    ).scalars()
+    assert list(audited) == ["errors.xlsx rows=6"]
 
     # commit: exactly the good rows
     r = await township.post(f"/api/v1/imports/{rep['id']}/commit")
