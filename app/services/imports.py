@@ -493,7 +493,9 @@ async def validate_register(
     if missing:
         columns = ", ".join(missing)
         raise ValidationFailed(f"Required columns are missing: {columns}", code="import_missing_columns")
-    v.ignored_columns = [h for h in headers if h and h not in REGISTER_COLUMNS]
+    v.ignored_columns = [
+        _header_label(i, h) for i, h in enumerate(headers) if h and h not in REGISTER_COLUMNS
+    ][:50]
     index = {h: i for i, h in enumerate(headers) if h in REGISTER_COLUMNS}
     today = clock.today()
     known = await _known_villages(session, actor.county_code)
@@ -565,6 +567,18 @@ async def validate_register(
         v.bad_cells[row_no] = [_row_back(r, h) for h in headers]
     v.errors.sort(key=lambda e: (e.row, e.column))
     return v
+
+
+_DIGITS_RE = re.compile(r"\d{5}")
+
+
+def _header_label(index: int, header: str) -> str:
+    """An ignored column as the report names it: its header, unless the header looks like data
+    (a file without a header row would otherwise put a person's ID number or phone in the
+    stored report): then its position."""
+    if _DIGITS_RE.search(header) or len(header) > 50 or not header.isprintable():
+        return f"第{index + 1}列"
+    return header
 
 
 def _row_back(r: RegisterRow, header: str) -> str:
@@ -656,7 +670,7 @@ async def validate_upload(
         created_by=actor.id,
         area_code=actor.area_code,
         county_code=actor.county_code,
-        file_name=file_name[:200],
+        file_name="".join(c for c in file_name if c.isprintable())[:200] or "upload",
         file_hash=file_hash,
         rows=v.rows,
         valid_rows=len(v.valid),

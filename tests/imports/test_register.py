@@ -373,6 +373,12 @@ async def test_bad_files(township):
     problem(await upload(township, b"not a workbook"), 422, "import_unreadable")
     problem(await upload(township, b"a,b\n1,2\n", "x.txt"), 422, "import_unreadable")
     problem(await upload(township, xlsx([], ["姓名"])), 422, "import_missing_columns")
+    # no header row: the first person's data is not stored in the report as column names
+    number = id_number(date(1985, 1, 2), "male")
+    headless = xlsx([[*row("A", V1, "刘一", number), "x", "y"]], [*HEADERS, "13800000001", number])
+    rep = (await upload(township, headless, "bad\x00name.xlsx")).json()
+    assert rep["summary"]["ignored_columns"] == ["备注", "第14列", "第15列"]
+    assert "\x00" not in rep["file_name"]
     problem(await upload(township, b"\xff\xfe\x00", "x.csv"), 422, "import_unreadable")
     r = await township.post("/api/v1/imports", files={"file": ("r.xlsx", b"x", XLSX)}, data={"kind": "nope"})
     assert r.status_code == 422
