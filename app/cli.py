@@ -1,4 +1,4 @@
-"""Command line: ``jiahe serve | migrate | seed-demo | users create | areas import``."""
+"""Command line: ``jiahe serve | migrate | seed-demo | users create | areas import | import``."""
 
 from __future__ import annotations
 
@@ -246,6 +246,110 @@ def areas_import(file: Annotated[Path, typer.Argument(exists=True, dir_okay=Fals
         _fail(err)
         return
     typer.echo(f"imported: {report.created} created, {report.renamed} renamed, {report.unchanged} unchanged")
+
+
+@cli.command("import")
+def import_file(
+    kind: Annotated[str, typer.Argument(help="register | beneficiaries | migrants")],
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help=".xlsx or .csv")],
+    village: Annotated[
+        str | None, typer.Option(help="12-digit village code for rows that leave 村编码 empty")
+    ] = None,
+    county: Annotated[
+        str | None, typer.Option(help="6-digit county the import acts for (default: the village's)")
+    ] = None,
+    do_commit: Annotated[
+        bool, typer.Option("--commit", help="Write the valid rows (default: dry run)")
+    ] = False,
+    require_all: Annotated[
+        bool, typer.Option(help="With --commit: write nothing unless every row is valid")
+    ] = False,
+) -> None:
+    """Validate a register file (dry run) and, with --commit, write its valid rows: the same
+    service and report as POST /api/v1/imports, acting as the county (a system actor)."""
+    import uuid
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from app.authz.actor import Actor
+    from app.core.security import FieldCipher
+    from app.models.imports import ImportKind
+    from app.models.users import Role
+    from app.services import imports as svc
+
+    try:
+        import_kind = ImportKind(kind)
+    except ValueError:
+        typer.echo(f"error: KIND must be one of {', '.join(k.value for k in ImportKind)}", err=True)
+        raise typer.Exit(2) from None
+    county_code = county or (village[:6] if village else None)
+    if not county_code or len(county_code) != 6 or not county_code.isdigit():
+        typer.echo("error: give --county (6 digits) or --village (12 digits)", err=True)
+        raise typer.Exit(2)
+    if village is not None and not (
+        len(village) == 12 and village.isdigit() and village.startswith(county_code)
+    ):
+        typer.echo("error: --village must be a 12-digit village code in the county", err=True)
+        raise typer.Exit(2)
+    actor = Actor(
+        id=uuid.uuid4(),
+        kind="user",
+        role=Role.county,
+        area_code=county_code + "000000",
+        session_id=uuid.uuid4(),
+        username="cli-import",
+        display_name="jiahe import",
+    )
+    cipher = FieldCipher(get_settings())
+    content = file.read_bytes()
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+
+    async def work(session: AsyncSession) -> tuple[object, object]:
+        with Progress(*columns, transient=False) as bar:
+            task = bar.add_task("validating", total=None)
+            job, _new = await svc.validate_upload(
+                session,
+                actor,
+                cipher,
+                kind=import_kind,
+                file_name=file.name,
+                content=content,
+                progress=lambda n: bar.advance(task, n),
+                default_village=village,
+            )
+            bar.update(task, total=job.rows, completed=job.rows)
+            result = None
+            if do_commit:
+                task = bar.add_task("writing", total=job.valid_rows)
+                result = await svc.commit_import(
+                    session,
+                    actor,
+                    cipher,
+                    job.id,
+                    require_all=require_all,
+                    progress=lambda n: bar.advance(task, n),
+                )
+        return svc.import_report(job), result
+
+    try:
+        report, result = _run_in_session(work)
+    except AppError as err:
+        _fail(err)
+        return
+    from app.models.imports import CommitResult, ImportReport
+
+    assert isinstance(report, ImportReport)
+    typer.echo(
+        f"import {report.id}: {report.rows} rows, {report.valid_rows} valid, {len(report.errors)} errors"
+    )
+    for e in report.errors[:50]:
+        typer.echo(f"  row {e.row} {e.column}: {e.message} ({e.code})")
+    if len(report.errors) > 50:
+        typer.echo(f"  … {len(report.errors) - 50} more (GET /api/v1/imports/{report.id}/errors.xlsx)")
+    if isinstance(result, CommitResult):
+        typer.echo(f"committed: {result.created} created, {result.updated} updated, {result.skipped} skipped")
+    elif not do_commit:
+        typer.echo("dry run: nothing written (add --commit to write the valid rows)")
 
 
 @cli.command("gen-secrets")

@@ -23,6 +23,7 @@ from app.core.text import text_guard
 from app.routers import admin, auth, households, ops, sync, visits
 from app.routers import checkups as checkups_router
 from app.routers import claims as claims_router
+from app.routers import imports as imports_router
 from app.routers import indicators as indicators_router
 from app.routers import migrants as migrants_router
 from app.services.auth import AuthContext, LoginThrottle
@@ -84,6 +85,7 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
         claims_router,
         migrants_router,
         indicators_router,
+        imports_router,
     ):
         app.include_router(module.router)
     install_web(app)  # the workbench under /web/ (after the API's error handlers: it wraps them)

@@ -66,6 +66,8 @@ class Settings(BaseSettings):
     # Largest accepted request body; sync push has its own (500 ops with notes fit in 8 MiB).
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     sync_max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    # An import upload (POST /api/v1/imports): a 100,000-row register workbook is about 6 MiB.
+    import_max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
     max_header_bytes: int = Field(default=8 * 1024, ge=1024)
     # Reverse proxies whose X-Forwarded-For names the client (comma-separated IPs or CIDRs).
     # Empty (the default): the peer address is the client, whatever headers it sends.

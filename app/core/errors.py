@@ -139,6 +139,10 @@ class ValidationFailed(AppError):
     status, code, title = 422, "validation_failed", "Validation failed"
 
 
+class PayloadTooLarge(AppError):
+    status, code, title = 413, "payload_too_large", "Payload too large"
+
+
 class TooManyRequests(AppError):
     status, code, title = 429, "too_many_requests", "Too many requests"
 

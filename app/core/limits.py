@@ -35,6 +35,7 @@ from app.core.messages import translate
 from app.core.security import TokenService
 
 SYNC_PUSH_PATH = "/api/v1/sync/push"
+IMPORT_PATH = "/api/v1/imports"
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
@@ -73,6 +74,7 @@ class EdgeLimitsMiddleware:
         self.tokens = tokens
         self.max_body = settings.max_body_bytes
         self.max_sync_body = settings.sync_max_body_bytes
+        self.max_import_body = settings.import_max_body_bytes
         self.max_headers = settings.max_header_bytes
         self.limiter = MovingWindowRateLimiter(MemoryStorage())
         self.per_token = RateLimitItemPerMinute(settings.rate_limit_per_token_per_minute)
@@ -94,7 +96,12 @@ class EdgeLimitsMiddleware:
             )
             return
         path: str = scope.get("path", "")
-        limit = self.max_sync_body if path == SYNC_PUSH_PATH else self.max_body
+        if path == SYNC_PUSH_PATH:
+            limit = self.max_sync_body
+        elif path == IMPORT_PATH:
+            limit = self.max_import_body
+        else:
+            limit = self.max_body
         auth = b""
         for name, value in headers:
             if name == b"content-length" and value.isdigit() and int(value) > limit:

@@ -469,6 +469,37 @@ MESSAGES: dict[str, dict[str, str]] = {
     },
     # figures
     "err.area_level": {"zh": "指标按县、乡镇或村统计", "en": "Figures are per county, township or village"},
+    "err.import_format": {"zh": "文件须为 .xlsx 或 .csv", "en": "The file must be .xlsx or .csv"},
+    "err.import_csv_encoding": {
+        "zh": "CSV 文件既不是 UTF-8 也不是 GB18030 编码",
+        "en": "The CSV file is neither UTF-8 nor GB18030",
+    },
+    "err.import_not_xlsx": {
+        "zh": "文件不是可读取的 .xlsx 工作簿",
+        "en": "The file is not a readable .xlsx workbook",
+    },
+    "err.import_no_sheet": {"zh": "工作簿中没有工作表", "en": "The workbook has no sheet"},
+    "err.import_empty": {"zh": "文件为空", "en": "The file is empty"},
+    "err.import_missing_columns": {
+        "zh": "缺少必需的列：{columns}",
+        "en": "Required columns are missing: {columns}",
+    },
+    "err.import_too_many_rows": {"zh": "每个文件最多 {rows} 行", "en": "At most {rows} rows per file"},
+    "err.import_kind_unavailable": {
+        "zh": "暂不支持这种导入",
+        "en": "This kind of import is not available yet",
+    },
+    "err.import_has_errors": {
+        "zh": "文件中有错误行，未写入任何数据",
+        "en": "The file has rows with errors; nothing was written",
+    },
+    "err.import_stale": {
+        "zh": "第 {row} 行在试导入后已在登记库中变化，请重新校验文件",
+        "en": "Row {row} changed in the register since the dry run; validate the file again",
+    },
+    "err.import_too_large": {"zh": "文件超过 {limit} 字节", "en": "The file is over {limit} bytes"},
+    "err.no_import": {"zh": "没有这个导入记录", "en": "No import with this id"},
+    "err.no_template": {"zh": "这种导入暂无模板", "en": "No template for this kind yet"},
     "err.period_order": {"zh": "from 不得晚于 to", "en": "from must not be after to"},
     "err.period_span": {"zh": "统计期最长 10 年", "en": "The period may span at most 10 years"},
     "err.metric": {"zh": "metric 必须是以下之一：{metrics}", "en": "metric must be one of {metrics}"},

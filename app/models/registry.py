@@ -7,6 +7,7 @@ from app.models import (  # noqa: F401
     checkups,  # noqa: F401,E402
     claims,  # noqa: F401,E402
     households,
+    imports,
     indicators,
     migrants,
     sync,

@@ -1293,3 +1293,13 @@ def _register_sync() -> None:
 
 
 _register_sync()
+
+
+async def any_open_round(session: AsyncSession, county_code: str) -> bool:
+    """Whether a round of this county is still open: a new person can only join such a round
+    (``reevaluate`` does nothing for a new person otherwise), so a bulk import skips the hook
+    when there is none."""
+    stmt = select(CheckupRound.id).where(
+        CheckupRound.county_code == county_code, col(CheckupRound.closes_on) >= clock.today()
+    )
+    return (await session.execute(stmt.limit(1))).first() is not None

@@ -354,6 +354,18 @@ def _forget_rolled_back(session: Session, previous: SessionTransaction) -> None:
 def _forget_at_end(session: Session, transaction: SessionTransaction) -> None:
     if transaction.parent is None:  # committed (already applied), rolled back or closed
         session.info.pop(_INFO_KEY, None)
+        session.info.pop(_REBUILD_KEY, None)
+
+
+_REBUILD_KEY = "_indicator_upkeep_rebuild"
+
+
+def rebuild_at_commit(session: Session, county_code: str) -> None:
+    """Have this transaction's commit ``rebuild`` the county's state instead of applying
+    per-row deltas: for a bulk write (an import of tens of thousands of people) the per-key
+    advisory locks of the deltas would exceed PostgreSQL's lock table, and one set-based
+    recompute is faster. Like ``seed-scale``, meant for the big first load of a county."""
+    session.info.setdefault(_REBUILD_KEY, set()).add(county_code)
 
 
 @event.listens_for(Session, "before_commit")
@@ -362,6 +374,16 @@ def _apply_before_commit(session: Session) -> None:
         return  # a savepoint is released; the outermost commit applies everything
     if session.new or session.dirty or session.deleted:
         session.flush()
+    counties = session.info.pop(_REBUILD_KEY, None)
+    if counties:
+        session.info.pop(_INFO_KEY, None)
+        if _is_pg(session.connection()):
+            # the planner's statistics predate the bulk write (a first load: empty tables);
+            # ANALYZE sees this transaction's rows, and the rebuild's joins need them
+            session.connection().execute(text("ANALYZE person, household"))
+        for county in sorted(counties):
+            rebuild(session.connection(), county)
+        return
     st = session.info.pop(_INFO_KEY, None)
     if st is None or (not st.snaps and not st.counties):
         return

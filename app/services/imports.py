@@ -1,0 +1,912 @@
+"""Imports of existing registers (issue 17): a dry run that validates every row, then a commit.
+
+Rules:
+- who: township (its villages), county and admin (the county); everyone else 403;
+- ``validate_upload`` reads the file (xlsx through python-calamine, CSV in UTF-8 with or
+  without BOM or GB18030), checks every row with the register's own rules
+  (``households.check_id_number``: GB 11643 check digit, birth date and sex against the number;
+  ``ensure_can_place``: the caller's scope; the area table: the village exists), finds
+  duplicates inside the file and matches persons already registered by blind index, and stores
+  the report; nothing but the ``import_job`` row is written;
+- an existing person in scope is matched: fields the file fills where the register is empty
+  (household registration area, phone) are filled on commit, a field that disagrees is an error
+  row (never a silent overwrite); a person registered outside the caller's area is an error row;
+- ``commit_import`` writes the valid rows through the register services (``create_household``,
+  ``create_person``, ``update_person``) in the request's one transaction; a committed import
+  commits nothing again, and the same file (same SHA-256, same county, same kind) uploaded again
+  answers the import already made;
+- error messages name row, column and a code, in Chinese; they never quote a cell (the cells
+  of error rows are kept in the encrypted payload for ``errors.xlsx`` only).
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import hashlib
+import io
+import json
+import re
+import uuid
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
+
+from app.authz.actor import Actor, scope_prefix
+from app.authz.policies import SUPERVISOR_ROLES, require_role
+from app.authz.scope import ensure_can_place
+from app.core import clock
+from app.core.errors import AppError, Conflict, NotFound, ValidationFailed
+from app.core.security import FieldCipher
+from app.models.areas import Area
+from app.models.common import place_columns
+from app.models.households import (
+    Household,
+    HouseholdType,
+    MaritalStatus,
+    Person,
+    PersonUpdate,
+    Sex,
+)
+from app.models.imports import (
+    CommitResult,
+    ImportError_,
+    ImportJob,
+    ImportKind,
+    ImportReport,
+    ImportStatus,
+)
+from app.services import audit, indicator_upkeep
+from app.services import checkups as checkups_svc
+from app.services import households as register
+from app.services.records import touch
+
+PAYLOAD_CONTEXT = b"import_payload"
+MAX_ROWS = 200_000
+LOOKUP_BATCH = 500
+
+# --- the columns --------------------------------------------------------------------------------
+
+REGISTER_COLUMNS: dict[str, str] = {
+    "户编号": "hh",
+    "村编码": "village",
+    "地址": "address",
+    "户类型": "htype",
+    "姓名": "name",
+    "身份证号": "id_number",
+    "性别": "sex",
+    "出生日期": "birth",
+    "与户主关系": "relation",
+    "婚姻状况": "marital",
+    "户籍地编码": "hukou",
+    "联系电话": "phone",
+}
+REGISTER_REQUIRED = ("户编号", "村编码", "地址", "户类型", "姓名", "与户主关系", "婚姻状况")
+HOUSEHOLD_TYPES = {"农村": HouseholdType.rural, "城镇": HouseholdType.urban}
+SEXES = {"男": Sex.male, "女": Sex.female}
+RELATIONS = ("户主", "配偶", "子", "女", "父亲", "母亲", "孙子女", "其他")
+MARITAL = {
+    "未婚": MaritalStatus.single,
+    "已婚": MaritalStatus.married,
+    "离婚": MaritalStatus.divorced,
+    "丧偶": MaritalStatus.widowed,
+}
+
+COLUMNS: dict[ImportKind, dict[str, str]] = {ImportKind.register: REGISTER_COLUMNS}
+REQUIRED: dict[ImportKind, tuple[str, ...]] = {ImportKind.register: REGISTER_REQUIRED}
+
+#: The template's example row and the allowed values, per kind.
+EXAMPLES: dict[ImportKind, dict[str, str]] = {
+    ImportKind.register: {
+        "户编号": "1",
+        "村编码": "430122100201",
+        "地址": "团头湖村3组12号",
+        "户类型": "农村",
+        "姓名": "张三",
+        "身份证号": "430122199001010011",
+        "性别": "男",
+        "出生日期": "1990-01-01",
+        "与户主关系": "户主",
+        "婚姻状况": "已婚",
+        "户籍地编码": "430122100201",
+        "联系电话": "",
+    }
+}
+ALLOWED: dict[ImportKind, dict[str, str]] = {
+    ImportKind.register: {
+        "户编号": "本文件内的户标识，同户成员填写相同的值",
+        "村编码": "12位村级区划代码",
+        "户类型": "/".join(HOUSEHOLD_TYPES),
+        "身份证号": "18位公民身份号码（婴儿可空，此时性别和出生日期必填）",
+        "性别": "/".join(SEXES),
+        "出生日期": "Excel 日期、YYYY-MM-DD、YYYY/M/D 或 YYYYMMDD",
+        "与户主关系": "/".join(RELATIONS),
+        "婚姻状况": "/".join(MARITAL),
+        "户籍地编码": "12位区划代码，可空",
+        "联系电话": "5-20位数字，可空",
+    }
+}
+
+# --- errors -------------------------------------------------------------------------------------
+
+MESSAGES: dict[str, str] = {
+    "required": "必填项为空",
+    "invalid_value": "取值不在允许范围内",
+    "invalid_date": "日期格式无法识别（支持 Excel 日期、YYYY-MM-DD、YYYY/M/D、YYYYMMDD）",
+    "date_out_of_range": "日期不能晚于今天，也不能早于130年前",
+    "invalid_code": "须为12位区划代码",
+    "unknown_village": "系统中没有这个村",
+    "out_of_scope": "该村不在您的辖区内",
+    "id_number_invalid": "身份证号无效（格式、地区码、出生日期或校验位错误）",
+    "id_number_mismatch": "与身份证号不一致",
+    "duplicate_in_file": "与本文件中前面的行重复（同一身份证号）",
+    "person_exists_elsewhere": "此人已在其他辖区登记",
+    "conflict": "与已登记的信息不一致（导入不会覆盖已有数据）",
+    "household_mismatch": "同一户编号的行填写不一致",
+    "invalid_phone": "须为5-20位数字的电话号码",
+    "too_long": "内容过长",
+    "person_merged": "此人的记录已合并到他人",
+}
+
+
+@dataclass
+class RowError:
+    row: int
+    column: str
+    code: str
+
+    def public(self) -> dict[str, Any]:
+        return {"row": self.row, "column": self.column, "code": self.code, "message": MESSAGES[self.code]}
+
+
+class CellError(Exception):
+    def __init__(self, column: str, code: str) -> None:
+        super().__init__(code)
+        self.column = column
+        self.code = code
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+
+def file_kind(file_name: str) -> str:
+    name = file_name.lower()
+    if name.endswith(".xlsx"):
+        return "xlsx"
+    if name.endswith(".csv"):
+        return "csv"
+    raise ValidationFailed("The file must be .xlsx or .csv", code="import_unreadable")
+
+
+def decode_csv(content: bytes) -> str:
+    """UTF-8 (with or without BOM) first, GB18030 (a superset of GBK/GB2312) otherwise."""
+    if content.startswith(b"\xef\xbb\xbf"):
+        return content[3:].decode("utf-8")
+    try:
+        return content.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    try:
+        return content.decode("gb18030")
+    except UnicodeDecodeError:
+        raise ValidationFailed(
+            "The CSV file is neither UTF-8 nor GB18030", code="import_unreadable"
+        ) from None
+
+
+def read_rows(content: bytes, file_name: str) -> Iterator[tuple[Any, ...]]:
+    """The first sheet's rows (header first). CSV is decoded whole; an xlsx is read by
+    python-calamine (Rust), which parses the sheet into one compact range — ten times faster
+    than openpyxl's read-only streaming on the 100,000-row bench (3 s against 30 s) and bounded
+    by the upload limit (32 MiB; about 200 MiB resident for 100,000 rows)."""
+    if file_kind(file_name) == "csv":
+        text = decode_csv(content)
+        for row in csv.reader(io.StringIO(text, newline="")):
+            yield tuple(row)
+        return
+    from python_calamine import CalamineError, CalamineWorkbook
+
+    try:
+        wb = CalamineWorkbook.from_filelike(io.BytesIO(content))
+        if not wb.sheet_names:
+            raise ValidationFailed("The workbook has no sheet", code="import_unreadable")
+        sheet = wb.get_sheet_by_index(0)
+        rows = sheet.iter_rows()
+    except AppError:
+        raise
+    except (CalamineError, Exception):  # noqa: BLE001 (whatever the reader trips on: not a workbook)
+        raise ValidationFailed(
+            "The file is not a readable .xlsx workbook", code="import_unreadable"
+        ) from None
+    for cells in rows:
+        yield tuple(cells)
+
+
+def cell_text(value: Any) -> str:
+    """A cell as trimmed text (numbers without a trailing ``.0``)."""
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, datetime):
+        return value.date().isoformat()
+    return str(value).strip()
+
+
+_DATE_FORMATS = (
+    re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})"),
+    re.compile(r"(\d{4})/(\d{1,2})/(\d{1,2})"),
+    re.compile(r"(\d{4})(\d{2})(\d{2})"),
+    re.compile(r"(\d{4})年(\d{1,2})月(\d{1,2})日"),
+    re.compile(r"(\d{4})\.(\d{1,2})\.(\d{1,2})"),
+)
+
+
+def parse_date(value: Any, column: str) -> date | None:
+    """An Excel date, ``YYYY-MM-DD``, ``YYYY/M/D`` or ``YYYYMMDD`` (also ``YYYY年M月D日``);
+    empty → None; anything else ``invalid_date``."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    text = cell_text(value)
+    if not text:
+        return None
+    if " " in text and re.fullmatch(r"\S+ 00:00(:00)?", text):
+        text = text.split(" ")[0]
+    for pattern in _DATE_FORMATS:
+        m = pattern.fullmatch(text)
+        if m:
+            try:
+                return date(int(m[1]), int(m[2]), int(m[3]))
+            except ValueError:
+                raise CellError(column, "invalid_date") from None
+    raise CellError(column, "invalid_date")
+
+
+def _choice(text: str, column: str, choices: dict[str, Any]) -> Any:
+    if text not in choices:
+        raise CellError(column, "invalid_value")
+    return choices[text]
+
+
+def _area(text: str, column: str) -> str:
+    if not (len(text) == 12 and text.isascii() and text.isdigit()):
+        raise CellError(column, "invalid_code")
+    return text
+
+
+# --- one register row (pure) --------------------------------------------------------------------
+
+
+@dataclass
+class RegisterRow:
+    row: int
+    hh: str
+    village: str
+    address: str
+    htype: str
+    name: str
+    id_number: str | None
+    sex: str
+    birth: str
+    relation: str
+    marital: str
+    hukou: str | None
+    phone: str | None
+    id_hash: str | None = None
+    match: str | None = None
+    fill: dict[str, str] = field(default_factory=dict)
+
+
+def _text(cells: dict[str, Any], column: str, *, required: bool, max_len: int) -> str:
+    text = cell_text(cells.get(column))
+    if required and not text:
+        raise CellError(column, "required")
+    if len(text) > max_len or any(ord(c) < 32 for c in text):
+        raise CellError(column, "too_long" if len(text) > max_len else "invalid_value")
+    return text
+
+
+def check_register_row(
+    row: int, cells: dict[str, Any], today: date
+) -> tuple[RegisterRow | None, list[RowError]]:
+    """Every rule one row can be checked by on its own; errors name row and column."""
+    errors: list[RowError] = []
+
+    def grab(fn: Callable[[], Any]) -> Any:
+        try:
+            return fn()
+        except CellError as exc:
+            errors.append(RowError(row, exc.column, exc.code))
+            return None
+
+    hh = grab(lambda: _text(cells, "户编号", required=True, max_len=50))
+    village = grab(lambda: _area(_text(cells, "村编码", required=True, max_len=12), "村编码"))
+    if village is not None and village.endswith("000"):
+        errors.append(RowError(row, "村编码", "invalid_code"))
+    address = grab(lambda: _text(cells, "地址", required=True, max_len=200))
+    htype = grab(
+        lambda: _choice(_text(cells, "户类型", required=True, max_len=10), "户类型", HOUSEHOLD_TYPES)
+    )
+    name = grab(lambda: _text(cells, "姓名", required=True, max_len=50))
+    relation = grab(lambda: _text(cells, "与户主关系", required=True, max_len=20))
+    if relation and relation not in RELATIONS:
+        errors.append(RowError(row, "与户主关系", "invalid_value"))
+    marital = grab(lambda: _choice(_text(cells, "婚姻状况", required=True, max_len=10), "婚姻状况", MARITAL))
+    sex_text = grab(lambda: _text(cells, "性别", required=False, max_len=10))
+    sex = grab(lambda: _choice(sex_text, "性别", SEXES)) if sex_text else None
+    birth = grab(lambda: parse_date(cells.get("出生日期"), "出生日期"))
+    hukou_text = grab(lambda: _text(cells, "户籍地编码", required=False, max_len=12))
+    hukou = grab(lambda: _area(hukou_text, "户籍地编码")) if hukou_text else None
+    phone_text = grab(lambda: _text(cells, "联系电话", required=False, max_len=30))
+    phone = None
+    if phone_text:
+        phone = phone_text.replace(" ", "").replace("-", "")
+        if not (phone.isascii() and phone.lstrip("+").isdigit() and 5 <= len(phone) <= 20):
+            errors.append(RowError(row, "联系电话", "invalid_phone"))
+    id_text = grab(lambda: _text(cells, "身份证号", required=False, max_len=32))
+    number = None
+    if id_text:
+        try:
+            facts = register.check_id_number(id_text, None, None)
+        except ValidationFailed:
+            errors.append(RowError(row, "身份证号", "id_number_invalid"))
+        else:
+            number = facts.number
+            if birth is not None and birth != facts.birth_date:
+                errors.append(RowError(row, "出生日期", "id_number_mismatch"))
+            if sex is not None and sex != facts.sex:
+                errors.append(RowError(row, "性别", "id_number_mismatch"))
+            birth, sex = facts.birth_date, facts.sex
+    else:
+        if not sex_text:
+            errors.append(RowError(row, "性别", "required"))
+        if birth is None and not any(e.column == "出生日期" for e in errors):
+            errors.append(RowError(row, "出生日期", "required"))
+    if birth is not None and not any(e.column == "出生日期" for e in errors):
+        if birth > today or register._years_between(birth, today) > register.MAX_AGE_YEARS:
+            errors.append(RowError(row, "出生日期", "date_out_of_range"))
+    if errors:
+        return None, errors
+    assert sex is not None
+    assert birth is not None
+    return (
+        RegisterRow(
+            row=row,
+            hh=hh,
+            village=village,
+            address=address,
+            htype=htype.value,
+            name=name,
+            id_number=number,
+            sex=sex.value,
+            birth=birth.isoformat(),
+            relation=relation,
+            marital=marital.value,
+            hukou=hukou,
+            phone=phone,
+        ),
+        [],
+    )
+
+
+# --- the report ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Validation:
+    rows: int = 0
+    valid: list[RegisterRow] = field(default_factory=list)
+    errors: list[RowError] = field(default_factory=list)
+    bad_cells: dict[int, list[str]] = field(default_factory=dict)
+    headers: list[str] = field(default_factory=list)
+    ignored_columns: list[str] = field(default_factory=list)
+
+
+def _seal(cipher: FieldCipher, data: dict[str, Any]) -> str:
+    packed = base64.b64encode(zlib.compress(json.dumps(data, ensure_ascii=False).encode(), 6)).decode()
+    return cipher.encrypt(packed, context=PAYLOAD_CONTEXT)
+
+
+def _open(cipher: FieldCipher, stored: str) -> dict[str, Any]:
+    packed = cipher.decrypt(stored, context=PAYLOAD_CONTEXT)
+    data: dict[str, Any] = json.loads(zlib.decompress(base64.b64decode(packed)))
+    return data
+
+
+def require_importer(actor: Actor) -> None:
+    require_role(actor, *SUPERVISOR_ROLES)
+
+
+def _visible(actor: Actor, job: ImportJob) -> bool:
+    return scope_prefix(job.area_code).startswith(actor.prefix)
+
+
+async def _known_villages(session: AsyncSession, county_code: str) -> set[str]:
+    stmt = select(col(Area.code)).where(col(Area.code).startswith(county_code))
+    return set((await session.execute(stmt)).scalars())
+
+
+async def _persons_by_hash(session: AsyncSession, hashes: list[str]) -> dict[str, Person]:
+    found: dict[str, Person] = {}
+    for i in range(0, len(hashes), LOOKUP_BATCH):
+        chunk = hashes[i : i + LOOKUP_BATCH]
+        stmt = select(Person).where(col(Person.id_number_hash).in_(chunk))
+        for p in (await session.execute(stmt)).scalars():
+            assert p.id_number_hash is not None
+            found[p.id_number_hash] = p
+    return found
+
+
+def _conflicts(p: Person, r: RegisterRow, cipher: FieldCipher) -> tuple[list[str], dict[str, str]]:
+    """The columns where the file disagrees with the register, and the empty fields it fills."""
+    bad: list[str] = []
+    fill: dict[str, str] = {}
+    if p.name != r.name:
+        bad.append("姓名")
+    if p.village_code != r.village:
+        bad.append("村编码")
+    if p.relation_to_head != r.relation:
+        bad.append("与户主关系")
+    if p.marital_status != r.marital:
+        bad.append("婚姻状况")
+    if r.hukou:
+        if p.hukou_area_code is None:
+            fill["hukou_area_code"] = r.hukou
+        elif p.hukou_area_code != r.hukou:
+            bad.append("户籍地编码")
+    if r.phone:
+        current = register.full_phone(p, cipher)
+        if current is None:
+            fill["phone"] = r.phone
+        elif current != r.phone:
+            bad.append("联系电话")
+    return bad, fill
+
+
+async def validate_register(
+    session: AsyncSession,
+    actor: Actor,
+    cipher: FieldCipher,
+    rows: Iterator[tuple[Any, ...]],
+    *,
+    progress: Callable[[int], None] | None = None,
+    default_village: str | None = None,
+) -> Validation:
+    """``default_village`` (the command line's ``--village``): the village of rows that leave
+    村编码 empty (the column may then be missing)."""
+    v = Validation()
+    header_row = next(rows, None)
+    if header_row is None:
+        raise ValidationFailed("The file is empty", code="import_unreadable")
+    headers = [cell_text(h) for h in header_row]
+    v.headers = headers
+    missing = [h for h in REGISTER_REQUIRED if h not in headers and not (h == "村编码" and default_village)]
+    if missing:
+        columns = ", ".join(missing)
+        raise ValidationFailed(f"Required columns are missing: {columns}", code="import_missing_columns")
+    v.ignored_columns = [
+        _header_label(i, h) for i, h in enumerate(headers) if h and h not in REGISTER_COLUMNS
+    ][:50]
+    index = {h: i for i, h in enumerate(headers) if h in REGISTER_COLUMNS}
+    today = clock.today()
+    known = await _known_villages(session, actor.county_code)
+    seen_ids: dict[str, int] = {}
+    households: dict[str, tuple[str, str, str]] = {}
+    candidates: list[RegisterRow] = []
+    for offset, raw in enumerate(rows):
+        row_no = offset + 2
+        if raw is None or all(c is None or cell_text(c) == "" for c in raw):
+            continue
+        v.rows += 1
+        if v.rows > MAX_ROWS:
+            rows_max = MAX_ROWS
+            raise ValidationFailed(f"At most {rows_max} rows per file", code="import_too_many_rows")
+        if progress is not None and v.rows % 1000 == 0:
+            progress(1000)
+        cells = {h: (raw[i] if i < len(raw) else None) for h, i in index.items()}
+        if default_village and not cell_text(cells.get("村编码")):
+            cells["村编码"] = default_village
+        parsed, errs = check_register_row(row_no, cells, today)
+        if parsed is not None:
+            if parsed.village not in known:
+                errs.append(RowError(row_no, "村编码", "unknown_village"))
+            elif not actor.covers(parsed.village) or actor.is_machine:
+                errs.append(RowError(row_no, "村编码", "out_of_scope"))
+            if parsed.id_number is not None:
+                if parsed.id_number in seen_ids:
+                    errs.append(RowError(row_no, "身份证号", "duplicate_in_file"))
+                else:
+                    seen_ids[parsed.id_number] = row_no
+            place = (parsed.village, parsed.address, parsed.htype)
+            first = households.setdefault(parsed.hh, place)
+            for column, a, b in zip(("村编码", "地址", "户类型"), first, place, strict=True):
+                if a != b:
+                    errs.append(RowError(row_no, column, "household_mismatch"))
+        if errs:
+            v.errors.extend(errs)
+            v.bad_cells[row_no] = [cell_text(c) for c in raw]
+        else:
+            assert parsed is not None
+            candidates.append(parsed)
+    if progress is not None:
+        progress(v.rows % 1000)
+    # against the register, by blind index, in batches
+    for r in candidates:
+        if r.id_number:
+            r.id_hash = cipher.blind_index(r.id_number)
+    existing = await _persons_by_hash(session, [r.id_hash for r in candidates if r.id_hash])
+    raw_by_row: dict[int, RegisterRow] = {}
+    for r in candidates:
+        p = existing.get(r.id_hash) if r.id_hash else None
+        if p is None:
+            v.valid.append(r)
+            continue
+        if not actor.covers(p.village_code):
+            v.errors.append(RowError(r.row, "身份证号", "person_exists_elsewhere"))
+        elif p.merged_into_id is not None:
+            v.errors.append(RowError(r.row, "身份证号", "person_merged"))
+        else:
+            bad, fill = _conflicts(p, r, cipher)
+            if bad:
+                v.errors.extend(RowError(r.row, c, "conflict") for c in bad)
+            else:
+                r.match, r.fill = str(p.id), fill
+                v.valid.append(r)
+                continue
+        raw_by_row[r.row] = r
+    for row_no, r in raw_by_row.items():
+        v.bad_cells[row_no] = [_row_back(r, h) for h in headers]
+    v.errors.sort(key=lambda e: (e.row, e.column))
+    return v
+
+
+_DIGITS_RE = re.compile(r"\d{5}")
+
+
+def _header_label(index: int, header: str) -> str:
+    """An ignored column as the report names it: its header, unless the header looks like data
+    (a file without a header row would otherwise put a person's ID number or phone in the
+    stored report): then its position."""
+    if _DIGITS_RE.search(header) or len(header) > 50 or not header.isprintable():
+        return f"第{index + 1}列"
+    return header
+
+
+def _row_back(r: RegisterRow, header: str) -> str:
+    """The cells of a row that failed against the register, for errors.xlsx."""
+    key = REGISTER_COLUMNS.get(header)
+    if key is None:
+        return ""
+    value = getattr(r, key)
+    if key == "htype":
+        return next(k for k, t in HOUSEHOLD_TYPES.items() if t.value == value)
+    if key == "sex":
+        return next(k for k, s in SEXES.items() if s.value == value)
+    if key == "marital":
+        return next(k for k, m in MARITAL.items() if m.value == value)
+    return "" if value is None else str(value)
+
+
+def _report(job: ImportJob) -> ImportReport:
+    return ImportReport(
+        id=job.id,
+        kind=ImportKind(job.kind),
+        status=ImportStatus(job.status),
+        file_name=job.file_name,
+        rows=job.rows,
+        valid_rows=job.valid_rows,
+        errors=[ImportError_(**e) for e in json.loads(job.errors)],
+        summary=json.loads(job.summary),
+        created=job.created,
+        updated=job.updated,
+        skipped=job.skipped,
+        created_at=job.created_at,
+        committed_at=job.committed_at,
+    )
+
+
+def import_report(job: ImportJob) -> ImportReport:
+    return _report(job)
+
+
+async def validate_upload(
+    session: AsyncSession,
+    actor: Actor,
+    cipher: FieldCipher,
+    *,
+    kind: ImportKind,
+    file_name: str,
+    content: bytes,
+    progress: Callable[[int], None] | None = None,
+    default_village: str | None = None,
+) -> tuple[ImportJob, bool]:
+    """(the import, new). The same file again in the same county answers the earlier import."""
+    require_importer(actor)
+    file_hash = hashlib.sha256(content).hexdigest()
+    stmt = select(ImportJob).where(
+        ImportJob.county_code == actor.county_code,
+        ImportJob.kind == kind.value,
+        ImportJob.file_hash == file_hash,
+    )
+    earlier = (await session.execute(stmt.order_by(col(ImportJob.created_at)))).scalars().first()
+    if earlier is not None and _visible(actor, earlier):
+        return earlier, False
+    if kind is not ImportKind.register:
+        raise ValidationFailed("This kind of import is not available yet", code="import_kind_unavailable")
+    file_kind(file_name)
+    v = await validate_register(
+        session,
+        actor,
+        cipher,
+        read_rows(content, file_name),
+        progress=progress,
+        default_village=default_village,
+    )
+    summary: dict[str, Any] = {
+        "households": len({r.hh for r in v.valid}),
+        "new_persons": sum(1 for r in v.valid if r.match is None),
+        "matched_persons": sum(1 for r in v.valid if r.match is not None),
+        "persons_to_fill": sum(1 for r in v.valid if r.fill),
+        "error_rows": len({e.row for e in v.errors}),
+        "ignored_columns": v.ignored_columns,
+    }
+    payload = {
+        "headers": v.headers,
+        "valid": [r.__dict__ for r in v.valid],
+        "bad": {str(k): cells for k, cells in v.bad_cells.items()},
+    }
+    job = ImportJob(
+        kind=kind.value,
+        status=ImportStatus.validated.value,
+        created_by=actor.id,
+        area_code=actor.area_code,
+        county_code=actor.county_code,
+        file_name="".join(c for c in file_name if c.isprintable())[:200] or "upload",
+        file_hash=file_hash,
+        rows=v.rows,
+        valid_rows=len(v.valid),
+        errors=json.dumps([e.public() for e in v.errors], ensure_ascii=False),
+        summary=json.dumps(summary, ensure_ascii=False),
+        payload_enc=_seal(cipher, payload),
+    )
+    session.add(job)
+    await session.flush()
+    return job, True
+
+
+async def get_import(session: AsyncSession, actor: Actor, import_id: uuid.UUID) -> ImportJob:
+    require_importer(actor)
+    job = await session.get(ImportJob, import_id)
+    if job is None or not _visible(actor, job):
+        raise NotFound("No import with this id")
+    return job
+
+
+async def commit_import(
+    session: AsyncSession,
+    actor: Actor,
+    cipher: FieldCipher,
+    import_id: uuid.UUID,
+    *,
+    require_all: bool,
+    progress: Callable[[int], None] | None = None,
+) -> CommitResult:
+    """Write the valid rows through the register services; a second commit writes nothing."""
+    job = await get_import(session, actor, import_id)
+    if job.status == ImportStatus.committed.value:
+        return CommitResult(
+            id=job.id, status=ImportStatus.committed, created=0, updated=0, skipped=job.valid_rows
+        )
+    if require_all and job.valid_rows != job.rows:
+        raise ValidationFailed("The file has rows with errors; nothing was written", code="import_has_errors")
+    assert job.payload_enc is not None
+    payload = _open(cipher, job.payload_enc)
+    rows = [RegisterRow(**d) for d in payload["valid"]]
+    created, updated, skipped = await _write_register(session, actor, cipher, rows, progress)
+    job.status = ImportStatus.committed.value
+    job.created, job.updated, job.skipped = created, updated, skipped
+    job.committed_at = clock.now()
+    await session.flush()
+    return CommitResult(
+        id=job.id, status=ImportStatus.committed, created=created, updated=updated, skipped=skipped
+    )
+
+
+COMMIT_BATCH = 2000
+#: Above this many new persons the figures' kept state is rebuilt for the county at commit
+#: (``indicator_upkeep.rebuild_at_commit``) instead of kept by per-row deltas.
+BULK_ROWS = 2000
+
+
+async def _write_register(
+    session: AsyncSession,
+    actor: Actor,
+    cipher: FieldCipher,
+    rows: list[RegisterRow],
+    progress: Callable[[int], None] | None,
+) -> tuple[int, int, int]:
+    """(created, updated, skipped). Matched persons are filled through ``update_person``. New
+    households and persons are built as ``create_household``/``create_person`` build them (the
+    rows passed the same checks in the dry run: ID number, dates, scope, village, uniqueness)
+    and flushed in batches, so the change log, record history, audit and the figures' kept state
+    see them as they see any write; the person hooks run for each new person (the checkup rounds:
+    only when one of the county's rounds is open, else they have nothing to do)."""
+    created = updated = skipped = 0
+    if sum(1 for r in rows if not r.match) > BULK_ROWS:
+        indicator_upkeep.rebuild_at_commit(session.sync_session, actor.county_code)
+    # the register may have changed since the dry run: a number taken since is refused
+    fresh = [r for r in rows if r.match is None and r.id_hash]
+    taken = await _persons_by_hash(session, [r.id_hash for r in fresh if r.id_hash])
+    for r in fresh:
+        if r.id_hash in taken:
+            row = r.row
+            raise Conflict(
+                f"Row {row} changed in the register since the dry run; validate the file again",
+                code="import_stale",
+            )
+    household_ids: dict[str, uuid.UUID] = {}
+    heads: dict[uuid.UUID, Household] = {}
+    for r in rows:
+        if not r.match:
+            continue
+        try:
+            person = await register.get_person(session, actor, uuid.UUID(r.match))
+        except NotFound:
+            row = r.row
+            raise Conflict(
+                f"Row {row} changed in the register since the dry run; validate the file again",
+                code="import_stale",
+            ) from None
+        household_ids.setdefault(r.hh, person.household_id)
+        if r.fill:
+            await register.update_person(
+                session, actor, cipher, person.id, PersonUpdate.model_validate(r.fill), person.version
+            )
+            updated += 1
+        else:
+            skipped += 1
+    for hh_id in set(household_ids.values()):
+        existing = await session.get(Household, hh_id)
+        if existing is not None:
+            heads[hh_id] = existing
+    new_people: list[Person] = []
+    hooks_needed = await checkups_svc.any_open_round(session, actor.county_code)
+    batch: list[Any] = []
+    new_households: set[uuid.UUID] = set()
+    done = 0
+    for r in rows:
+        if r.match:
+            continue
+        ensure_can_place(actor, r.village)
+        known_id = household_ids.get(r.hh)
+        if known_id is not None:
+            hh_id = known_id
+        else:
+            household = Household(
+                id=uuid.uuid4(),
+                address=r.address,
+                household_type=HouseholdType(r.htype),
+                **place_columns(r.village),
+            )
+            batch.append(household)
+            new_households.add(household.id)
+            hh_id = household_ids[r.hh] = household.id
+            heads[hh_id] = household
+            created += 1
+        household = heads[hh_id]
+        person = Person(
+            id=uuid.uuid4(),
+            household_id=hh_id,
+            name=r.name,
+            sex=Sex(r.sex),
+            birth_date=date.fromisoformat(r.birth),
+            relation_to_head=r.relation,
+            marital_status=MaritalStatus(r.marital),
+            hukou_area_code=r.hukou,
+            phone_enc=cipher.encrypt(r.phone, context=b"phone") if r.phone else None,
+            mother_id=None,
+            father_id=None,
+            current_village_code=household.village_code,
+            **register._id_columns(cipher, r.id_number),
+            **place_columns(household.village_code),
+        )
+        batch.append(person)
+        if hooks_needed:
+            new_people.append(person)
+        created += 1
+        if household.head_person_id is None and r.relation in ("户主", "本人"):
+            household.head_person_id = person.id
+            if household.id not in new_households:
+                touch(household)
+        done += 1
+        if len(batch) >= COMMIT_BATCH:
+            session.add_all(batch)
+            await session.flush()
+            if not hooks_needed:  # written and seen by the flush hooks: no need to keep them
+                for obj in batch:
+                    if isinstance(obj, Person):
+                        session.expunge(obj)
+            batch = []
+            if progress is not None:
+                progress(done)
+                done = 0
+    session.add_all(batch)
+    await session.flush()
+    if progress is not None:
+        progress(done + updated + skipped)
+    if hooks_needed:
+        for person in new_people:
+            for hook in register.PERSON_HOOKS:
+                await hook(session, person, "created")
+    return created, updated, skipped
+
+
+# --- workbooks out ------------------------------------------------------------------------------
+
+
+def _workbook_bytes(build: Callable[[Any], None]) -> bytes:
+    from openpyxl import Workbook
+
+    wb = Workbook(write_only=True)
+    build(wb)
+    out = io.BytesIO()
+    wb.save(out)
+    return out.getvalue()
+
+
+def template_xlsx(kind: ImportKind) -> bytes:
+    """Headers, one example row, and a second sheet with the allowed values."""
+    if kind not in COLUMNS:
+        raise NotFound("No template for this kind yet")
+    headers = list(COLUMNS[kind])
+
+    def build(wb: Any) -> None:
+        ws = wb.create_sheet("导入")
+        ws.append(headers)
+        ws.append([EXAMPLES[kind][h] for h in headers])
+        notes = wb.create_sheet("说明")
+        notes.append(["列", "必填", "允许的值"])
+        for h in headers:
+            notes.append([h, "是" if h in REQUIRED[kind] else "否", ALLOWED[kind].get(h, "")])
+
+    return _workbook_bytes(build)
+
+
+async def errors_workbook(
+    session: AsyncSession, actor: Actor, cipher: FieldCipher, import_id: uuid.UUID
+) -> tuple[ImportJob, bytes]:
+    """The errors workbook holds the failed rows as uploaded (full ID numbers and phones):
+    reading it is audited with its row count."""
+    job = await get_import(session, actor, import_id)
+    content = errors_xlsx(cipher, job)
+    rows = len({e["row"] for e in json.loads(job.errors)})
+    audit.record(session, actor, "export", "import_job", job.id, f"errors.xlsx rows={rows}")
+    return job, content
+
+
+def errors_xlsx(cipher: FieldCipher, job: ImportJob) -> bytes:
+    """The rows with errors as they were in the file, with the reasons in a last column."""
+    payload = _open(cipher, job.payload_enc) if job.payload_enc else {"headers": [], "bad": {}}
+    reasons: dict[int, list[str]] = {}
+    for e in json.loads(job.errors):
+        reasons.setdefault(e["row"], []).append(
+            f"{e['column']}: {e['message']}" if e["column"] else e["message"]
+        )
+
+    def build(wb: Any) -> None:
+        ws = wb.create_sheet("错误")
+        ws.append(["行号", *payload["headers"], "错误原因"])
+        for row_no in sorted(reasons):
+            cells = payload["bad"].get(str(row_no), [])
+            ws.append([row_no, *cells, "；".join(reasons[row_no])])
+
+    return _workbook_bytes(build)
