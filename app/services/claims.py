@@ -32,6 +32,7 @@ from sqlalchemy import event, or_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from app.authz.actor import Actor, scope_prefix
 from app.authz.policies import ADMIN_ROLES, COUNTY_ROLES, FIELD_ROLES, require_role
@@ -643,7 +644,39 @@ async def list_claims(
     id_number: str | None = None,
     cipher: FieldCipher | None = None,
 ) -> tuple[list[Claim], str | None]:
-    """Claims in scope, newest first.
+    """Claims in scope, newest first (``claims_query`` reads the filters)."""
+    stmt = claims_query(
+        session,
+        actor,
+        programme=programme,
+        year=year,
+        status=status,
+        area_code=area_code,
+        person_id=person_id,
+        q=q,
+        id_number=id_number,
+        cipher=cipher,
+    )
+    return await paginate(session, stmt, order=CLAIM_ORDER, limit=limit, cursor=cursor, descending=True)
+
+
+CLAIM_ORDER = [Claim.created_at, Claim.id]
+
+
+def claims_query(
+    session: AsyncSession,
+    actor: Actor,
+    *,
+    programme: ProgrammeCode | None,
+    year: int | None,
+    status: ClaimStatus | None,
+    area_code: str | None,
+    person_id: uuid.UUID | None,
+    q: str | None = None,
+    id_number: str | None = None,
+    cipher: FieldCipher | None = None,
+) -> SelectOfScalar[Claim]:
+    """The claims in scope matching the filters of ``GET /claims`` (and of its export), unordered.
 
     ``q``: the beneficiary's (``person_id``'s) name contains it; ``id_number``: the beneficiary's
     ID number, exact, through its blind index (needs ``cipher``; audited, like the persons
@@ -671,9 +704,7 @@ async def list_claims(
     if area_code:
         ensure_area_in_scope(actor, area_code)
         stmt = stmt.where(area_clause(Claim, area_code))
-    return await paginate(
-        session, stmt, order=[Claim.created_at, Claim.id], limit=limit, cursor=cursor, descending=True
-    )
+    return stmt
 
 
 async def _claim_people(session: AsyncSession, claim: Claim) -> tuple[Person, Person | None]:
