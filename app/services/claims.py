@@ -779,7 +779,7 @@ def _move(actor: Actor, claim: Claim, action: str, decision: Decision | None) ->
     return move
 
 
-async def _tasks_after(
+async def open_tasks_after(
     session: AsyncSession, claim: Claim, status: ClaimStatus, *, comment: str | None = None, by: str = ""
 ) -> None:
     """A submitted claim waits in the township's inbox (the task is placed at the township, so
@@ -900,7 +900,7 @@ async def transition(
         )
     claim.status = move.target
     _record(session, claim, actor, action, current, move.target, comment)
-    await _tasks_after(session, claim, move.target, comment=comment, by=action)
+    await open_tasks_after(session, claim, move.target, comment=comment, by=action)
     touch(claim)
     await session.flush()
     return claim
@@ -976,7 +976,7 @@ async def change_payee(
     if comment and comment.strip():
         note += f": {comment.strip()}"
     _record(session, claim, actor, "change_payee", current, move.target, note[:1000])
-    await _tasks_after(session, claim, move.target)
+    await open_tasks_after(session, claim, move.target)
     touch(claim)
     await session.flush()
     return claim
