@@ -160,7 +160,7 @@ async def export_claims(
     ] = None,
 ) -> FileResponse:
     """The claims list as a workbook: the same filters and scope, every matching claim, newest
-    first (at most 200,000 rows, else 422 `export_too_large`); ID numbers and accounts masked.
+    first (at most 100,000 rows, else 422 `export_too_large`); ID numbers and accounts masked.
     Audited with its row count."""
     export = await rosters.claims_xlsx(
         session,

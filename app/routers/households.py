@@ -204,7 +204,7 @@ async def export_persons(
     ] = False,
 ) -> FileResponse:
     """The persons list as the roster workbook (花名册): the same filters and scope, every
-    matching person (at most 200,000 rows, else 422 `export_too_large`); ID numbers and phones
+    matching person (at most 100,000 rows, else 422 `export_too_large`); ID numbers and phones
     masked unless `full_id_numbers`. Every export is audited with its row count."""
     export = await rosters.persons_xlsx(
         session,

@@ -7,9 +7,10 @@ write-only workbook (rows go straight to a temporary file, never a whole sheet i
 memory stays bounded for a whole county; the finished file is streamed from disk and deleted
 after it is sent.
 
-**Row cap.** An export holds at most ``ROW_CAP`` rows (200,000: a big county's roster, filter by
-township or village beyond that). Above it the request is 422 ``export_too_large`` before any
-row is written, not a truncated file a reader could take for the whole register.
+**Row cap.** An export holds at most ``ROW_CAP`` rows (100,000 rows take about half a minute
+to write, most of it openpyxl's, with lxml; filter a bigger county by township or village).
+Above it the request is 422 ``export_too_large`` before any row is written, not a truncated
+file a reader could take for the whole register.
 
 **Masking.** ID numbers and phones are masked as the lists mask them. ``full_id_numbers=true``
 (county and admin only; 403 for others) puts the full ID numbers and phones in the roster; that
@@ -50,7 +51,7 @@ from app.services import households as hh
 from app.services.masking import mask_phone
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-ROW_CAP = 200_000
+ROW_CAP = 100_000
 PAGE_ROWS = 2_000
 
 PERSON_HEADERS = (

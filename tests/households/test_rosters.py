@@ -219,3 +219,15 @@ async def test_claims_workbook_equals_the_list(staff, client_as, db):
         .all()
     )
     assert any("rows=3" in (e.detail or "") for e in events)
+
+
+async def test_row_cap(client_as, monkeypatch):
+    """Above the cap: 422 ``export_too_large`` naming the count, never a truncated file."""
+    from app.services import rosters
+
+    v1 = await client_as("village", V1)
+    await register(v1, await client_as("village", V2), await client_as("village", V_OTHER_TS))
+    monkeypatch.setattr(rosters, "ROW_CAP", 3)
+    body = problem(await v1.get("/api/v1/persons.xlsx"), 422, "export_too_large")
+    assert "4" in body["detail"]
+    assert len(sheet(await v1.get("/api/v1/persons.xlsx?sex=male"))) == 3  # 2 rows: within the cap
