@@ -12,6 +12,9 @@ to write, most of it openpyxl's, with lxml; filter a bigger county by township o
 Above it the request is 422 ``export_too_large`` before any row is written, not a truncated
 file a reader could take for the whole register.
 
+**Never a formula.** openpyxl stores a text starting with ``=`` as a formula; every such text
+(a name, an address a cadre typed) is written as a text cell, as it was entered.
+
 **Masking.** ID numbers and phones are masked as the lists mask them. ``full_id_numbers=true``
 (county and admin only; 403 for others) puts the full ID numbers and phones in the roster; that
 export is written to the audit log with its row count. Every export is audited (action
@@ -30,6 +33,7 @@ from typing import Any
 
 from fastapi.responses import FileResponse
 from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
 from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
@@ -147,6 +151,20 @@ async def _pages(session: AsyncSession, stmt: SelectOfScalar[Any], order: list[A
             return
 
 
+def _row(ws: Any, values: Sequence[Any]) -> list[Any]:
+    """The cells of one row; a text starting with ``=`` stays text (openpyxl would store it as a
+    formula that Excel runs when the file is opened)."""
+    out: list[Any] = []
+    for value in values:
+        if isinstance(value, str) and value.startswith("="):
+            cell = WriteOnlyCell(ws, value=value)
+            cell.data_type = "s"
+            out.append(cell)
+        else:
+            out.append(value)
+    return out
+
+
 def _save(wb: Workbook, path: str) -> None:
     try:
         wb.save(path)
@@ -192,23 +210,26 @@ async def persons_xlsx(
                 else:
                     number, shown_phone = p.id_number_masked, mask_phone(phone) if phone else None
                 ws.append(
-                    (
-                        str(p.household_id),
-                        head.name if head else None,
-                        p.name,
-                        number,
-                        SEX.get(p.sex, p.sex),
-                        p.birth_date,
-                        RELATION.get(p.relation_to_head, p.relation_to_head),
-                        MARITAL.get(p.marital_status, p.marital_status),
-                        p.village_code,
-                        names.get(p.village_code),
-                        home.address if home else None,
-                        HOUSEHOLD_TYPE.get(home.household_type, home.household_type) if home else None,
-                        p.hukou_area_code,
-                        shown_phone,
-                        "在世" if p.death_date is None else "死亡",
-                        p.death_date,
+                    _row(
+                        ws,
+                        (
+                            str(p.household_id),
+                            head.name if head else None,
+                            p.name,
+                            number,
+                            SEX.get(p.sex, p.sex),
+                            p.birth_date,
+                            RELATION.get(p.relation_to_head, p.relation_to_head),
+                            MARITAL.get(p.marital_status, p.marital_status),
+                            p.village_code,
+                            names.get(p.village_code),
+                            home.address if home else None,
+                            HOUSEHOLD_TYPE.get(home.household_type, home.household_type) if home else None,
+                            p.hukou_area_code,
+                            shown_phone,
+                            "在世" if p.death_date is None else "死亡",
+                            p.death_date,
+                        ),
                     )
                 )
                 rows += 1
@@ -261,24 +282,27 @@ async def claims_xlsx(session: AsyncSession, actor: Actor, cipher: FieldCipher, 
             for c in claims:
                 person = people.get(c.person_id)
                 ws.append(
-                    (
-                        str(c.id),
-                        _zh(f"programme.{c.programme}", c.programme),
-                        c.year,
-                        _zh(f"status.{c.status}", c.status),
-                        c.village_code,
-                        names.get(c.village_code),
-                        person.name if person else None,
-                        person.id_number_masked if person else None,
-                        _yuan(c.amount_fen),
-                        _yuan(c.approved_amount_fen),
-                        c.payee_name,
-                        c.payee_bank,
-                        c.payee_account_masked,
-                        _naive(c.submitted_at),
-                        c.posted_on,
-                        c.notice_until,
-                        _naive(c.created_at),
+                    _row(
+                        ws,
+                        (
+                            str(c.id),
+                            _zh(f"programme.{c.programme}", c.programme),
+                            c.year,
+                            _zh(f"status.{c.status}", c.status),
+                            c.village_code,
+                            names.get(c.village_code),
+                            person.name if person else None,
+                            person.id_number_masked if person else None,
+                            _yuan(c.amount_fen),
+                            _yuan(c.approved_amount_fen),
+                            c.payee_name,
+                            c.payee_bank,
+                            c.payee_account_masked,
+                            _naive(c.submitted_at),
+                            c.posted_on,
+                            c.notice_until,
+                            _naive(c.created_at),
+                        ),
                     )
                 )
                 rows += 1

@@ -231,3 +231,16 @@ async def test_row_cap(client_as, monkeypatch):
     body = problem(await v1.get("/api/v1/persons.xlsx"), 422, "export_too_large")
     assert "4" in body["detail"]
     assert len(sheet(await v1.get("/api/v1/persons.xlsx?sex=male"))) == 3  # 2 rows: within the cap
+
+
+async def test_a_text_is_never_a_formula(client_as):
+    v1 = await client_as("village", V1)
+    h = await mk_household(v1, V1, address='=HYPERLINK("http://evil.example","点我")')
+    await mk_person(v1, h["id"], name="=1+1")
+    r = await v1.get("/api/v1/persons.xlsx")
+    wb = load_workbook(io.BytesIO(r.content))  # not read-only: cell types are kept
+    row = list(wb.worksheets[0][2])
+    by_col = dict(zip(PERSON_HEADERS, row, strict=False))
+    assert by_col["姓名"].value == "=1+1" and by_col["姓名"].data_type == "s"
+    assert by_col["地址"].value.startswith("=HYPERLINK") and by_col["地址"].data_type == "s"
+    assert all(c.data_type != "f" for c in row)
