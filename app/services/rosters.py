@@ -35,6 +35,7 @@ from fastapi.responses import FileResponse
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 from sqlalchemy import func
+from sqlalchemy import select as sa_select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 from sqlmodel.sql.expression import SelectOfScalar
@@ -246,18 +247,22 @@ async def persons_xlsx(
     return Export(path=path, filename=f"persons-{kind}.xlsx", rows=rows)
 
 
-async def _households(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, Household]:
+async def _households(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, Any]:
+    """The columns the roster shows of each household (plain rows: no ORM objects to build)."""
     if not ids:
         return {}
-    found = await session.execute(select(Household).where(col(Household.id).in_(ids)))
-    return {h.id: h for h in found.scalars()}
+    columns = (Household.id, Household.address, Household.household_type, Household.head_person_id)
+    found = await session.execute(sa_select(*columns).where(col(Household.id).in_(ids)))
+    return {h.id: h for h in found.all()}
 
 
-async def _people(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, Person]:
+async def _people(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, Any]:
+    """Name and masked ID number of each person (plain rows)."""
     if not ids:
         return {}
-    found = await session.execute(select(Person).where(col(Person.id).in_(ids)))
-    return {p.id: p for p in found.scalars()}
+    columns = (Person.id, Person.name, Person.id_number_masked)
+    found = await session.execute(sa_select(*columns).where(col(Person.id).in_(ids)))
+    return {p.id: p for p in found.all()}
 
 
 async def claims_xlsx(session: AsyncSession, actor: Actor, cipher: FieldCipher, **filters: Any) -> Export:
