@@ -251,7 +251,7 @@ async def _households(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.U
     """The columns the roster shows of each household (plain rows: no ORM objects to build)."""
     if not ids:
         return {}
-    columns = (Household.id, Household.address, Household.household_type, Household.head_person_id)
+    columns: list[Any] = [Household.id, Household.address, Household.household_type, Household.head_person_id]
     found = await session.execute(sa_select(*columns).where(col(Household.id).in_(ids)))
     return {h.id: h for h in found.all()}
 
@@ -260,7 +260,7 @@ async def _people(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID,
     """Name and masked ID number of each person (plain rows)."""
     if not ids:
         return {}
-    columns = (Person.id, Person.name, Person.id_number_masked)
+    columns: list[Any] = [Person.id, Person.name, Person.id_number_masked]
     found = await session.execute(sa_select(*columns).where(col(Person.id).in_(ids)))
     return {p.id: p for p in found.all()}
 
