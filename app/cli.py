@@ -119,12 +119,20 @@ def uvicorn_options(*, host: str, port: int, workers: int) -> dict[str, Any]:
 
 @cli.command("seed-demo")
 def seed_demo() -> None:
-    """Create the demo county 430122 with users of every role (idempotent)."""
-    from app.services.demo import DEMO_USERS
+    """Create the demo county 430122 with users of every role and life in its villages: people,
+    a year of events, a checkup round in progress, claims at every step (idempotent)."""
+    import time
+
+    from app.core.security import FieldCipher
+    from app.services.demo import DEMO_USERS, demo_counts
     from app.services.demo import seed_demo as run
 
-    created = _run_in_session(run)
-    typer.echo(f"demo ready ({created} new rows). Users (password):")
+    cipher = FieldCipher(get_settings())
+    started = time.perf_counter()
+    created = _run_in_session(lambda s: run(s, cipher))
+    people = _run_in_session(demo_counts)
+    elapsed = time.perf_counter() - started
+    typer.echo(f"demo ready ({created} new rows, {people} people, {elapsed:.1f} s). Users (password):")
     for username, password, role, _area, _name in DEMO_USERS:
         typer.echo(f"  {username:<14} {password:<20} {role}")
 

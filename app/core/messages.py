@@ -254,6 +254,15 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "不得小于 age_min（{age_min}）",
         "en": "must not be less than age_min ({age_min})",
     },
+    # rosters out
+    "err.full_id_numbers_county_only": {
+        "zh": "只有县级可以导出完整身份证号",
+        "en": "Only the county may export full ID numbers",
+    },
+    "err.export_too_large": {
+        "zh": "导出将包含 {total} 行，超过上限 {cap} 行；请按乡镇或村筛选",
+        "en": "The export would hold {total} rows, more than {cap}; filter by township or village",
+    },
     # register
     "err.op_id_is_the_record": {
         "zh": "须为本操作的 id（所操作的记录），或不填",

@@ -6,6 +6,7 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
+from fastapi.responses import FileResponse
 
 from app.core.errors import error_responses
 from app.core.openapi import replayed
@@ -35,7 +36,8 @@ from app.models.households import (
 )
 from app.services import data_quality as dq
 from app.services import households as svc
-from app.services import vital_events
+from app.services import rosters, vital_events
+from app.services.rosters import XLSX
 
 router = APIRouter(prefix="/api/v1", tags=["register"])
 
@@ -174,6 +176,52 @@ async def list_persons(
         age_max=age_max,
     )
     return Page(items=[svc.person_public(p, cipher) for p in rows], next_cursor=nxt)
+
+
+@router.get(
+    "/persons.xlsx",
+    response_class=FileResponse,
+    responses={
+        200: {"content": {XLSX: {}}, "description": "The 花名册 workbook"},
+        **error_responses(401, 403, 422),
+    },
+)
+async def export_persons(
+    session: SessionDep,
+    caller: Caller,
+    cipher: CipherDep,
+    household_id: uuid.UUID | None = None,
+    village_code: Annotated[str | None, Query(pattern=r"^[0-9]{12}$")] = None,
+    q: Annotated[str | None, Query(min_length=1, max_length=50, description="name contains")] = None,
+    id_number: Annotated[str | None, Query(max_length=32, description="exact match; audited")] = None,
+    include_merged: bool = False,
+    sex: Sex | None = None,
+    marital_status: MaritalStatus | None = None,
+    age_min: Annotated[int | None, Query(ge=0, le=150, description=AGE_MIN)] = None,
+    age_max: Annotated[int | None, Query(ge=0, le=150, description=AGE_MAX)] = None,
+    full_id_numbers: Annotated[
+        bool, Query(description="county and admin only (403 otherwise): full ID numbers and phones; audited")
+    ] = False,
+) -> FileResponse:
+    """The persons list as the roster workbook (花名册): the same filters and scope, every
+    matching person (at most 100,000 rows, else 422 `export_too_large`); ID numbers and phones
+    masked unless `full_id_numbers`. Every export is audited with its row count."""
+    export = await rosters.persons_xlsx(
+        session,
+        caller,
+        cipher,
+        full_id_numbers=full_id_numbers,
+        household_id=household_id,
+        village_code=village_code,
+        q=q,
+        id_number=id_number,
+        include_merged=include_merged,
+        sex=sex,
+        marital_status=marital_status,
+        age_min=age_min,
+        age_max=age_max,
+    )
+    return rosters.file_response(export)
 
 
 @router.get(

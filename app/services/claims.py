@@ -32,6 +32,7 @@ from sqlalchemy import event, func, or_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from app.authz.actor import Actor, scope_prefix
 from app.authz.policies import ADMIN_ROLES, COUNTY_ROLES, FIELD_ROLES, require_role
@@ -644,7 +645,39 @@ async def list_claims(
     cipher: FieldCipher | None = None,
     payable: bool = False,
 ) -> tuple[list[Claim], str | None]:
-    """Claims in scope, newest first.
+    """Claims in scope, newest first (``claims_query`` reads the filters)."""
+    stmt = claims_query(
+        session,
+        actor,
+        programme=programme,
+        year=year,
+        status=status,
+        area_code=area_code,
+        person_id=person_id,
+        q=q,
+        id_number=id_number,
+        cipher=cipher,
+    )
+    return await paginate(session, stmt, order=CLAIM_ORDER, limit=limit, cursor=cursor, descending=True)
+
+
+CLAIM_ORDER = [Claim.created_at, Claim.id]
+
+
+def claims_query(
+    session: AsyncSession,
+    actor: Actor,
+    *,
+    programme: ProgrammeCode | None,
+    year: int | None,
+    status: ClaimStatus | None,
+    area_code: str | None,
+    person_id: uuid.UUID | None,
+    q: str | None = None,
+    id_number: str | None = None,
+    cipher: FieldCipher | None = None,
+) -> SelectOfScalar[Claim]:
+    """The claims in scope matching the filters of ``GET /claims`` (and of its export), unordered.
 
     ``q``: the beneficiary's (``person_id``'s) name contains it; ``id_number``: the beneficiary's
     ID number, exact, through its blind index (needs ``cipher``; audited, like the persons
@@ -675,9 +708,7 @@ async def list_claims(
     if area_code:
         ensure_area_in_scope(actor, area_code)
         stmt = stmt.where(area_clause(Claim, area_code))
-    return await paginate(
-        session, stmt, order=[Claim.created_at, Claim.id], limit=limit, cursor=cursor, descending=True
-    )
+    return stmt
 
 
 async def _claim_people(session: AsyncSession, claim: Claim) -> tuple[Person, Person | None]:
@@ -752,7 +783,7 @@ def _move(actor: Actor, claim: Claim, action: str, decision: Decision | None) ->
     return move
 
 
-async def _tasks_after(
+async def open_tasks_after(
     session: AsyncSession, claim: Claim, status: ClaimStatus, *, comment: str | None = None, by: str = ""
 ) -> None:
     """A submitted claim waits in the township's inbox (the task is placed at the township, so
@@ -873,7 +904,7 @@ async def transition(
         )
     claim.status = move.target
     _record(session, claim, actor, action, current, move.target, comment)
-    await _tasks_after(session, claim, move.target, comment=comment, by=action)
+    await open_tasks_after(session, claim, move.target, comment=comment, by=action)
     touch(claim)
     await session.flush()
     return claim
@@ -949,7 +980,7 @@ async def change_payee(
     if comment and comment.strip():
         note += f": {comment.strip()}"
     _record(session, claim, actor, "change_payee", current, move.target, note[:1000])
-    await _tasks_after(session, claim, move.target)
+    await open_tasks_after(session, claim, move.target)
     touch(claim)
     await session.flush()
     return claim

@@ -22,6 +22,7 @@ from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from app.authz.actor import Actor
 from app.authz.policies import FIELD_ROLES, SUPERVISOR_ROLES, require_role
@@ -458,7 +459,44 @@ async def list_persons(
     age_min: int | None = None,
     age_max: int | None = None,
 ) -> tuple[list[Person], str | None]:
-    """Persons in scope, ordered by name. ``id_number`` is an exact, audited lookup.
+    """Persons in scope, ordered by name (``persons_query`` reads the filters)."""
+    stmt = persons_query(
+        session,
+        actor,
+        cipher,
+        household_id=household_id,
+        village_code=village_code,
+        q=q,
+        id_number=id_number,
+        include_merged=include_merged,
+        sex=sex,
+        marital_status=marital_status,
+        age_min=age_min,
+        age_max=age_max,
+    )
+    return await paginate(session, stmt, order=PERSON_ORDER, limit=limit, cursor=cursor)
+
+
+PERSON_ORDER = [Person.name, Person.id]
+
+
+def persons_query(
+    session: AsyncSession,
+    actor: Actor,
+    cipher: FieldCipher,
+    *,
+    household_id: uuid.UUID | None,
+    village_code: str | None,
+    q: str | None,
+    id_number: str | None,
+    include_merged: bool,
+    sex: Sex | None = None,
+    marital_status: MaritalStatus | None = None,
+    age_min: int | None = None,
+    age_max: int | None = None,
+) -> SelectOfScalar[Person]:
+    """The persons in scope matching the filters of ``GET /persons`` (and of its roster export),
+    unordered. ``id_number`` is an exact, audited lookup.
 
     ``age_min``/``age_max``: whole years on the business today (``born_between``), both bounds
     included; the deceased are aged as if alive (the list keeps them, as it always did). A
@@ -488,7 +526,7 @@ async def list_persons(
     if id_number is not None:
         stmt = stmt.where(Person.id_number_hash == id_number_index(cipher, id_number))
         audit.record(session, actor, "lookup", "person", None, "by id_number")
-    return await paginate(session, stmt, order=[Person.name, Person.id], limit=limit, cursor=cursor)
+    return stmt
 
 
 def _apply_id_number(

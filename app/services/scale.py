@@ -562,6 +562,11 @@ DESTINATIONS = (
 )
 EMPLOYERS = ("望城经开区电子厂", "建筑工地", "物流园", "餐馆", "服装厂", "个体经营", None, None)
 BANKS = ("长沙农村商业银行", "中国农业银行望城支行", "中国邮政储蓄银行望城支行")
+#: With ``open_claims``: the share of the events year's claims still on their way, and the steps
+#: they stopped at, in turn; their steps happened in the last weeks before the end of the year.
+OPEN_CLAIM_SHARE = 0.6
+OPEN_STAGES = ("submitted", "returned", "reviewed", "approved", "posted", "draft")
+RETURN_COMMENTS = ("材料不全，请补充户口簿复印件", "收款账号与户名不符，请核对", "请补充计划生育情况证明")
 
 
 def _marker(county_code: str, year: int, kind: str) -> uuid.UUID:
@@ -656,6 +661,8 @@ class _Events:
     villages: dict[str, _Village]
     taken: set[str]
     mothers: dict[uuid.UUID, date] = field(default_factory=dict)  # mothers of the year's births
+    # The events year's claims stop at every step of the workflow (``OPEN_STAGES``), not only paid.
+    open_claims: bool = False
 
     def alive_on(self, p: _P, day: date) -> bool:
         return p.birth <= day and (p.death is None or p.death > day)
@@ -1169,6 +1176,32 @@ def _claim_months(birth: date, year: int, count_from: date, last: date) -> list[
     return months
 
 
+def _open_steps(
+    rng: random.Random, last_day: date, stage: str
+) -> tuple[list[tuple[str, str | None, str, str, date]], dict[str, str]]:
+    """The steps of a claim stopped at ``stage`` on ``last_day`` (its steps in the last weeks),
+    and the comment of a return."""
+    created = last_day - timedelta(days=rng.randint(40, 45))
+    submitted = created + timedelta(days=rng.randint(0, 10))
+    reviewed = submitted + timedelta(days=rng.randint(1, 10))
+    approved = reviewed + timedelta(days=rng.randint(1, 10))
+    posted = approved + timedelta(days=rng.randint(0, 5))
+    steps: list[tuple[str, str | None, str, str, date]] = [
+        ("create", None, "draft", "village", created),
+        ("submit", "draft", "submitted", "village", submitted),
+    ]
+    if stage == "returned":
+        steps.append(("review", "submitted", "returned", "township", reviewed))
+        return steps, {"review": rng.choice(RETURN_COMMENTS)}
+    steps += [
+        ("review", "submitted", "reviewed", "township", reviewed),
+        ("approve", "reviewed", "approved", "county", approved),
+        ("publish", "approved", "posted", "county", posted),
+    ]
+    order = ["draft", "submitted", "reviewed", "approved", "posted"]
+    return steps[: order.index(stage) + 1], {}
+
+
 async def _seed_claims(ev: _Events, claim_year: int) -> tuple[int, int]:
     """Paid claims of ``claim_year`` (rural reward, special assistance, childcare subsidy)."""
     try:
@@ -1260,6 +1293,7 @@ async def _seed_claims(ev: _Events, claim_year: int) -> tuple[int, int]:
     claims: list[dict[str, Any]] = []
     history: list[dict[str, Any]] = []
     payments: list[dict[str, Any]] = []
+    opened = 0
     for programme, person, payee, ver, amount, months, category, facts in picks:
         claim_id = marker if not claims else uuid.UUID(int=rng.getrandbits(128), version=4)
         created = date.fromordinal(rng.randint(first_day.toordinal(), date(claim_year, 9, 30).toordinal()))
@@ -1271,7 +1305,6 @@ async def _seed_claims(ev: _Events, claim_year: int) -> tuple[int, int]:
         paid_on = notice_until + timedelta(days=rng.randint(1, 20))
         if created > last_day:
             continue
-        paid = paid_on <= last_day
         account = f"6217{rng.randrange(10**15):015d}"
         bank = rng.choice(BANKS)
         steps: list[tuple[str, str | None, str, str, date]] = [
@@ -1283,7 +1316,15 @@ async def _seed_claims(ev: _Events, claim_year: int) -> tuple[int, int]:
             ("pay", "posted", "paid", "county", paid_on),
         ]
         steps = [s for s in steps if s[4] <= last_day]
+        comments: dict[str, str] = {}
+        if ev.open_claims and claim_year == ev.year and rng.random() < OPEN_CLAIM_SHARE:
+            stage = OPEN_STAGES[opened % len(OPEN_STAGES)]  # in turn: every step has its claims
+            steps, comments = _open_steps(rng, last_day, stage)
+            opened += 1
         status = steps[-1][2]
+        paid = status == "paid"
+        posted = next((day for name, *_r, day in steps if name == "publish"), posted)
+        notice_until = posted + timedelta(days=7)
         at = {name: _at_cst(day, rng) for name, _f, _t, _r, day in steps}
         reasons = [
             {"rule": "alive", "passed": True, "detail": "alive"},
@@ -1331,7 +1372,7 @@ async def _seed_claims(ev: _Events, claim_year: int) -> tuple[int, int]:
                 "actor_id": None,
                 "actor_role": role,
                 "at": at[name],
-                "comment": None,
+                "comment": comments.get(name),
             }
             for name, from_status, to_status, role, _day in steps
         )
@@ -1366,15 +1407,18 @@ async def seed_events(
     year: int,
     county_code: str = "430122",
     seed: int = 1,
+    open_claims: bool = False,
 ) -> dict[str, int]:
     """Add a year of events to a seeded county (each kind skipped when already there for that
-    year). Returns the rows created per kind; -1 marks a kind that was already present."""
+    year). Returns the rows created per kind; -1 marks a kind that was already present.
+    ``open_claims``: some claims of ``year`` stop at a step before paid (``OPEN_STAGES``)."""
     if year > clock.today().year:
         raise ValueError("the events year must not be in the future")
     cipher = (
         settings_or_cipher if isinstance(settings_or_cipher, FieldCipher) else FieldCipher(settings_or_cipher)
     )
     ev = await _load_events(session, cipher, county_code, year, seed)
+    ev.open_claims = open_claims
     if not ev.persons:
         raise ValueError(f"county {county_code} holds no persons; seed it first")
     counts: dict[str, int] = {}
