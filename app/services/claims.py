@@ -657,6 +657,7 @@ async def list_claims(
         q=q,
         id_number=id_number,
         cipher=cipher,
+        payable=payable,
     )
     return await paginate(session, stmt, order=CLAIM_ORDER, limit=limit, cursor=cursor, descending=True)
 
@@ -676,6 +677,7 @@ def claims_query(
     q: str | None = None,
     id_number: str | None = None,
     cipher: FieldCipher | None = None,
+    payable: bool = False,
 ) -> SelectOfScalar[Claim]:
     """The claims in scope matching the filters of ``GET /claims`` (and of its export), unordered.
 
