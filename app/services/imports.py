@@ -44,6 +44,7 @@ from app.core import clock
 from app.core.errors import AppError, Conflict, NotFound, ValidationFailed
 from app.core.security import FieldCipher
 from app.models.areas import Area
+from app.models.claims import Claim, ClaimHistory, ClaimStatus, Payment, ProgrammeCode
 from app.models.common import place_columns
 from app.models.households import (
     Household,
@@ -61,8 +62,9 @@ from app.models.imports import (
     ImportReport,
     ImportStatus,
 )
-from app.services import audit, indicator_upkeep
+from app.services import audit, claim_rules, indicator_upkeep
 from app.services import checkups as checkups_svc
+from app.services import claims as claims_svc
 from app.services import households as register
 from app.services.records import touch
 
@@ -97,8 +99,34 @@ MARITAL = {
     "丧偶": MaritalStatus.widowed,
 }
 
-COLUMNS: dict[ImportKind, dict[str, str]] = {ImportKind.register: REGISTER_COLUMNS}
-REQUIRED: dict[ImportKind, tuple[str, ...]] = {ImportKind.register: REGISTER_REQUIRED}
+BENEFICIARY_COLUMNS: dict[str, str] = {
+    "身份证号": "id_number",
+    "项目": "programme",
+    "年度": "year",
+    "金额": "amount",
+    "开户行": "bank",
+    "账号": "account",
+}
+BENEFICIARY_REQUIRED = ("身份证号", "项目", "年度", "金额", "开户行", "账号")
+#: The programmes by their Chinese names (as the web pages show them) and by their codes.
+PROGRAMME_NAMES: dict[str, ProgrammeCode] = {
+    "农村部分计划生育家庭奖励扶助": ProgrammeCode.rural_reward,
+    "计划生育家庭特别扶助": ProgrammeCode.special_assistance,
+    "育儿补贴": ProgrammeCode.childcare_subsidy,
+    "独生子女父母奖励": ProgrammeCode.only_child_parent_reward,
+}
+PROGRAMMES: dict[str, ProgrammeCode] = {**PROGRAMME_NAMES, **{p.value: p for p in ProgrammeCode}}
+#: The largest amount one imported claim may hold (yuan): a typo guard, far above any programme.
+MAX_AMOUNT_FEN = 100_000 * 100
+
+COLUMNS: dict[ImportKind, dict[str, str]] = {
+    ImportKind.register: REGISTER_COLUMNS,
+    ImportKind.beneficiaries: BENEFICIARY_COLUMNS,
+}
+REQUIRED: dict[ImportKind, tuple[str, ...]] = {
+    ImportKind.register: REGISTER_REQUIRED,
+    ImportKind.beneficiaries: BENEFICIARY_REQUIRED,
+}
 
 #: The template's example row and the allowed values, per kind.
 EXAMPLES: dict[ImportKind, dict[str, str]] = {
@@ -115,7 +143,15 @@ EXAMPLES: dict[ImportKind, dict[str, str]] = {
         "婚姻状况": "已婚",
         "户籍地编码": "430122100201",
         "联系电话": "",
-    }
+    },
+    ImportKind.beneficiaries: {
+        "身份证号": "430122195503030022",
+        "项目": "农村部分计划生育家庭奖励扶助",
+        "年度": "2025",
+        "金额": "960.00",
+        "开户行": "长沙农商银行望城支行",
+        "账号": "6230901234567890",
+    },
 }
 ALLOWED: dict[ImportKind, dict[str, str]] = {
     ImportKind.register: {
@@ -129,7 +165,15 @@ ALLOWED: dict[ImportKind, dict[str, str]] = {
         "婚姻状况": "/".join(MARITAL),
         "户籍地编码": "12位区划代码，可空",
         "联系电话": "5-20位数字，可空",
-    }
+    },
+    ImportKind.beneficiaries: {
+        "身份证号": "18位公民身份号码；此人须已在您的辖区登记",
+        "项目": "/".join(PROGRAMME_NAMES) + "（或项目代码 " + "/".join(p.value for p in ProgrammeCode) + "）",
+        "年度": "往年的4位年份（2000年起）；每人每项目每年一条",
+        "金额": "实发金额（元），大于0，最多两位小数",
+        "开户行": "收款账户的开户行",
+        "账号": "收款人本人的银行账号或卡号，8-32位数字",
+    },
 }
 
 # --- errors -------------------------------------------------------------------------------------
@@ -151,6 +195,14 @@ MESSAGES: dict[str, str] = {
     "invalid_phone": "须为5-20位数字的电话号码",
     "too_long": "内容过长",
     "person_merged": "此人的记录已合并到他人",
+    "person_not_found": "系统中没有登记此人（请先导入或登记户籍）",
+    "invalid_year": "须为4位年份",
+    "year_not_past": "年度须为往年（2000年至去年）",
+    "invalid_amount": "金额须大于0，以元为单位，最多两位小数",
+    "invalid_account": "须为8-32位数字的银行账号",
+    "claim_exists": "此人该项目该年度已有补助记录，且与文件不同",
+    "duplicate_claim_in_file": "与本文件中前面的行重复（同一人、项目、年度）",
+    "programme_without_rules": "本县尚未设置该项目的规则版本（请管理员先添加）",
 }
 
 
@@ -404,7 +456,7 @@ def check_register_row(
 @dataclass
 class Validation:
     rows: int = 0
-    valid: list[RegisterRow] = field(default_factory=list)
+    valid: list[Any] = field(default_factory=list)
     errors: list[RowError] = field(default_factory=list)
     bad_cells: dict[int, list[str]] = field(default_factory=dict)
     headers: list[str] = field(default_factory=list)
@@ -569,6 +621,342 @@ async def validate_register(
     return v
 
 
+# --- beneficiaries: paid claims of past years -----------------------------------------------------
+
+
+@dataclass
+class BeneficiaryRow:
+    row: int
+    id_number: str
+    programme: str
+    year: int
+    amount_fen: int
+    bank: str
+    account: str
+    id_hash: str | None = None
+    person_id: str | None = None
+    #: the id of an identical claim already registered: the row is skipped on commit
+    match: str | None = None
+
+
+def _year(text: str, today: date) -> int:
+    if not (len(text) == 4 and text.isascii() and text.isdigit()):
+        raise CellError("年度", "invalid_year")
+    year = int(text)
+    if not 2000 <= year < today.year:
+        raise CellError("年度", "year_not_past")
+    return year
+
+
+def _amount(text: str) -> int:
+    cleaned = text.replace(",", "").replace("，", "").removesuffix("元").strip()
+    try:
+        fen = claim_rules.to_fen(cleaned)
+    except ValueError:
+        raise CellError("金额", "invalid_amount") from None
+    if not 0 < fen <= MAX_AMOUNT_FEN:
+        raise CellError("金额", "invalid_amount")
+    return fen
+
+
+def _account(text: str) -> str:
+    account = text.replace(" ", "").replace("-", "")
+    if not (account.isascii() and account.isdigit() and 8 <= len(account) <= 32):
+        raise CellError("账号", "invalid_account")
+    return account
+
+
+def check_beneficiary_row(
+    row: int, cells: dict[str, Any], today: date
+) -> tuple[BeneficiaryRow | None, list[RowError]]:
+    """Every rule one beneficiaries row can be checked by on its own."""
+    errors: list[RowError] = []
+
+    def grab(fn: Callable[[], Any]) -> Any:
+        try:
+            return fn()
+        except CellError as exc:
+            errors.append(RowError(row, exc.column, exc.code))
+            return None
+
+    id_text = grab(lambda: _text(cells, "身份证号", required=True, max_len=32))
+    number = None
+    if id_text:
+        try:
+            number = register.check_id_number(id_text, None, None).number
+        except ValidationFailed:
+            errors.append(RowError(row, "身份证号", "id_number_invalid"))
+    programme = grab(lambda: _choice(_text(cells, "项目", required=True, max_len=50), "项目", PROGRAMMES))
+    year = grab(lambda: _year(_text(cells, "年度", required=True, max_len=10), today))
+    amount = grab(lambda: _amount(_text(cells, "金额", required=True, max_len=20)))
+    bank = grab(lambda: _text(cells, "开户行", required=True, max_len=100))
+    account = grab(lambda: _account(_text(cells, "账号", required=True, max_len=40)))
+    if errors:
+        return None, errors
+    assert number is not None
+    return (
+        BeneficiaryRow(
+            row=row,
+            id_number=number,
+            programme=programme.value,
+            year=year,
+            amount_fen=amount,
+            bank=bank,
+            account=account,
+        ),
+        [],
+    )
+
+
+def _read_header(
+    rows: Iterator[tuple[Any, ...]], columns: dict[str, str], required: tuple[str, ...], v: Validation
+) -> dict[str, int]:
+    header_row = next(rows, None)
+    if header_row is None:
+        raise ValidationFailed("The file is empty", code="import_unreadable")
+    headers = [cell_text(h) for h in header_row]
+    v.headers = headers
+    missing = [h for h in required if h not in headers]
+    if missing:
+        names = ", ".join(missing)
+        raise ValidationFailed(f"Required columns are missing: {names}", code="import_missing_columns")
+    v.ignored_columns = [_header_label(i, h) for i, h in enumerate(headers) if h and h not in columns][:50]
+    return {h: i for i, h in enumerate(headers) if h in columns}
+
+
+def _data_rows(
+    rows: Iterator[tuple[Any, ...]], v: Validation, progress: Callable[[int], None] | None
+) -> Iterator[tuple[int, tuple[Any, ...]]]:
+    """(sheet row number, cells) of the non-empty rows, counted in ``v.rows``."""
+    for offset, raw in enumerate(rows):
+        if raw is None or all(c is None or cell_text(c) == "" for c in raw):
+            continue
+        v.rows += 1
+        if v.rows > MAX_ROWS:
+            rows_max = MAX_ROWS
+            raise ValidationFailed(f"At most {rows_max} rows per file", code="import_too_many_rows")
+        if progress is not None and v.rows % 1000 == 0:
+            progress(1000)
+        yield offset + 2, raw
+    if progress is not None:
+        progress(v.rows % 1000)
+
+
+async def _claims_of(
+    session: AsyncSession, person_ids: list[uuid.UUID]
+) -> dict[tuple[uuid.UUID, str, int], Claim]:
+    """The live claims of these persons, by (person, programme, year)."""
+    found: dict[tuple[uuid.UUID, str, int], Claim] = {}
+    for i in range(0, len(person_ids), LOOKUP_BATCH):
+        stmt = select(Claim).where(
+            col(Claim.person_id).in_(person_ids[i : i + LOOKUP_BATCH]),
+            col(Claim.status) != ClaimStatus.withdrawn.value,
+        )
+        for c in (await session.execute(stmt)).scalars():
+            found[(c.person_id, c.programme, c.year)] = c
+    return found
+
+
+def _same_paid_claim(c: Claim, r: BeneficiaryRow, cipher: FieldCipher) -> bool:
+    """An imported row already in the register as it is in the file (a re-import)."""
+    if c.status != ClaimStatus.paid.value or c.approved_amount_fen != r.amount_fen:
+        return False
+    if c.payee_bank != r.bank or c.payee_account_enc is None:
+        return False
+    return cipher.decrypt(c.payee_account_enc, context=claims_svc.ACCOUNT_CONTEXT) == r.account
+
+
+async def validate_beneficiaries(
+    session: AsyncSession,
+    actor: Actor,
+    cipher: FieldCipher,
+    rows: Iterator[tuple[Any, ...]],
+    *,
+    progress: Callable[[int], None] | None = None,
+) -> Validation:
+    """Each row is one paid claim of a past year of a person registered in the caller's scope
+    (matched by blind index); one claim per person, programme and year: an identical one
+    already registered is skipped, a different one is an error row."""
+    v = Validation()
+    index = _read_header(rows, BENEFICIARY_COLUMNS, BENEFICIARY_REQUIRED, v)
+    today = clock.today()
+    seen: dict[tuple[str, str, int], int] = {}
+    candidates: list[BeneficiaryRow] = []
+    raw_cells: dict[int, list[str]] = {}
+    for row_no, raw in _data_rows(rows, v, progress):
+        cells = {h: (raw[i] if i < len(raw) else None) for h, i in index.items()}
+        parsed, errs = check_beneficiary_row(row_no, cells, today)
+        if parsed is not None:
+            key = (parsed.id_number, parsed.programme, parsed.year)
+            if key in seen:
+                errs.append(RowError(row_no, "身份证号", "duplicate_claim_in_file"))
+            else:
+                seen[key] = row_no
+        if errs:
+            v.errors.extend(errs)
+            v.bad_cells[row_no] = [cell_text(c) for c in raw]
+        else:
+            assert parsed is not None
+            candidates.append(parsed)
+            raw_cells[row_no] = [cell_text(c) for c in raw]
+    for r in candidates:
+        r.id_hash = cipher.blind_index(r.id_number)
+    persons = await _persons_by_hash(session, [r.id_hash for r in candidates if r.id_hash])
+    claims = await _claims_of(session, list({p.id for p in persons.values()}))
+    with_rules = {
+        p
+        for p in {r.programme for r in candidates}
+        if await claims_svc._versions(session, p, actor.county_code)
+    }
+    for r in candidates:
+        p = persons.get(r.id_hash or "")
+        code = None
+        column = "身份证号"
+        if r.programme not in with_rules:
+            code, column = "programme_without_rules", "项目"
+        elif p is None:
+            code = "person_not_found"
+        elif not actor.covers(p.village_code) or actor.is_machine:
+            code = "person_exists_elsewhere"
+        elif p.merged_into_id is not None:
+            code = "person_merged"
+        else:
+            r.person_id = str(p.id)
+            existing = claims.get((p.id, r.programme, r.year))
+            if existing is not None:
+                if _same_paid_claim(existing, r, cipher):
+                    r.match = str(existing.id)
+                else:
+                    code = "claim_exists"
+        if code is None:
+            v.valid.append(r)
+        else:
+            v.errors.append(RowError(r.row, column, code))
+            v.bad_cells[r.row] = raw_cells[r.row]
+    v.errors.sort(key=lambda e: (e.row, e.column))
+    return v
+
+
+async def _write_beneficiaries(
+    session: AsyncSession,
+    actor: Actor,
+    cipher: FieldCipher,
+    job: ImportJob,
+    rows: list[BeneficiaryRow],
+    progress: Callable[[int], None] | None,
+) -> tuple[int, int, int]:
+    """(created, updated, skipped). Each new row is a claim in status ``paid`` as the workflow
+    would have left it (approved amount, payee with the account encrypted as the API stores
+    it), one history step ``import`` (comment ``source: import``), and its payment (paid on the
+    31st of December of its year, reference naming the import and row). The evaluation is empty
+    but for ``source: import``: the claim was decided outside the system; its rule version is
+    the one in force in the county at the end of its year (the earliest if none was yet)."""
+    created = skipped = 0
+    pending = [r for r in rows if r.match is None]
+    skipped += len(rows) - len(pending)
+    person_ids = [uuid.UUID(r.person_id) for r in pending if r.person_id]
+    claims = await _claims_of(session, person_ids)
+    persons: dict[uuid.UUID, Person] = {}
+    for i in range(0, len(person_ids), LOOKUP_BATCH):
+        stmt = select(Person).where(col(Person.id).in_(person_ids[i : i + LOOKUP_BATCH]))
+        persons.update({p.id: p for p in (await session.execute(stmt)).scalars()})
+    versions: dict[str, list[Any]] = {}
+    batch: list[Any] = []
+    done = 0
+    for r in pending:
+        assert r.person_id is not None
+        person = persons.get(uuid.UUID(r.person_id))
+        stale = person is None or person.merged_into_id is not None or not actor.covers(person.village_code)
+        existing = None if person is None else claims.get((person.id, r.programme, r.year))
+        if existing is not None and _same_paid_claim(existing, r, cipher):
+            skipped += 1
+            continue
+        if stale or existing is not None:
+            row = r.row
+            raise Conflict(
+                f"Row {row} changed in the register since the dry run; validate the file again",
+                code="import_stale",
+            )
+        assert person is not None
+        if r.programme not in versions:
+            versions[r.programme] = [
+                claims_svc._as_rule(x)
+                for x in await claims_svc._versions(session, r.programme, actor.county_code)
+            ]
+        candidates = versions[r.programme]
+        version = claim_rules.version_on(candidates, date(r.year, 12, 31)) or min(
+            candidates, key=lambda x: x.effective_from, default=None
+        )
+        if version is None:  # the county's versions changed since the dry run
+            row = r.row
+            raise Conflict(
+                f"Row {row} changed in the register since the dry run; validate the file again",
+                code="import_stale",
+            )
+        masked = claims_svc.mask_account(r.account)
+        claim = Claim(
+            id=uuid.uuid4(),
+            programme=r.programme,
+            person_id=person.id,
+            applicant_id=None,
+            year=r.year,
+            status=ClaimStatus.paid,
+            facts={},
+            eligible=True,
+            amount_fen=r.amount_fen,
+            approved_amount_fen=r.amount_fen,
+            rule_version_id=version.id,
+            evaluation={"reasons": [], "months": [], "category": None, "source": "import"},
+            payee_name=person.name,
+            payee_bank=r.bank,
+            payee_account_enc=cipher.encrypt(r.account, context=claims_svc.ACCOUNT_CONTEXT),
+            payee_account_masked=masked,
+            created_by=actor.id,
+            **place_columns(person.village_code),
+        )
+        claims[(person.id, r.programme, r.year)] = claim
+        batch.append(claim)
+        batch.append(
+            ClaimHistory(
+                claim_id=claim.id,
+                action="import",
+                from_status=None,
+                to_status=ClaimStatus.paid.value,
+                actor_id=actor.id,
+                actor_role=actor.role.value,
+                comment=f"source: import (import {job.id}, row {r.row})",
+            )
+        )
+        batch.append(
+            Payment(
+                claim_id=claim.id,
+                paid_on=date(r.year, 12, 31),
+                amount_fen=r.amount_fen,
+                reference=f"import-{job.id.hex[:12]}-{r.row}",
+                payee_name=person.name,
+                payee_bank=r.bank,
+                payee_account_enc=cipher.encrypt(r.account, context=claims_svc.ACCOUNT_CONTEXT),
+                payee_account_masked=masked,
+                recorded_by=actor.id,
+                **place_columns(person.village_code),
+            )
+        )
+        created += 1
+        done += 1
+        if len(batch) >= COMMIT_BATCH:
+            session.add_all(batch)
+            await session.flush()
+            batch = []
+            if progress is not None:
+                progress(done)
+                done = 0
+    session.add_all(batch)
+    await session.flush()
+    if progress is not None:
+        progress(done + skipped)
+    return created, 0, skipped
+
+
 _DIGITS_RE = re.compile(r"\d{5}")
 
 
@@ -640,25 +1028,37 @@ async def validate_upload(
     earlier = (await session.execute(stmt.order_by(col(ImportJob.created_at)))).scalars().first()
     if earlier is not None and _visible(actor, earlier):
         return earlier, False
-    if kind is not ImportKind.register:
+    if kind not in COLUMNS:
         raise ValidationFailed("This kind of import is not available yet", code="import_kind_unavailable")
     file_kind(file_name)
-    v = await validate_register(
-        session,
-        actor,
-        cipher,
-        read_rows(content, file_name),
-        progress=progress,
-        default_village=default_village,
-    )
-    summary: dict[str, Any] = {
-        "households": len({r.hh for r in v.valid}),
-        "new_persons": sum(1 for r in v.valid if r.match is None),
-        "matched_persons": sum(1 for r in v.valid if r.match is not None),
-        "persons_to_fill": sum(1 for r in v.valid if r.fill),
-        "error_rows": len({e.row for e in v.errors}),
-        "ignored_columns": v.ignored_columns,
-    }
+    summary: dict[str, Any]
+    if kind is ImportKind.beneficiaries:
+        v = await validate_beneficiaries(
+            session, actor, cipher, read_rows(content, file_name), progress=progress
+        )
+        summary = {
+            "new_claims": sum(1 for r in v.valid if r.match is None),
+            "claims_already_registered": sum(1 for r in v.valid if r.match is not None),
+            "error_rows": len({e.row for e in v.errors}),
+            "ignored_columns": v.ignored_columns,
+        }
+    else:
+        v = await validate_register(
+            session,
+            actor,
+            cipher,
+            read_rows(content, file_name),
+            progress=progress,
+            default_village=default_village,
+        )
+        summary = {
+            "households": len({r.hh for r in v.valid}),
+            "new_persons": sum(1 for r in v.valid if r.match is None),
+            "matched_persons": sum(1 for r in v.valid if r.match is not None),
+            "persons_to_fill": sum(1 for r in v.valid if r.fill),
+            "error_rows": len({e.row for e in v.errors}),
+            "ignored_columns": v.ignored_columns,
+        }
     payload = {
         "headers": v.headers,
         "valid": [r.__dict__ for r in v.valid],
@@ -710,8 +1110,12 @@ async def commit_import(
         raise ValidationFailed("The file has rows with errors; nothing was written", code="import_has_errors")
     assert job.payload_enc is not None
     payload = _open(cipher, job.payload_enc)
-    rows = [RegisterRow(**d) for d in payload["valid"]]
-    created, updated, skipped = await _write_register(session, actor, cipher, rows, progress)
+    if job.kind == ImportKind.beneficiaries.value:
+        claims = [BeneficiaryRow(**d) for d in payload["valid"]]
+        created, updated, skipped = await _write_beneficiaries(session, actor, cipher, job, claims, progress)
+    else:
+        rows = [RegisterRow(**d) for d in payload["valid"]]
+        created, updated, skipped = await _write_register(session, actor, cipher, rows, progress)
     job.status = ImportStatus.committed.value
     job.created, job.updated, job.skipped = created, updated, skipped
     job.committed_at = clock.now()
