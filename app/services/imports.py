@@ -62,10 +62,12 @@ from app.models.imports import (
     ImportReport,
     ImportStatus,
 )
+from app.models.migrants import Direction, Migrant, MigrantCreate, MigrantPersonIn, MigrantStatus
 from app.services import audit, claim_rules, indicator_upkeep
 from app.services import checkups as checkups_svc
 from app.services import claims as claims_svc
 from app.services import households as register
+from app.services import migrants as migrants_svc
 from app.services.records import touch
 
 PAYLOAD_CONTEXT = b"import_payload"
@@ -119,13 +121,32 @@ PROGRAMMES: dict[str, ProgrammeCode] = {**PROGRAMME_NAMES, **{p.value: p for p i
 #: The largest amount one imported claim may hold (yuan): a typo guard, far above any programme.
 MAX_AMOUNT_FEN = 100_000 * 100
 
+MIGRANT_COLUMNS: dict[str, str] = {
+    "身份证号": "id_number",
+    "姓名": "name",
+    "性别": "sex",
+    "出生日期": "birth",
+    "婚姻状况": "marital",
+    "方向": "direction",
+    "村编码": "village",
+    "流动日期": "moved_on",
+    "原籍/去向": "other_place",
+    "住址": "address",
+    "单位": "employer",
+    "联系电话": "phone",
+}
+MIGRANT_REQUIRED = ("身份证号", "姓名", "方向", "村编码", "流动日期")
+DIRECTIONS = {"流入": Direction.inflow, "流出": Direction.outflow}
+
 COLUMNS: dict[ImportKind, dict[str, str]] = {
     ImportKind.register: REGISTER_COLUMNS,
     ImportKind.beneficiaries: BENEFICIARY_COLUMNS,
+    ImportKind.migrants: MIGRANT_COLUMNS,
 }
 REQUIRED: dict[ImportKind, tuple[str, ...]] = {
     ImportKind.register: REGISTER_REQUIRED,
     ImportKind.beneficiaries: BENEFICIARY_REQUIRED,
+    ImportKind.migrants: MIGRANT_REQUIRED,
 }
 
 #: The template's example row and the allowed values, per kind.
@@ -152,6 +173,20 @@ EXAMPLES: dict[ImportKind, dict[str, str]] = {
         "开户行": "长沙农商银行望城支行",
         "账号": "6230901234567890",
     },
+    ImportKind.migrants: {
+        "身份证号": "430122199203040024",
+        "姓名": "李梅",
+        "性别": "女",
+        "出生日期": "1992-03-04",
+        "婚姻状况": "已婚",
+        "方向": "流入",
+        "村编码": "430122100201",
+        "流动日期": "2026-03-01",
+        "原籍/去向": "430181100201",
+        "住址": "团头湖村5组8号",
+        "单位": "望城电子厂",
+        "联系电话": "",
+    },
 }
 ALLOWED: dict[ImportKind, dict[str, str]] = {
     ImportKind.register: {
@@ -173,6 +208,19 @@ ALLOWED: dict[ImportKind, dict[str, str]] = {
         "金额": "实发金额（元），大于0，最多两位小数",
         "开户行": "收款账户的开户行",
         "账号": "收款人本人的银行账号或卡号，8-32位数字",
+    },
+    ImportKind.migrants: {
+        "身份证号": "18位公民身份号码",
+        "性别": "/".join(SEXES) + "，可空（须与身份证号一致）",
+        "出生日期": "可空（须与身份证号一致）",
+        "婚姻状况": "/".join(MARITAL) + "；流入且未登记的人必填",
+        "方向": "/".join(DIRECTIONS),
+        "村编码": "12位村级区划代码：流入为迁入的村，流出为此人户籍登记所在的村",
+        "流动日期": "不晚于今天；Excel 日期、YYYY-MM-DD、YYYY/M/D 或 YYYYMMDD",
+        "原籍/去向": "流入：原籍的12位区划代码，可空；流出：去向（文字），可空",
+        "住址": "流入时在本村的住址；流入的人未在本村登记时必填",
+        "单位": "工作单位，可空",
+        "联系电话": "5-20位数字，可空",
     },
 }
 
@@ -203,6 +251,10 @@ MESSAGES: dict[str, str] = {
     "claim_exists": "此人该项目该年度已有补助记录，且与文件不同",
     "duplicate_claim_in_file": "与本文件中前面的行重复（同一人、项目、年度）",
     "programme_without_rules": "本县尚未设置该项目的规则版本（请管理员先添加）",
+    "not_home_village": "流出记录须由此人户籍登记所在的村填报",
+    "person_deceased": "此人已登记死亡",
+    "migrant_exists": "此人已有未结束的同方向流动记录，且与文件不同",
+    "duplicate_migrant_in_file": "与本文件中前面的行重复（同一身份证号、同一方向）",
 }
 
 
@@ -957,6 +1009,313 @@ async def _write_beneficiaries(
     return created, 0, skipped
 
 
+# --- migrants: inflow and outflow records ----------------------------------------------------
+
+
+@dataclass
+class MigrantRow:
+    row: int
+    id_number: str
+    name: str
+    sex: str | None
+    birth: str | None
+    marital: str | None
+    direction: str
+    village: str
+    moved_on: str
+    origin: str | None
+    destination: str | None
+    address: str | None
+    employer: str | None
+    phone: str | None
+    id_hash: str | None = None
+    #: the registered person (an outflow's; an inflow's if known and in the caller's scope)
+    person_id: str | None = None
+    #: how the inflow lands: ``open`` (registered here), ``request`` (registered in another
+    #: village: waits for her place's release), ``new`` (registered here by the import)
+    outcome: str | None = None
+    #: the id of an identical record already there: the row is skipped on commit
+    match: str | None = None
+
+
+def check_migrant_row(
+    row: int, cells: dict[str, Any], today: date
+) -> tuple[MigrantRow | None, list[RowError]]:
+    """Every rule one migrants row can be checked by on its own (``MigrantCreate``'s)."""
+    errors: list[RowError] = []
+
+    def grab(fn: Callable[[], Any]) -> Any:
+        try:
+            return fn()
+        except CellError as exc:
+            errors.append(RowError(row, exc.column, exc.code))
+            return None
+
+    id_text = grab(lambda: _text(cells, "身份证号", required=True, max_len=32))
+    name = grab(lambda: _text(cells, "姓名", required=True, max_len=50))
+    sex_text = grab(lambda: _text(cells, "性别", required=False, max_len=10))
+    sex = grab(lambda: _choice(sex_text, "性别", SEXES)) if sex_text else None
+    birth = grab(lambda: parse_date(cells.get("出生日期"), "出生日期"))
+    marital_text = grab(lambda: _text(cells, "婚姻状况", required=False, max_len=10))
+    marital = grab(lambda: _choice(marital_text, "婚姻状况", MARITAL)) if marital_text else None
+    direction = grab(lambda: _choice(_text(cells, "方向", required=True, max_len=10), "方向", DIRECTIONS))
+    village = grab(lambda: _area(_text(cells, "村编码", required=True, max_len=12), "村编码"))
+    if village is not None and village.endswith("000"):
+        errors.append(RowError(row, "村编码", "invalid_code"))
+    moved_on = grab(lambda: parse_date(cells.get("流动日期"), "流动日期"))
+    if moved_on is None and not any(e.column == "流动日期" for e in errors):
+        errors.append(RowError(row, "流动日期", "required"))
+    elif moved_on is not None and (moved_on > today or moved_on.year < today.year - 130):
+        errors.append(RowError(row, "流动日期", "date_out_of_range"))
+    other = grab(lambda: _text(cells, "原籍/去向", required=False, max_len=200))
+    origin = destination = None
+    if other and direction is Direction.inflow:
+        origin = grab(lambda: _area(other, "原籍/去向"))
+    elif other:
+        destination = other
+    address = grab(lambda: _text(cells, "住址", required=False, max_len=200))
+    employer = grab(lambda: _text(cells, "单位", required=False, max_len=200))
+    phone_text = grab(lambda: _text(cells, "联系电话", required=False, max_len=30))
+    phone = None
+    if phone_text:
+        phone = phone_text.replace(" ", "").replace("-", "")
+        if not (phone.isascii() and phone.lstrip("+").isdigit() and 5 <= len(phone) <= 20):
+            errors.append(RowError(row, "联系电话", "invalid_phone"))
+    number = None
+    if id_text:
+        try:
+            facts = register.check_id_number(id_text, None, None)
+        except ValidationFailed:
+            errors.append(RowError(row, "身份证号", "id_number_invalid"))
+        else:
+            number = facts.number
+            if birth is not None and birth != facts.birth_date:
+                errors.append(RowError(row, "出生日期", "id_number_mismatch"))
+            if sex is not None and sex != facts.sex:
+                errors.append(RowError(row, "性别", "id_number_mismatch"))
+    if errors:
+        return None, errors
+    assert number is not None
+    return (
+        MigrantRow(
+            row=row,
+            id_number=number,
+            name=name,
+            sex=sex.value if sex else None,
+            birth=birth.isoformat() if birth else None,
+            marital=marital.value if marital else None,
+            direction=direction.value,
+            village=village,
+            moved_on=moved_on.isoformat(),
+            origin=origin,
+            destination=destination,
+            address=address or None,
+            employer=employer or None,
+            phone=phone,
+        ),
+        [],
+    )
+
+
+async def _persons_following_merges(session: AsyncSession, hashes: list[str]) -> dict[str, Person]:
+    """The persons with these blind indexes, a merged record standing for its survivor (as
+    ``migrants.find_by_id_number`` finds them)."""
+    found = await _persons_by_hash(session, hashes)
+    for h, p in list(found.items()):
+        for _ in range(5):
+            if p.merged_into_id is None:
+                break
+            survivor = await session.get(Person, p.merged_into_id)
+            if survivor is None:
+                break
+            p = survivor
+        found[h] = p
+    return found
+
+
+async def _migrants_of(session: AsyncSession, person_ids: list[uuid.UUID]) -> list[Migrant]:
+    """The open records and waiting requests of these persons."""
+    out: list[Migrant] = []
+    for i in range(0, len(person_ids), LOOKUP_BATCH):
+        stmt = select(Migrant).where(
+            col(Migrant.person_id).in_(person_ids[i : i + LOOKUP_BATCH]),
+            col(Migrant.status).in_([MigrantStatus.open.value, MigrantStatus.pending_release.value]),
+        )
+        out.extend((await session.execute(stmt)).scalars())
+    return out
+
+
+def _same_migrant(m: Migrant, r: MigrantRow, cipher: FieldCipher) -> bool:
+    phone = cipher.decrypt(m.phone_enc, context=b"phone") if m.phone_enc else None
+    return (
+        m.direction == r.direction
+        and m.village_code == r.village
+        and m.moved_on.isoformat() == r.moved_on
+        and m.origin_area_code == r.origin
+        and m.destination == r.destination
+        and m.address == r.address
+        and m.employer == r.employer
+        and phone == r.phone
+    )
+
+
+async def validate_migrants(
+    session: AsyncSession,
+    actor: Actor,
+    cipher: FieldCipher,
+    rows: Iterator[tuple[Any, ...]],
+    *,
+    progress: Callable[[int], None] | None = None,
+) -> Validation:
+    """The checks of ``POST /api/v1/migrants``, row by row: the village known and in the
+    caller's scope, the date not in the future; an outflow names a living person registered in
+    that village; an inflow of a known number is that person (registered in another village:
+    a request waiting for her place's release, which needs 住址), an unknown number registers
+    a new person here (住址 and 婚姻状况 needed). One open record per person and direction: an
+    identical one already there is skipped, a different one is an error row. Persons outside the
+    caller's scope named by an inflow are not looked at further (as the API: a request reveals
+    nothing of her record)."""
+    v = Validation()
+    index = _read_header(rows, MIGRANT_COLUMNS, MIGRANT_REQUIRED, v)
+    today = clock.today()
+    known = await _known_villages(session, actor.county_code)
+    seen: dict[tuple[str, str], int] = {}
+    candidates: list[MigrantRow] = []
+    raw_cells: dict[int, list[str]] = {}
+    for row_no, raw in _data_rows(rows, v, progress):
+        cells = {h: (raw[i] if i < len(raw) else None) for h, i in index.items()}
+        parsed, errs = check_migrant_row(row_no, cells, today)
+        if parsed is not None:
+            if parsed.village not in known:
+                errs.append(RowError(row_no, "村编码", "unknown_village"))
+            elif not actor.covers(parsed.village) or actor.is_machine:
+                errs.append(RowError(row_no, "村编码", "out_of_scope"))
+            key = (parsed.id_number, parsed.direction)
+            if key in seen:
+                errs.append(RowError(row_no, "身份证号", "duplicate_migrant_in_file"))
+            else:
+                seen[key] = row_no
+        if errs:
+            v.errors.extend(errs)
+            v.bad_cells[row_no] = [cell_text(c) for c in raw]
+        else:
+            assert parsed is not None
+            candidates.append(parsed)
+            raw_cells[row_no] = [cell_text(c) for c in raw]
+    for r in candidates:
+        r.id_hash = cipher.blind_index(r.id_number)
+    persons = await _persons_following_merges(session, [r.id_hash for r in candidates if r.id_hash])
+    records: dict[tuple[uuid.UUID, str], list[Migrant]] = {}
+    for m in await _migrants_of(session, list({p.id for p in persons.values()})):
+        records.setdefault((m.person_id, m.direction), []).append(m)
+    for r in candidates:
+        p = persons.get(r.id_hash or "")
+        bad: tuple[str, str] | None = None
+        mine = p is not None and actor.covers(p.village_code)
+        if r.direction == Direction.outflow.value:
+            if p is None:
+                bad = ("身份证号", "person_not_found")
+            elif not mine:
+                bad = ("身份证号", "person_exists_elsewhere")
+            elif p.death_date is not None:
+                bad = ("身份证号", "person_deceased")
+            elif p.village_code != r.village:
+                bad = ("村编码", "not_home_village")
+            else:
+                r.person_id = str(p.id)
+        elif p is None:
+            r.outcome = "new"
+            if not r.address:
+                bad = ("住址", "required")
+            elif not r.marital:
+                bad = ("婚姻状况", "required")
+        elif p.village_code == r.village:
+            r.outcome, r.person_id = "open", str(p.id)
+            if p.death_date is not None:
+                bad = ("身份证号", "person_deceased")
+        else:
+            r.outcome = "request"
+            if mine:
+                r.person_id = str(p.id)
+                if p.death_date is not None:
+                    bad = ("身份证号", "person_deceased")
+            if bad is None and not r.address:
+                bad = ("住址", "required")
+        if bad is None and p is not None:
+            # one open record per person and direction (an inflow: open or waiting, here)
+            for m in records.get((p.id, r.direction), []):
+                if r.direction == Direction.inflow.value and m.village_code != r.village:
+                    continue
+                if r.direction == Direction.outflow.value and m.status != MigrantStatus.open.value:
+                    continue
+                if _same_migrant(m, r, cipher):
+                    r.match = str(m.id)
+                else:
+                    bad = ("身份证号", "migrant_exists")
+                break
+        if bad is None:
+            v.valid.append(r)
+        else:
+            v.errors.append(RowError(r.row, *bad))
+            v.bad_cells[r.row] = raw_cells[r.row]
+    v.errors.sort(key=lambda e: (e.row, e.column))
+    return v
+
+
+async def _write_migrants(
+    session: AsyncSession,
+    actor: Actor,
+    cipher: FieldCipher,
+    rows: list[MigrantRow],
+    progress: Callable[[int], None] | None,
+) -> tuple[int, int, int]:
+    """(created, updated, skipped). Each row goes through ``migrants.create_migrant``, the
+    service behind ``POST /api/v1/migrants`` (its checks, new persons and households, release
+    requests and their tasks, change log). A row the register no longer takes as it did in the
+    dry run (a record opened since, a death) stops the commit: ``import_stale``."""
+    created = skipped = 0
+    for r in rows:
+        if r.match is not None:
+            skipped += 1
+            continue
+        direction = Direction(r.direction)
+        try:
+            data = MigrantCreate(
+                person_id=uuid.UUID(r.person_id) if direction is Direction.outflow and r.person_id else None,
+                person=None
+                if direction is Direction.outflow
+                else MigrantPersonIn(
+                    id_number=r.id_number,
+                    name=r.name,
+                    sex=Sex(r.sex) if r.sex else None,
+                    birth_date=date.fromisoformat(r.birth) if r.birth else None,
+                    marital_status=MaritalStatus(r.marital or MaritalStatus.single.value),
+                ),
+                direction=direction,
+                village_code=r.village,
+                moved_on=date.fromisoformat(r.moved_on),
+                origin_area_code=r.origin,
+                destination=r.destination,
+                address=r.address,
+                employer=r.employer,
+                phone=r.phone,
+            )
+            async with session.begin_nested():
+                await migrants_svc.create_migrant(session, actor, cipher, data)
+        except (AppError, ValueError):
+            row = r.row
+            raise Conflict(
+                f"Row {row} changed in the register since the dry run; validate the file again",
+                code="import_stale",
+            ) from None
+        created += 1
+        if progress is not None:
+            progress(1)
+    if progress is not None:
+        progress(skipped)
+    return created, 0, skipped
+
+
 _DIGITS_RE = re.compile(r"\d{5}")
 
 
@@ -1042,6 +1401,17 @@ async def validate_upload(
             "error_rows": len({e.row for e in v.errors}),
             "ignored_columns": v.ignored_columns,
         }
+    elif kind is ImportKind.migrants:
+        v = await validate_migrants(session, actor, cipher, read_rows(content, file_name), progress=progress)
+        summary = {
+            "inflows": sum(1 for r in v.valid if r.match is None and r.direction == Direction.inflow.value),
+            "outflows": sum(1 for r in v.valid if r.match is None and r.direction == Direction.outflow.value),
+            "new_persons": sum(1 for r in v.valid if r.match is None and r.outcome == "new"),
+            "release_requests": sum(1 for r in v.valid if r.match is None and r.outcome == "request"),
+            "records_already_registered": sum(1 for r in v.valid if r.match is not None),
+            "error_rows": len({e.row for e in v.errors}),
+            "ignored_columns": v.ignored_columns,
+        }
     else:
         v = await validate_register(
             session,
@@ -1113,6 +1483,9 @@ async def commit_import(
     if job.kind == ImportKind.beneficiaries.value:
         claims = [BeneficiaryRow(**d) for d in payload["valid"]]
         created, updated, skipped = await _write_beneficiaries(session, actor, cipher, job, claims, progress)
+    elif job.kind == ImportKind.migrants.value:
+        moves = [MigrantRow(**d) for d in payload["valid"]]
+        created, updated, skipped = await _write_migrants(session, actor, cipher, moves, progress)
     else:
         rows = [RegisterRow(**d) for d in payload["valid"]]
         created, updated, skipped = await _write_register(session, actor, cipher, rows, progress)
