@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
@@ -996,17 +997,29 @@ async def _write_beneficiaries(
         created += 1
         done += 1
         if len(batch) >= COMMIT_BATCH:
-            session.add_all(batch)
-            await session.flush()
+            await _insert_claims(session, batch, r.row)
             batch = []
             if progress is not None:
                 progress(done)
                 done = 0
-    session.add_all(batch)
-    await session.flush()
+    await _insert_claims(session, batch, pending[-1].row if pending else 0)
     if progress is not None:
         progress(done + skipped)
     return created, 0, skipped
+
+
+async def _insert_claims(session: AsyncSession, batch: list[Any], row: int) -> None:
+    """Flush a batch under the unique (person, programme, year): a claim made meanwhile by
+    someone else is ``import_stale``, never a 500."""
+    try:
+        async with session.begin_nested():
+            session.add_all(batch)
+            await session.flush()
+    except IntegrityError:
+        raise Conflict(
+            f"Row {row} changed in the register since the dry run; validate the file again",
+            code="import_stale",
+        ) from None
 
 
 # --- migrants: inflow and outflow records ----------------------------------------------------

@@ -161,6 +161,19 @@ async def test_beneficiaries_dry_run_commit_and_reimport(client_as, db, settings
     assert detail["payment"]["paid_on"] == f"{last}-12-31"
     assert detail["payment"]["amount"] == "960.00"
     assert detail["village_code"] == V1
+    # the figures see the payments (the month of each payment)
+    r = await county.get(
+        "/api/v1/indicators/series",
+        params={
+            "area_code": COUNTY,
+            "metric": "beneficiaries",
+            "from": f"{last - 1}-01-01",
+            "to": f"{last}-12-31",
+        },
+    )
+    assert r.status_code == 200, r.text
+    series = {p["month"]: p["value"] for p in r.json()["points"]}
+    assert (series[f"{last}-12"], series[f"{last - 1}-12"], sum(series.values())) == (2, 1, 3)
 
     # a second commit writes nothing; the same file answers the same import
     r = await township.post(f"/api/v1/imports/{rep['id']}/commit")
