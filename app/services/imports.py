@@ -907,6 +907,8 @@ async def _write_beneficiaries(
     created = skipped = 0
     pending = [r for r in rows if r.match is None]
     skipped += len(rows) - len(pending)
+    if len(pending) > BULK_ROWS:
+        indicator_upkeep.rebuild_at_commit(session.sync_session, actor.county_code)
     person_ids = [uuid.UUID(r.person_id) for r in pending if r.person_id]
     claims = await _claims_of(session, person_ids)
     persons: dict[uuid.UUID, Person] = {}
@@ -1287,6 +1289,8 @@ async def _write_migrants(
     requests and their tasks, change log). A row the register no longer takes as it did in the
     dry run (a record opened since, a death) stops the commit: ``import_stale``."""
     created = skipped = 0
+    if sum(1 for r in rows if r.match is None) > BULK_ROWS:
+        indicator_upkeep.rebuild_at_commit(session.sync_session, actor.county_code)
     for r in rows:
         if r.match is not None:
             skipped += 1
@@ -1313,8 +1317,7 @@ async def _write_migrants(
                 employer=r.employer,
                 phone=r.phone,
             )
-            async with session.begin_nested():
-                await migrants_svc.create_migrant(session, actor, cipher, data)
+            await migrants_svc.create_migrant(session, actor, cipher, data)
         except (AppError, ValueError):
             row = r.row
             raise Conflict(

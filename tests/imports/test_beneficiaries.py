@@ -258,3 +258,28 @@ async def test_beneficiaries_template_round_trips(client_as, db):
 
 def test_programme_names_are_the_web_labels():
     assert {code.value: name for name, code in PROGRAMME_NAMES.items()} == PROGRAMME_LABELS
+
+
+async def test_bulk_commit_rebuilds_the_figures(client_as, db, monkeypatch):
+    """Above ``BULK_ROWS`` new claims the county's figures are rebuilt at commit (forced here
+    with a threshold of 0): they show the imported payments all the same."""
+    from app.services import imports as imports_svc
+
+    monkeypatch.setattr(imports_svc, "BULK_ROWS", 0)
+    county = await client_as("county", COUNTY)
+    last = clock.today().year - 1
+    people = [await person_in(county, v, date(1960 + i, 1, 1)) for i, v in enumerate((V1, V2, V_OTHER_TS))]
+    rep = (await upload(county, book([brow(p["id_number"]) for p in people]), kind="beneficiaries")).json()
+    assert rep["valid_rows"] == 3
+    assert (await county.post(f"/api/v1/imports/{rep['id']}/commit")).json()["created"] == 3
+    r = await county.get(
+        "/api/v1/indicators/series",
+        params={
+            "area_code": COUNTY,
+            "metric": "beneficiaries",
+            "from": f"{last}-01-01",
+            "to": f"{last}-12-31",
+        },
+    )
+    assert {p["month"]: p["value"] for p in r.json()["points"]}[f"{last}-12"] == 3
+    assert await count(db, Payment) == 3
