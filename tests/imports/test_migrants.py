@@ -272,3 +272,43 @@ async def test_migrants_template_round_trips(client_as, db):
     assert (await county.post(f"/api/v1/imports/{rep['id']}/commit")).json()["created"] == 1
     assert await count(db, Migrant) == 1
     assert await count(db, Person) == 1
+
+
+async def test_odd_cells_are_error_rows_never_500(client_as, db):
+    """Cells of every odd shape in both kinds: error rows by row and column, never a 500."""
+    county = await client_as("county", COUNTY)
+    odd: list[object] = [
+        "NaN",
+        "1e400",
+        "-1",
+        "9" * 40,
+        "\u202e",
+        "0",
+        1.5,
+        True,
+        "２０２５",
+        "2025-02-30",
+        "x\ty",
+    ]
+    rows = [[value] * 12 + ["x"] for value in odd]
+    rep = (await upload(county, book(rows), kind="migrants")).json()
+    assert rep["rows"] == len(odd)
+    assert rep["valid_rows"] == 0
+    assert {e["row"] for e in rep["errors"]} == set(range(2, 2 + len(odd)))
+    claims = [[value] * 6 for value in odd]
+    rep = (
+        await upload(
+            county, xlsx(claims, ["身份证号", "项目", "年度", "金额", "开户行", "账号"]), kind="beneficiaries"
+        )
+    ).json()
+    assert rep["valid_rows"] == 0
+    assert {e["row"] for e in rep["errors"]} == set(range(2, 2 + len(odd)))
+    csv = "身份证号,项目,年度,金额,开户行,账号\r\n" + "\r\n".join(
+        ",".join(str(v) for v in row) for row in claims
+    )
+    r = await upload(county, csv.encode("gb18030"), "b.csv", kind="beneficiaries")
+    assert r.status_code == 201, r.text
+    assert r.json()["valid_rows"] == 0
+    problem(await upload(county, xlsx([], ["身份证号"]), kind="migrants"), 422, "import_missing_columns")
+    problem(await upload(county, xlsx([], ["身份证号"]), kind="beneficiaries"), 422, "import_missing_columns")
+    assert await count(db, Migrant) == 0
