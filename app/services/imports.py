@@ -17,6 +17,14 @@ Rules:
   answers the import already made;
 - error messages name row, column and a code, in Chinese; they never quote a cell (the cells
   of error rows are kept in the encrypted payload for ``errors.xlsx`` only).
+
+The other kinds use the same report, payload, commit and workbooks:
+- ``beneficiaries``: paid claims of past years of persons registered in the caller's scope
+  (blind index); one claim per person, programme and year (identical already there: skipped;
+  different: an error row); written as a ``paid`` claim with its history step and payment
+  (``validate_beneficiaries``, ``_write_beneficiaries``);
+- ``migrants``: inflow and outflow records, checked as ``POST /api/v1/migrants`` checks them and
+  written through ``migrants.create_migrant`` (``validate_migrants``, ``_write_migrants``).
 """
 
 from __future__ import annotations
