@@ -273,8 +273,9 @@ def import_file(
         bool, typer.Option(help="With --commit: write nothing unless every row is valid")
     ] = False,
 ) -> None:
-    """Validate a register file (dry run) and, with --commit, write its valid rows: the same
-    service and report as POST /api/v1/imports, acting as the county (a system actor)."""
+    """Validate a file of one kind (register, beneficiaries, migrants; dry run) and, with
+    --commit, write its valid rows: the same service and report as POST /api/v1/imports, acting
+    as the county (a system actor)."""
     import uuid
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
