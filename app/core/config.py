@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import secrets
+import tempfile
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -94,6 +95,9 @@ class Settings(BaseSettings):
 
     # Days a benefit decision is publicly posted (公示) before it may be paid.
     claim_notice_days: int = Field(default=7, ge=1, le=90)
+
+    # Production refuses the embedded SQLite database unless this is set (one process only).
+    allow_sqlite: bool = False
 
     # The zone of business dates (every "today", period, day and month bucket): app/core/clock.py.
     timezone: str = "Asia/Shanghai"
@@ -208,26 +212,58 @@ SECRET_FIELDS = (
 
 
 def complete_secrets(settings: Settings) -> Settings:
-    """Fill missing secrets in development; refuse in production."""
+    """Fill missing secrets in development; refuse in production (and refuse there the
+    embedded SQLite database unless ``JIAHE_ALLOW_SQLITE=1``: one file cannot serve replicas,
+    and a production start that silently fell back to the default URL would lose its data)."""
     missing = [f for f in SECRET_FIELDS if not getattr(settings, f)]
+    if settings.env == "production":
+        if missing:
+            names = ", ".join("JIAHE_" + f.upper() for f in missing)
+            raise ConfigError(f"production refuses to start without: {names}")
+        if settings.is_sqlite and not settings.allow_sqlite:
+            raise ConfigError(
+                "production refuses the SQLite database "
+                f"({settings.database_url.split('///')[-1] or 'in memory'}): set JIAHE_DATABASE_URL to "
+                "PostgreSQL, or JIAHE_ALLOW_SQLITE=1 for a single-process installation"
+            )
+        return settings
     if not missing:
         return settings
-    if settings.env == "production":
-        names = ", ".join("JIAHE_" + f.upper() for f in missing)
-        raise ConfigError(f"production refuses to start without: {names}")
     path = Path(os.environ.get("JIAHE_DEV_SECRETS_FILE", DEV_SECRETS_FILE))
-    stored: dict[str, str] = {}
-    if path.exists():
-        stored = json.loads(path.read_text())
-    if not all(stored.get(f) for f in missing):
-        stored = {**_generate_dev_secrets(), **{k: v for k, v in stored.items() if v}}
-        path.write_text(json.dumps(stored))
-        path.chmod(0o600)
-        log.warning(
-            "generated development secrets",
-            extra={"file": str(path), "fields": missing},
-        )
+    stored = _dev_secrets(path, missing)
     return settings.model_copy(update={f: stored[f] for f in missing})
+
+
+def _dev_secrets(path: Path, missing: list[str]) -> dict[str, str]:
+    """The development secrets file's secrets, created once whatever starts at the same moment.
+
+    Two processes starting together (two replicas, a server and a CLI) must end with the same
+    keys, or one signs tokens the other refuses and stores ID numbers under another blind-index
+    key. The file is written whole into a temporary name and linked into place (``os.link``
+    fails if the name exists): exactly one writer wins, every process then reads the winner's
+    file, and no reader ever sees a half-written one."""
+    stored: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+    if all(stored.get(f) for f in missing):
+        return stored
+    fresh = {**_generate_dev_secrets(), **{k: v for k, v in stored.items() if v}}
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", dir=path.parent or Path("."))
+    try:
+        with os.fdopen(fd, "w") as out:
+            json.dump(fresh, out)
+        os.chmod(tmp, 0o600)
+        if stored:
+            os.replace(tmp, path)  # an older file lacking fields: completed, its keys kept
+        else:
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass  # another process created it first: use its keys
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    result: dict[str, str] = json.loads(path.read_text())
+    log.warning("generated development secrets", extra={"file": str(path), "fields": missing})
+    return result
 
 
 @lru_cache
