@@ -7,7 +7,7 @@ import asyncio
 from logging.config import fileConfig
 
 from alembic import context
-from sqlalchemy import Connection, pool
+from sqlalchemy import Connection, pool, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 import app.models.registry  # noqa: F401  (every table on the metadata)
@@ -46,7 +46,16 @@ def run_offline() -> None:
         context.run_migrations()
 
 
+# One migration at a time per database: every replica starting with ``serve --migrate`` (or
+# ``jiahe migrate`` run twice) takes this transaction-level advisory lock before Alembic reads
+# the schema's version; the others wait, then find nothing to do (without it two of three
+# concurrent runs crashed on the alembic_version unique key).
+MIGRATION_LOCK = 0x6A6961686500  # "jiahe" + 0
+
+
 def _run_sync(connection: Connection) -> None:
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
     _configure(connection)
     with context.begin_transaction():
         context.run_migrations()

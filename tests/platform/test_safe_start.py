@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from app.core.config import ConfigError, Settings, complete_secrets
+from tests.conftest import IS_PG
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRETS = ("jwt_private_keys", "jwt_active_kid", "field_keys", "field_active_key_id", "blind_index_key")
@@ -57,3 +58,44 @@ def test_processes_starting_together_share_one_set_of_dev_secrets(tmp_path, atte
     assert stored["blind_index_key"] == outs[0]["blind"]
     assert oct(path.stat().st_mode)[-3:] == "600"
     assert [p.name for p in tmp_path.iterdir()] == ["secrets.json"]  # no temporary file left
+
+
+@pytest.mark.skipif(not IS_PG, reason="the advisory lock is PostgreSQL's (SQLite is one process)")
+async def test_three_migrations_started_together_all_succeed(settings) -> None:
+    import asyncio
+
+    import asyncpg
+
+    base, _, _ = settings.database_url.replace("postgresql+asyncpg://", "postgresql://").rpartition("/")
+    name = f"jiahe_migrace_{os.getpid()}"
+    admin = await asyncpg.connect(base + "/postgres")
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        url = settings.database_url.rpartition("/")[0] + "/" + name
+        env = dict(os.environ, JIAHE_DATABASE_URL=url)
+
+        def migrate() -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [sys.executable, "-m", "app.cli", "migrate"],
+                cwd=ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+
+        runs = await asyncio.gather(*(asyncio.to_thread(migrate) for _ in range(3)))
+        assert [r.returncode for r in runs] == [0, 0, 0], [r.stderr[-500:] for r in runs]
+        conn = await asyncpg.connect(base + "/" + name)
+        try:
+            versions = [r[0] for r in await conn.fetch("SELECT version_num FROM alembic_version")]
+        finally:
+            await conn.close()
+        from app.core.migrations import head_revisions
+
+        assert set(versions) == set(head_revisions(url))
+    finally:
+        await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        await admin.close()
