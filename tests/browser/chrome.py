@@ -88,13 +88,23 @@ def wait_for(driver: Any, condition: Any, timeout: float = WAIT_S) -> Any:
 
 def reloaded(driver: Any, old: Any) -> bool:
     """True once ``old`` (an element of the previous page) is gone and the new page has loaded."""
-    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 
     try:
         old.is_enabled()
     except StaleElementReferenceException:
+        pass
+    except WebDriverException as exc:
+        # Asked in the middle of the navigation, chromedriver may answer that the node "does not
+        # belong to the document" (an inspector error, not a stale element): gone all the same.
+        if "does not belong to the document" not in str(exc):
+            raise
+    else:
+        return False
+    try:
         return bool(driver.execute_script("return document.readyState") == "complete")
-    return False
+    except WebDriverException:
+        return False  # the new document is not there yet: ask again
 
 
 def sign_in(driver: Any, base: str, username: str, password: str, *, next_url: str = "") -> None:
